@@ -1,0 +1,15 @@
+//! Ferry's wire protocol, with no I/O: the record batch format shared by the
+//! client, the broker and the storage engine ([`batch`]), variable-length
+//! integers ([`varint`]), frames ([`frame`]), typed messages ([`messages`]),
+//! error codes ([`error`]) and a `tokio_util` codec over frames ([`codec`]).
+//!
+//! The format of every byte is written down in `PROTOCOL.md` next to this crate.
+
+pub mod batch;
+pub mod codec;
+pub mod error;
+pub mod frame;
+pub mod messages;
+pub mod varint;
+
+pub use error::{ErrorCode, ProtocolError};

@@ -1,0 +1,126 @@
+//! Per-log configuration and its limits.
+
+use std::fmt;
+use std::str::FromStr;
+
+use ferry_protocol::batch::BATCH_BYTES_LIMIT;
+
+use crate::error::{Result, StorageError};
+
+/// When the log calls `fdatasync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FsyncPolicy {
+    /// Every append is followed by a group-committed fsync; a `durable`
+    /// append is acknowledged only after it. Loss window: none.
+    #[default]
+    Always,
+    /// Fsync every N ms; a `durable` append waits for the next one.
+    /// Loss window for `written` appends: N ms.
+    IntervalMs(u64),
+    /// No fsync on the write path; the OS writes back when it likes, and the
+    /// log still fsyncs at segment roll, checkpoints and clean shutdown.
+    /// Loss window: up to the checkpoint interval.
+    Never,
+}
+
+impl fmt::Display for FsyncPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FsyncPolicy::Always => f.write_str("always"),
+            FsyncPolicy::Never => f.write_str("never"),
+            FsyncPolicy::IntervalMs(ms) => write!(f, "{ms}"),
+        }
+    }
+}
+
+impl FromStr for FsyncPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "always" => Ok(FsyncPolicy::Always),
+            "never" => Ok(FsyncPolicy::Never),
+            other => {
+                let ms = other.trim_end_matches("ms");
+                match ms.parse::<u64>() {
+                    Ok(ms) if ms > 0 => Ok(FsyncPolicy::IntervalMs(ms)),
+                    _ => Err(format!(
+                        "fsync policy must be always, never or an interval in ms, not {s:?}"
+                    )),
+                }
+            }
+        }
+    }
+}
+
+pub const DEFAULT_SEGMENT_BYTES: u64 = 1024 * 1024 * 1024;
+/// Positions inside a segment are stored as u32 in the offset index.
+pub const SEGMENT_BYTES_LIMIT: u64 = u32::MAX as u64 - BATCH_BYTES_LIMIT as u64;
+pub const SEGMENT_BYTES_MIN: u64 = 4096;
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Roll the active segment when it would grow past this.
+    pub segment_bytes: u64,
+    /// Roll the active segment when it is older than this.
+    pub segment_ms: Option<u64>,
+    /// One offset index entry per this many log bytes.
+    pub index_interval_bytes: u64,
+    /// Preallocated size of each index file; a full index rolls the segment.
+    pub index_max_bytes: u64,
+    pub fsync: FsyncPolicy,
+    /// Delete sealed segments whose newest record is older than this.
+    pub retention_ms: Option<u64>,
+    /// Delete the oldest sealed segments while the log is larger than this.
+    pub retention_bytes: Option<u64>,
+    /// Largest batch accepted.
+    pub max_batch_bytes: usize,
+    /// Write a recovery checkpoint (fsync + checkpoint file) after this many
+    /// bytes or this much time since the last one; bounds recovery work.
+    pub checkpoint_interval_bytes: u64,
+    pub checkpoint_interval_ms: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            segment_ms: None,
+            index_interval_bytes: 4096,
+            index_max_bytes: 10 * 1024 * 1024,
+            fsync: FsyncPolicy::Always,
+            retention_ms: None,
+            retention_bytes: None,
+            max_batch_bytes: 16 * 1024 * 1024,
+            checkpoint_interval_bytes: 64 * 1024 * 1024,
+            checkpoint_interval_ms: 30_000,
+        }
+    }
+}
+
+impl LogConfig {
+    pub fn validate(&self) -> Result<()> {
+        let fail = |msg: String| Err(StorageError::Config(msg));
+        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_LIMIT).contains(&self.segment_bytes) {
+            return fail(format!(
+                "segment_bytes must be in [{SEGMENT_BYTES_MIN}, {SEGMENT_BYTES_LIMIT}], not {}",
+                self.segment_bytes
+            ));
+        }
+        if self.max_batch_bytes == 0 || self.max_batch_bytes > BATCH_BYTES_LIMIT {
+            return fail(format!(
+                "max_batch_bytes must be in [1, {BATCH_BYTES_LIMIT}]"
+            ));
+        }
+        if self.index_interval_bytes == 0 {
+            return fail("index_interval_bytes must be positive".into());
+        }
+        if self.index_max_bytes < 1024 || self.index_max_bytes > 1024 * 1024 * 1024 {
+            return fail("index_max_bytes must be in [1 KiB, 1 GiB]".into());
+        }
+        if self.segment_ms == Some(0) || self.checkpoint_interval_ms == 0 {
+            return fail("intervals must be positive".into());
+        }
+        Ok(())
+    }
+}

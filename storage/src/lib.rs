@@ -1,0 +1,24 @@
+//! Ferry's storage engine: every topic partition is a [`Log`], a directory of
+//! segments holding record batches byte for byte, with sparse offset and time
+//! indexes, group-committed fsyncs and crash recovery. It knows nothing of
+//! sockets; all file I/O goes through [`vfs::Vfs`] so tests can pull the plug.
+//!
+//! The on-disk format and the crash-safety argument are in `FORMAT.md`.
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+mod flusher;
+mod index;
+mod log;
+mod recovery;
+mod segment;
+pub mod vfs;
+
+pub use config::{FsyncPolicy, LogConfig};
+pub use error::{Result, StorageError};
+pub use flusher::Flusher;
+pub use log::{now_ms, AppendInfo, Durable, Log, LogStats, ReadResult};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,502 @@
+//! Specification tests of the log: what is written is read back, offsets are
+//! dense, time look-ups are exact, recovery keeps exactly the intact prefix,
+//! and power loss never takes an append acknowledged as durable.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ferry_protocol::batch::{BatchBuilder, BatchIter, NewRecord, RecordIter, BATCH_BYTES_LIMIT};
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::vfs::{OsFs, SimFs, SimOptions, Vfs};
+use crate::{Flusher, FsyncPolicy, Log, LogConfig, StorageError};
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}
+
+fn batch_of(values: &[Vec<u8>], timestamp_ms: i64) -> Bytes {
+    let mut builder = BatchBuilder::new();
+    for (i, value) in values.iter().enumerate() {
+        builder.push(&NewRecord {
+            timestamp_ms: timestamp_ms + i as i64,
+            value: Some(Bytes::from(value.clone())),
+            ..NewRecord::default()
+        });
+    }
+    builder.finish()
+}
+
+fn small_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 256,
+        index_max_bytes: 4096,
+        ..LogConfig::default()
+    }
+}
+
+/// Every record of the log from `from`, as (offset, value).
+fn read_all(log: &Log, from: u64) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
+    let mut out = Vec::new();
+    let mut offset = from;
+    while offset < log.end_offset() {
+        let read = log.read(offset, 1000)?;
+        assert!(
+            read.next_offset > offset,
+            "read made no progress at {offset}"
+        );
+        for item in BatchIter::new(read.data, BATCH_BYTES_LIMIT) {
+            let (header, bytes) = item.expect("served batches are intact");
+            for record in RecordIter::new(bytes, header) {
+                let record = record.expect("records decode");
+                if record.offset >= offset {
+                    out.push((record.offset, record.value.unwrap_or_default().to_vec()));
+                }
+            }
+        }
+        offset = read.next_offset;
+    }
+    Ok(out)
+}
+
+fn dir() -> PathBuf {
+    PathBuf::from("/data/p0")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn appends_read_back_exactly_with_dense_offsets_across_rolls(
+        batches in proptest::collection::vec(proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 1..8), 1..60),
+        start in 0u64..30,
+    ) {
+        let fs = SimFs::new(1);
+        let flusher = Flusher::start(1);
+        let log = Log::open(Arc::new(fs), &dir(), "t-0", small_config(), &flusher).unwrap();
+        let mut expected = Vec::new();
+        for (i, values) in batches.iter().enumerate() {
+            let info = log.append(&batch_of(values, i as i64)).unwrap();
+            prop_assert_eq!(info.base_offset, expected.len() as u64);
+            for value in values {
+                expected.push((expected.len() as u64, value.clone()));
+            }
+        }
+        prop_assert_eq!(log.end_offset(), expected.len() as u64);
+        let from = start.min(expected.len() as u64);
+        prop_assert_eq!(read_all(&log, from).unwrap(), expected[from as usize..].to_vec());
+    }
+
+    #[test]
+    fn time_lookup_finds_the_first_record_at_or_after(
+        timestamps in proptest::collection::vec(0i64..1000, 1..200),
+        probe in -10i64..1010,
+    ) {
+        let fs = SimFs::new(2);
+        let flusher = Flusher::start(1);
+        let log = Log::open(Arc::new(fs), &dir(), "t-0", small_config(), &flusher).unwrap();
+        for chunk in timestamps.chunks(3) {
+            let mut builder = BatchBuilder::new();
+            for ts in chunk {
+                builder.push(&NewRecord { timestamp_ms: *ts, value: Some(Bytes::from(vec![0u8; 100])), ..NewRecord::default() });
+            }
+            log.append(&builder.finish()).unwrap();
+        }
+        let want = timestamps.iter().position(|ts| *ts >= probe).map(|i| i as u64);
+        prop_assert_eq!(log.offset_for_timestamp(probe).unwrap(), want);
+    }
+}
+
+#[test]
+fn reading_mid_batch_returns_the_whole_batch() {
+    let flusher = Flusher::start(1);
+    let log = Log::open(
+        Arc::new(SimFs::new(3)),
+        &dir(),
+        "t-0",
+        small_config(),
+        &flusher,
+    )
+    .unwrap();
+    log.append(&batch_of(&[vec![1], vec![2], vec![3]], 0))
+        .unwrap();
+    let read = log.read(1, 10).unwrap();
+    let (header, _) = BatchIter::new(read.data, BATCH_BYTES_LIMIT)
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!((header.base_offset, header.record_count), (0, 3));
+    assert_eq!(read.next_offset, 3);
+    assert!(log.read(3, 10).unwrap().data.is_empty());
+    assert!(matches!(
+        log.read(4, 10),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn clean_reopen_keeps_everything_and_continues() {
+    let fs = SimFs::new(4);
+    let flusher = Flusher::start(1);
+    let log = Log::open(
+        Arc::new(fs.clone()),
+        &dir(),
+        "t-0",
+        small_config(),
+        &flusher,
+    )
+    .unwrap();
+    for i in 0..50u8 {
+        log.append(&batch_of(&[vec![i; 100]], i64::from(i)))
+            .unwrap();
+    }
+    let before = read_all(&log, 0).unwrap();
+    log.close().unwrap();
+    assert!(
+        log.append(&batch_of(&[vec![0]], 0)).is_err(),
+        "closed log refuses appends"
+    );
+    // A power loss right after a clean close loses nothing.
+    let fs = fs.power_loss(77);
+    let log = Log::open(Arc::new(fs), &dir(), "t-0", small_config(), &flusher).unwrap();
+    assert_eq!(read_all(&log, 0).unwrap(), before);
+    assert!(log.stats().segment_count > 1);
+    assert_eq!(
+        log.append(&batch_of(&[vec![9]], 99)).unwrap().base_offset,
+        50
+    );
+}
+
+/// Builds a log of `n` one-record batches on a real temp dir, returns the
+/// path of its only segment and the byte position where each batch starts.
+fn log_with_batches(vfs: Arc<dyn Vfs>, path: &Path, n: u8, flusher: &Flusher) -> Vec<u64> {
+    let config = LogConfig {
+        index_interval_bytes: 64,
+        ..LogConfig::default()
+    };
+    let log = Log::open(vfs, path, "t-0", config, flusher).unwrap();
+    let mut positions = vec![0u64];
+    for i in 0..n {
+        let batch = batch_of(&[vec![i; 40]], i64::from(i));
+        positions.push(positions.last().unwrap() + batch.len() as u64);
+        log.append(&batch).unwrap();
+    }
+    log.sync().unwrap();
+    // Dropped without close: an unclean shutdown.
+    positions
+}
+
+#[test]
+fn torn_or_flipped_tail_recovers_exactly_the_intact_prefix() {
+    let flusher = Flusher::start(1);
+    let segment = dir().join("00000000000000000000.log");
+    let base = SimFs::new(5);
+    let positions = log_with_batches(Arc::new(base.clone()), &dir(), 20, &flusher);
+    let image = base.read_file(&segment).unwrap();
+    // The checkpoint is written at open only, so the whole segment is "tail".
+    let config = LogConfig {
+        index_interval_bytes: 64,
+        ..LogConfig::default()
+    };
+    for cut in (0..image.len()).step_by(7) {
+        for mode in 0..3 {
+            let fs = base.power_loss(0);
+            let mut bytes = image.clone();
+            match mode {
+                0 => bytes.truncate(cut),
+                1 => bytes[cut] ^= 0x10,
+                _ => bytes[cut..].iter_mut().for_each(|b| *b = 0),
+            }
+            // The intact prefix: leading batches whose bytes are all still there, unchanged.
+            let intact = positions
+                .windows(2)
+                .take_while(|w| {
+                    bytes.get(w[0] as usize..w[1] as usize)
+                        == Some(&image[w[0] as usize..w[1] as usize])
+                })
+                .count();
+            fs.write_file(&segment, bytes);
+            // Remove the checkpoint written at first open so recovery scans from 0.
+            let _ = fs.remove_file(&dir().join("recovery-checkpoint"));
+            let log = Log::open(Arc::new(fs), &dir(), "t-0", config.clone(), &flusher).unwrap();
+            let records = read_all(&log, 0).unwrap();
+            assert_eq!(records.len(), intact, "mode {mode} cut {cut}");
+            for (i, (offset, value)) in records.iter().enumerate() {
+                assert_eq!((*offset, value.as_slice()), (i as u64, &[i as u8; 40][..]));
+            }
+            assert_eq!(
+                log.append(&batch_of(&[vec![1]], 0)).unwrap().base_offset,
+                intact as u64
+            );
+        }
+    }
+}
+
+#[test]
+fn power_loss_never_loses_a_durable_append() {
+    let seeds: u64 = std::env::var("FERRY_POWER_LOSS_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    let flusher = Flusher::start(2);
+    for seed in 0..seeds {
+        run_power_loss_schedule(seed, &flusher);
+    }
+}
+
+fn run_power_loss_schedule(seed: u64, flusher: &Flusher) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let config = LogConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 128,
+        index_max_bytes: 1024,
+        checkpoint_interval_bytes: rng.gen_range(512..8192),
+        ..LogConfig::default()
+    };
+    let mut fs = SimFs::new(seed);
+    let mut acked: Vec<(u64, Vec<u8>)> = Vec::new();
+    for round in 0..3 {
+        let log = Log::open(Arc::new(fs.clone()), &dir(), "t-0", config.clone(), flusher)
+            .unwrap_or_else(|e| panic!("seed {seed} round {round}: reopen failed: {e}"));
+        let have = read_all(&log, log.start_offset()).unwrap();
+        for (offset, value) in &acked {
+            assert_eq!(
+                have.get(*offset as usize).map(|(o, v)| (*o, v)),
+                Some((*offset, value)),
+                "seed {seed} round {round}: durable record {offset} lost"
+            );
+        }
+        for _ in 0..rng.gen_range(1..40) {
+            let n = rng.gen_range(1..4);
+            let values: Vec<Vec<u8>> = (0..n)
+                .map(|_| vec![rng.gen(); rng.gen_range(0..200)])
+                .collect();
+            let info = log.append(&batch_of(&values, 0)).unwrap();
+            if rng.gen_bool(0.5) {
+                block_on(log.wait_durable(info.last_offset + 1)).unwrap();
+                for (i, value) in values.into_iter().enumerate() {
+                    acked.push((info.base_offset + i as u64, value));
+                }
+            }
+        }
+        fs = fs.power_loss(seed * 31 + round);
+    }
+}
+
+#[test]
+fn failed_fsync_makes_the_log_read_only_and_acks_nothing_in_the_window() {
+    let flusher = Flusher::start(1);
+    let fs = SimFs::new(6);
+    let log = Log::open(
+        Arc::new(fs.clone()),
+        &dir(),
+        "t-0",
+        small_config(),
+        &flusher,
+    )
+    .unwrap();
+    let first = log.append(&batch_of(&[vec![1]], 0)).unwrap();
+    block_on(log.wait_durable(first.last_offset + 1)).unwrap();
+    fs.set_options(SimOptions {
+        sync_failure_probability: 1.0,
+    });
+    let second = log.append(&batch_of(&[vec![2]], 0)).unwrap();
+    let waited = block_on(log.wait_durable(second.last_offset + 1));
+    assert!(
+        matches!(waited, Err(StorageError::ReadOnly(_))),
+        "{waited:?}"
+    );
+    assert!(matches!(
+        log.append(&batch_of(&[vec![3]], 0)),
+        Err(StorageError::ReadOnly(_))
+    ));
+    assert!(log.health_problem().unwrap().contains("read-only"));
+    assert_eq!(
+        log.read(0, 100).unwrap().next_offset,
+        1,
+        "reads keep working"
+    );
+    // Even if a later fsync "succeeds", the failed window is not durable.
+    fs.set_options(SimOptions::default());
+    let after = Log::open(
+        Arc::new(fs.power_loss(1)),
+        &dir(),
+        "t-0",
+        small_config(),
+        &flusher,
+    )
+    .unwrap();
+    assert_eq!(after.end_offset(), 1);
+}
+
+#[test]
+fn corruption_in_sealed_data_fences_instead_of_truncating() {
+    let flusher = Flusher::start(1);
+    let fs = SimFs::new(8);
+    let log = Log::open(
+        Arc::new(fs.clone()),
+        &dir(),
+        "t-0",
+        small_config(),
+        &flusher,
+    )
+    .unwrap();
+    for i in 0..100u8 {
+        let info = log.append(&batch_of(&[vec![i; 100]], 0)).unwrap();
+        block_on(log.wait_durable(info.last_offset + 1)).unwrap();
+    }
+    assert!(log.stats().segment_count >= 3);
+    log.sync().unwrap();
+    drop(log);
+    let fs = fs.power_loss(3);
+    // Flip a byte in the body of the 5th batch of the first (sealed) segment.
+    let segment = dir().join("00000000000000000000.log");
+    let mut bytes = fs.read_file(&segment).unwrap();
+    let batch_bytes = batch_of(&[vec![0; 100]], 0).len();
+    bytes[4 * batch_bytes + 60] ^= 0x01;
+    fs.write_file(&segment, bytes);
+    let log = Log::open(Arc::new(fs), &dir(), "t-0", small_config(), &flusher).unwrap();
+    assert_eq!(log.end_offset(), 100, "nothing truncated");
+    assert!(read_all(&log, 0)
+        .unwrap_err()
+        .to_string()
+        .contains("corrupt"));
+    assert!(matches!(
+        log.read(4, 1000),
+        Err(StorageError::CorruptData { offset: 4, .. })
+    ));
+    let prefix = log.read(0, 100_000).unwrap();
+    assert_eq!(
+        prefix.next_offset, 4,
+        "intact batches before the corruption are served"
+    );
+    assert!(matches!(
+        log.read(50, 1000),
+        Err(StorageError::CorruptData { .. })
+    ));
+    assert!(matches!(
+        log.append(&batch_of(&[vec![1]], 0)),
+        Err(StorageError::CorruptData { .. })
+    ));
+}
+
+#[test]
+fn verify_pass_finds_bit_rot_without_a_read() {
+    let flusher = Flusher::start(1);
+    let fs = SimFs::new(9);
+    let log = Log::open(
+        Arc::new(fs.clone()),
+        &dir(),
+        "t-0",
+        small_config(),
+        &flusher,
+    )
+    .unwrap();
+    for i in 0..10u8 {
+        log.append(&batch_of(&[vec![i; 100]], 0)).unwrap();
+    }
+    log.close().unwrap();
+    let segment = dir().join("00000000000000000000.log");
+    let mut bytes = fs.read_file(&segment).unwrap();
+    let len = bytes.len();
+    bytes[len - 5] ^= 0xff;
+    fs.write_file(&segment, bytes);
+    let log = Log::open(Arc::new(fs), &dir(), "t-0", small_config(), &flusher).unwrap();
+    assert_eq!(log.verify().unwrap(), Some(9));
+    assert!(log.health_problem().unwrap().contains("fenced at offset 9"));
+}
+
+#[test]
+fn retention_deletes_whole_old_segments_and_moves_the_start() {
+    let flusher = Flusher::start(1);
+    let config = LogConfig {
+        retention_bytes: Some(8192),
+        ..small_config()
+    };
+    let log = Log::open(Arc::new(SimFs::new(10)), &dir(), "t-0", config, &flusher).unwrap();
+    for i in 0..200u8 {
+        log.append(&batch_of(&[vec![i; 100]], 0)).unwrap();
+    }
+    log.sync().unwrap();
+    let before = log.stats();
+    let deleted = log.apply_retention(crate::now_ms()).unwrap();
+    let after = log.stats();
+    assert!(deleted > 0);
+    assert!(after.size_bytes >= 8192 && after.size_bytes < before.size_bytes);
+    assert!(after.start_offset > 0);
+    assert!(matches!(
+        log.read(0, 100),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    assert!(log.read(after.start_offset, 100).is_ok());
+
+    let by_age = LogConfig {
+        retention_ms: Some(1000),
+        ..small_config()
+    };
+    let dir2 = PathBuf::from("/data/p1");
+    let log = Log::open(Arc::new(SimFs::new(11)), &dir2, "t-1", by_age, &flusher).unwrap();
+    let now = crate::now_ms() as i64;
+    for i in 0..100u8 {
+        let ts = if i < 60 { now - 10_000 } else { now };
+        log.append(&batch_of(&[vec![i; 100]], ts)).unwrap();
+    }
+    log.sync().unwrap();
+    assert!(log.apply_retention(now as u64).unwrap() > 0);
+    let start = log.start_offset();
+    assert!(
+        start > 0 && start <= 60,
+        "only expired segments go (start {start})"
+    );
+}
+
+#[test]
+fn concurrent_durable_appends_share_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let flusher = Flusher::start(2);
+    let config = LogConfig {
+        fsync: FsyncPolicy::Always,
+        ..LogConfig::default()
+    };
+    let log = Log::open(Arc::new(OsFs::new()), dir.path(), "t-0", config, &flusher).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let appenders = 16;
+    let per_appender = 50;
+    runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for a in 0..appenders {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..per_appender {
+                    let info = log
+                        .append(&batch_of(&[vec![a as u8; 1024], vec![i as u8; 1024]], 0))
+                        .unwrap();
+                    log.wait_durable(info.last_offset + 1).await.unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    let stats = log.stats();
+    assert_eq!(stats.durable_offset, (appenders * per_appender * 2) as u64);
+    assert!(
+        stats.fsyncs < (appenders * per_appender) as u64 / 2,
+        "{} fsyncs for {} appends: not group-committed",
+        stats.fsyncs,
+        appenders * per_appender
+    );
+}
