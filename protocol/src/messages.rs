@@ -1,1 +1,448 @@
-//! Placeholder
+//! Typed request and response bodies (prost messages, tags are stable) and
+//! the API keys that select them. Record data travels as raw batches in
+//! `bytes` fields, decoded zero-copy from the frame.
+
+use bytes::Bytes;
+use prost::Message;
+
+use crate::error::ErrorCode;
+use crate::frame::FrameHeader;
+
+/// Protocol versions this crate speaks (every API is at version 1).
+pub const PROTOCOL_VERSION_MIN: u16 = 1;
+pub const PROTOCOL_VERSION_MAX: u16 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum ApiKey {
+    Handshake = 1,
+    CreateTopic = 2,
+    DeleteTopic = 3,
+    ListTopics = 4,
+    DescribeTopic = 5,
+    Produce = 6,
+    Fetch = 7,
+    ListOffsets = 8,
+}
+
+impl ApiKey {
+    pub const ALL: [ApiKey; 8] = [
+        ApiKey::Handshake,
+        ApiKey::CreateTopic,
+        ApiKey::DeleteTopic,
+        ApiKey::ListTopics,
+        ApiKey::DescribeTopic,
+        ApiKey::Produce,
+        ApiKey::Fetch,
+        ApiKey::ListOffsets,
+    ];
+
+    pub fn from_u16(value: u16) -> Option<ApiKey> {
+        ApiKey::ALL.iter().copied().find(|k| *k as u16 == value)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ApiKey::Handshake => "handshake",
+            ApiKey::CreateTopic => "create_topic",
+            ApiKey::DeleteTopic => "delete_topic",
+            ApiKey::ListTopics => "list_topics",
+            ApiKey::DescribeTopic => "describe_topic",
+            ApiKey::Produce => "produce",
+            ApiKey::Fetch => "fetch",
+            ApiKey::ListOffsets => "list_offsets",
+        }
+    }
+}
+
+/// Produce acknowledgement level. The zero value is `Durable`, so a client
+/// that does not say gets the safe default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u32)]
+pub enum Acks {
+    /// Answered after the batch is fsynced (group-committed).
+    #[default]
+    Durable = 0,
+    /// Answered after the batch is written to the log (page cache).
+    Written = 1,
+    /// No response at all; the client cannot learn the offset or an error.
+    None = 2,
+}
+
+impl Acks {
+    pub fn from_u32(value: u32) -> Option<Acks> {
+        match value {
+            0 => Some(Acks::Durable),
+            1 => Some(Acks::Written),
+            2 => Some(Acks::None),
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for Acks {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "durable" | "all" => Ok(Acks::Durable),
+            "written" | "1" => Ok(Acks::Written),
+            "none" | "0" => Ok(Acks::None),
+            _ => Err(format!("acks must be none, written or durable, not {s:?}")),
+        }
+    }
+}
+
+/// Sent with `FLAG_ERROR` when a request cannot be answered with its own
+/// response type (unknown API key or version, undecodable body, ...).
+#[derive(Clone, PartialEq, Message)]
+pub struct ErrorResponse {
+    #[prost(uint32, tag = "1")]
+    pub error_code: u32,
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct HandshakeRequest {
+    #[prost(string, tag = "1")]
+    pub client_id: String,
+    #[prost(uint32, tag = "2")]
+    pub min_version: u32,
+    #[prost(uint32, tag = "3")]
+    pub max_version: u32,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct HandshakeResponse {
+    #[prost(uint32, tag = "1")]
+    pub error_code: u32,
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+    #[prost(string, tag = "3")]
+    pub broker_version: String,
+    #[prost(uint32, tag = "4")]
+    pub min_version: u32,
+    #[prost(uint32, tag = "5")]
+    pub max_version: u32,
+    #[prost(uint32, tag = "6")]
+    pub max_frame_bytes: u32,
+    #[prost(uint32, tag = "7")]
+    pub max_batch_bytes: u32,
+    #[prost(uint32, tag = "8")]
+    pub max_in_flight_requests: u32,
+}
+
+/// Per-topic settings; unset fields take the broker's defaults.
+#[derive(Clone, PartialEq, Message)]
+pub struct TopicConfig {
+    #[prost(uint32, tag = "1")]
+    pub partitions: u32,
+    #[prost(uint64, optional, tag = "2")]
+    pub retention_ms: Option<u64>,
+    #[prost(uint64, optional, tag = "3")]
+    pub retention_bytes: Option<u64>,
+    #[prost(uint64, optional, tag = "4")]
+    pub segment_bytes: Option<u64>,
+    /// "always", "never" or an interval in ms.
+    #[prost(string, optional, tag = "5")]
+    pub fsync: Option<String>,
+    #[prost(uint64, optional, tag = "6")]
+    pub segment_ms: Option<u64>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct CreateTopicRequest {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(message, optional, tag = "2")]
+    pub config: Option<TopicConfig>,
+}
+
+/// The response of requests that return nothing but success or an error.
+#[derive(Clone, PartialEq, Message)]
+pub struct StatusResponse {
+    #[prost(uint32, tag = "1")]
+    pub error_code: u32,
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct DeleteTopicRequest {
+    #[prost(string, tag = "1")]
+    pub name: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ListTopicsRequest {}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct TopicSummary {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(uint32, tag = "2")]
+    pub partitions: u32,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ListTopicsResponse {
+    #[prost(uint32, tag = "1")]
+    pub error_code: u32,
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+    #[prost(message, repeated, tag = "3")]
+    pub topics: Vec<TopicSummary>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct DescribeTopicRequest {
+    #[prost(string, tag = "1")]
+    pub name: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct PartitionInfo {
+    #[prost(uint32, tag = "1")]
+    pub partition: u32,
+    #[prost(uint64, tag = "2")]
+    pub start_offset: u64,
+    #[prost(uint64, tag = "3")]
+    pub end_offset: u64,
+    #[prost(uint64, tag = "4")]
+    pub size_bytes: u64,
+    #[prost(uint64, tag = "5")]
+    pub segments: u64,
+    #[prost(uint64, tag = "6")]
+    pub durable_offset: u64,
+    /// Empty when healthy, else why the partition is fenced or read-only.
+    #[prost(string, tag = "7")]
+    pub problem: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct DescribeTopicResponse {
+    #[prost(uint32, tag = "1")]
+    pub error_code: u32,
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+    #[prost(string, tag = "3")]
+    pub name: String,
+    #[prost(message, optional, tag = "4")]
+    pub config: Option<TopicConfig>,
+    #[prost(message, repeated, tag = "5")]
+    pub partitions: Vec<PartitionInfo>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ProduceRequest {
+    #[prost(string, tag = "1")]
+    pub topic: String,
+    #[prost(uint32, tag = "2")]
+    pub partition: u32,
+    /// An [`Acks`] value.
+    #[prost(uint32, tag = "3")]
+    pub acks: u32,
+    /// One record batch (see the batch format).
+    #[prost(bytes = "bytes", tag = "4")]
+    pub records: Bytes,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ProduceResponse {
+    #[prost(uint32, tag = "1")]
+    pub error_code: u32,
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+    #[prost(uint64, tag = "3")]
+    pub base_offset: u64,
+    #[prost(uint64, tag = "4")]
+    pub last_offset: u64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct FetchRequest {
+    #[prost(string, tag = "1")]
+    pub topic: String,
+    #[prost(uint32, tag = "2")]
+    pub partition: u32,
+    #[prost(uint64, tag = "3")]
+    pub offset: u64,
+    /// Upper bound on the records returned (at least one batch is returned).
+    #[prost(uint32, tag = "4")]
+    pub max_bytes: u32,
+    /// Long polling: wait up to this long for `min_bytes` to be available.
+    #[prost(uint32, tag = "5")]
+    pub max_wait_ms: u32,
+    #[prost(uint32, tag = "6")]
+    pub min_bytes: u32,
+}
+
+/// Tag of `FetchResponse::records`, sent last as a zero-copy tail.
+pub const FETCH_RECORDS_TAG: u32 = 15;
+
+#[derive(Clone, PartialEq, Message)]
+pub struct FetchResponse {
+    #[prost(uint32, tag = "1")]
+    pub error_code: u32,
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+    #[prost(uint64, tag = "3")]
+    pub start_offset: u64,
+    #[prost(uint64, tag = "4")]
+    pub end_offset: u64,
+    /// Where the next fetch should start.
+    #[prost(uint64, tag = "5")]
+    pub next_offset: u64,
+    /// Whole record batches, back to back; the first may start before the
+    /// requested offset (the client skips those records).
+    #[prost(bytes = "bytes", tag = "15")]
+    pub records: Bytes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum OffsetSpec {
+    Earliest = 0,
+    Latest = 1,
+    Timestamp = 2,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ListOffsetsRequest {
+    #[prost(string, tag = "1")]
+    pub topic: String,
+    #[prost(uint32, tag = "2")]
+    pub partition: u32,
+    /// An [`OffsetSpec`] value.
+    #[prost(uint32, tag = "3")]
+    pub spec: u32,
+    #[prost(int64, tag = "4")]
+    pub timestamp_ms: i64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ListOffsetsResponse {
+    #[prost(uint32, tag = "1")]
+    pub error_code: u32,
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+    /// For a timestamp with no record at or after it: the end offset.
+    #[prost(uint64, tag = "3")]
+    pub offset: u64,
+}
+
+/// A decoded request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Handshake(HandshakeRequest),
+    CreateTopic(CreateTopicRequest),
+    DeleteTopic(DeleteTopicRequest),
+    ListTopics(ListTopicsRequest),
+    DescribeTopic(DescribeTopicRequest),
+    Produce(ProduceRequest),
+    Fetch(FetchRequest),
+    ListOffsets(ListOffsetsRequest),
+}
+
+impl Request {
+    /// Decodes a request body. Errors carry the code to answer with.
+    pub fn decode(header: &FrameHeader, body: Bytes) -> Result<Request, (ErrorCode, String)> {
+        let Some(key) = ApiKey::from_u16(header.api_key) else {
+            return Err((
+                ErrorCode::UnknownApiKey,
+                format!("unknown api key {}", header.api_key),
+            ));
+        };
+        if !(PROTOCOL_VERSION_MIN..=PROTOCOL_VERSION_MAX).contains(&header.api_version) {
+            return Err((
+                ErrorCode::UnsupportedVersion,
+                format!(
+                    "{} version {} is not supported (supported: {PROTOCOL_VERSION_MIN}..={PROTOCOL_VERSION_MAX})",
+                    key.name(),
+                    header.api_version
+                ),
+            ));
+        }
+        let bad = |e: prost::DecodeError| {
+            (
+                ErrorCode::InvalidRequest,
+                format!("{} body does not decode: {e}", key.name()),
+            )
+        };
+        Ok(match key {
+            ApiKey::Handshake => Request::Handshake(HandshakeRequest::decode(body).map_err(bad)?),
+            ApiKey::CreateTopic => {
+                Request::CreateTopic(CreateTopicRequest::decode(body).map_err(bad)?)
+            }
+            ApiKey::DeleteTopic => {
+                Request::DeleteTopic(DeleteTopicRequest::decode(body).map_err(bad)?)
+            }
+            ApiKey::ListTopics => {
+                Request::ListTopics(ListTopicsRequest::decode(body).map_err(bad)?)
+            }
+            ApiKey::DescribeTopic => {
+                Request::DescribeTopic(DescribeTopicRequest::decode(body).map_err(bad)?)
+            }
+            ApiKey::Produce => Request::Produce(ProduceRequest::decode(body).map_err(bad)?),
+            ApiKey::Fetch => Request::Fetch(FetchRequest::decode(body).map_err(bad)?),
+            ApiKey::ListOffsets => {
+                Request::ListOffsets(ListOffsetsRequest::decode(body).map_err(bad)?)
+            }
+        })
+    }
+
+    pub fn api_key(&self) -> ApiKey {
+        match self {
+            Request::Handshake(_) => ApiKey::Handshake,
+            Request::CreateTopic(_) => ApiKey::CreateTopic,
+            Request::DeleteTopic(_) => ApiKey::DeleteTopic,
+            Request::ListTopics(_) => ApiKey::ListTopics,
+            Request::DescribeTopic(_) => ApiKey::DescribeTopic,
+            Request::Produce(_) => ApiKey::Produce,
+            Request::Fetch(_) => ApiKey::Fetch,
+            Request::ListOffsets(_) => ApiKey::ListOffsets,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn garbage_bodies_give_errors_not_panics(key in 0u16..20, version in 0u16..3, body in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let header = FrameHeader::request(key, version, 1);
+            let _ = Request::decode(&header, Bytes::from(body));
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_versions_map_to_codes() {
+        let unknown = Request::decode(&FrameHeader::request(999, 1, 1), Bytes::new()).unwrap_err();
+        assert_eq!(unknown.0, ErrorCode::UnknownApiKey);
+        let version = Request::decode(
+            &FrameHeader::request(ApiKey::Fetch as u16, 9, 1),
+            Bytes::new(),
+        )
+        .unwrap_err();
+        assert_eq!(version.0, ErrorCode::UnsupportedVersion);
+        let produce = ProduceRequest {
+            topic: "t".into(),
+            records: Bytes::from_static(b"abc"),
+            ..ProduceRequest::default()
+        };
+        let decoded = Request::decode(
+            &FrameHeader::request(ApiKey::Produce as u16, 1, 1),
+            produce.encode_to_vec().into(),
+        )
+        .unwrap();
+        assert_eq!(decoded, Request::Produce(produce));
+        assert_eq!(
+            Acks::from_u32(ProduceRequest::default().acks),
+            Some(Acks::Durable)
+        );
+    }
+}
