@@ -1,0 +1,45 @@
+//! Handshake: the first request on every connection. Answers with the
+//! protocol versions and limits this broker enforces.
+
+use ferry_protocol::frame::{FrameHeader, OutFrame};
+use ferry_protocol::messages::{
+    HandshakeRequest, HandshakeResponse, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN,
+};
+use ferry_protocol::ErrorCode;
+
+use super::respond;
+use crate::broker::Broker;
+
+pub fn handshake_reply(
+    broker: &Broker,
+    header: FrameHeader,
+    request: &HandshakeRequest,
+) -> OutFrame {
+    let overlap = request.min_version <= u32::from(PROTOCOL_VERSION_MAX)
+        && request.max_version >= u32::from(PROTOCOL_VERSION_MIN);
+    let (error_code, error_message) = if overlap {
+        (ErrorCode::None, String::new())
+    } else {
+        (
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "client speaks versions {}..={}, broker {PROTOCOL_VERSION_MIN}..={PROTOCOL_VERSION_MAX}",
+                request.min_version, request.max_version
+            ),
+        )
+    };
+    tracing::debug!(client_id = %request.client_id, "handshake");
+    respond(
+        header,
+        &HandshakeResponse {
+            error_code: error_code.as_u32(),
+            error_message,
+            broker_version: env!("CARGO_PKG_VERSION").to_string(),
+            min_version: u32::from(PROTOCOL_VERSION_MIN),
+            max_version: u32::from(PROTOCOL_VERSION_MAX),
+            max_frame_bytes: broker.config.max_frame_bytes as u32,
+            max_batch_bytes: broker.config.max_batch_bytes as u32,
+            max_in_flight_requests: broker.config.max_in_flight_requests as u32,
+        },
+    )
+}

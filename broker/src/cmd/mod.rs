@@ -1,0 +1,114 @@
+//! Request handlers, one file per API. `dispatch` turns a decoded request
+//! into a [`Reply`]: an immediate frame, a future (durable waits, long polls,
+//! admin work on the blocking pool), or nothing (produce with acks = none).
+//!
+//! Anything order-sensitive (appending a batch) happens synchronously inside
+//! `dispatch`, in the order requests arrived on the connection; only the
+//! waiting is deferred, so pipelined produces to a partition stay in order.
+
+mod admin;
+mod fetch;
+mod handshake;
+mod produce;
+
+use std::sync::Arc;
+
+use ferry_protocol::frame::{encode_frame, FrameHeader, OutFrame, FLAG_ERROR};
+use ferry_protocol::messages::{ErrorResponse, Request, StatusResponse};
+use ferry_protocol::ErrorCode;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use tracing::Instrument;
+
+use crate::broker::Broker;
+use crate::error::BrokerError;
+use crate::metrics::Metrics;
+
+pub use handshake::handshake_reply;
+
+pub enum Reply {
+    Now(OutFrame),
+    Later(BoxFuture<'static, OutFrame>),
+    Nothing,
+}
+
+pub fn dispatch(broker: &Arc<Broker>, header: FrameHeader, request: Request) -> Reply {
+    let key = request.api_key();
+    broker.metrics.count_request(key);
+    let span = tracing::debug_span!(
+        "request",
+        api = key.name(),
+        correlation_id = header.correlation_id
+    );
+    let reply = span.in_scope(|| match request {
+        Request::Handshake(req) => Reply::Now(handshake_reply(broker, header, &req)),
+        Request::CreateTopic(req) => admin::create_topic(broker, header, req),
+        Request::DeleteTopic(req) => admin::delete_topic(broker, header, req),
+        Request::ListTopics(_) => admin::list_topics(broker, header),
+        Request::DescribeTopic(req) => admin::describe_topic(broker, header, req),
+        Request::Produce(req) => produce::produce(broker, header, req),
+        Request::Fetch(req) => fetch::fetch(broker, header, req),
+        Request::ListOffsets(req) => admin::list_offsets(broker, header, req),
+    });
+    match reply {
+        Reply::Later(future) => Reply::Later(future.instrument(span).boxed()),
+        other => other,
+    }
+}
+
+/// A response frame for `message`.
+pub fn respond<M: prost::Message>(header: FrameHeader, message: &M) -> OutFrame {
+    encode_frame(header.response(), message, None)
+}
+
+/// Every response message has `error_code = 1` and `error_message = 2`, so
+/// an error answer to any API is a `StatusResponse` with those two set.
+pub fn respond_error(broker: &Broker, header: FrameHeader, error: &BrokerError) -> OutFrame {
+    Metrics::add(&broker.metrics.request_errors, 1);
+    let code = error.code();
+    tracing::debug!(code = code.name(), %error, "request failed");
+    respond(
+        header,
+        &StatusResponse {
+            error_code: code.as_u32(),
+            error_message: error.to_string(),
+        },
+    )
+}
+
+/// A protocol-level error (unknown API, undecodable body): `FLAG_ERROR` set.
+pub fn protocol_error(header: FrameHeader, code: ErrorCode, message: String) -> OutFrame {
+    let mut response = header.response();
+    response.flags |= FLAG_ERROR;
+    encode_frame(
+        response,
+        &ErrorResponse {
+            error_code: code.as_u32(),
+            error_message: message,
+        },
+        None,
+    )
+}
+
+/// Runs blocking work (file creation, fsyncs) off the async workers.
+pub fn blocking<F>(broker: &Arc<Broker>, header: FrameHeader, work: F) -> Reply
+where
+    F: FnOnce(&Broker) -> Result<OutFrame, BrokerError> + Send + 'static,
+{
+    let broker = broker.clone();
+    Reply::Later(
+        async move {
+            let worker = broker.clone();
+            match tokio::task::spawn_blocking(move || work(&worker)).await {
+                Ok(Ok(frame)) => frame,
+                Ok(Err(error)) => respond_error(&broker, header, &error),
+                Err(join) => respond_error(
+                    &broker,
+                    header,
+                    &BrokerError::Metadata(format!("admin task failed: {join}")),
+                ),
+            }
+        }
+        .boxed(),
+    )
+}

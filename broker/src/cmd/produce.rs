@@ -1,0 +1,117 @@
+//! Produce: validate every batch of the request (header, CRC and a walk of
+//! every record), append them in arrival order, then answer at the requested
+//! ack level: `written` at once, `durable` when the group commit covering
+//! the last batch completes, `none` never.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ferry_protocol::batch::{self, BatchHeader};
+use ferry_protocol::frame::{FrameHeader, FLAG_NO_RESPONSE};
+use ferry_protocol::messages::{Acks, ProduceRequest, ProduceResponse};
+use futures::FutureExt;
+
+use super::{respond, respond_error, Reply};
+use crate::broker::Broker;
+use crate::error::BrokerError;
+use crate::metrics::Metrics;
+
+/// Batches one produce request may carry.
+pub const PRODUCE_BATCHES_LIMIT: usize = 1024;
+
+pub fn produce(broker: &Arc<Broker>, header: FrameHeader, request: ProduceRequest) -> Reply {
+    let acks = Acks::from_u32(request.acks);
+    let silent = acks == Some(Acks::None) || header.has(FLAG_NO_RESPONSE);
+    let result = append(broker, &request, acks);
+    if silent {
+        if let Err(error) = result {
+            tracing::debug!(%error, "produce with acks=none failed");
+        }
+        return Reply::Nothing;
+    }
+    let (base_offset, last_offset, log) = match result {
+        Ok(appended) => appended,
+        Err(error) => return Reply::Now(respond_error(broker, header, &error)),
+    };
+    let response = ProduceResponse {
+        base_offset,
+        last_offset,
+        ..ProduceResponse::default()
+    };
+    if acks != Some(Acks::Durable) {
+        return Reply::Now(respond(header, &response));
+    }
+    let durable = log.wait_durable(last_offset + 1);
+    let broker = broker.clone();
+    Reply::Later(
+        async move {
+            match durable.await {
+                Ok(()) => respond(header, &response),
+                Err(error) => respond_error(&broker, header, &error.into()),
+            }
+        }
+        .boxed(),
+    )
+}
+
+fn append(
+    broker: &Broker,
+    request: &ProduceRequest,
+    acks: Option<Acks>,
+) -> Result<(u64, u64, ferry_storage::Log), BrokerError> {
+    if acks.is_none() {
+        return Err(BrokerError::InvalidRequest(format!(
+            "unknown acks value {}",
+            request.acks
+        )));
+    }
+    let log = broker.topics.partition(&request.topic, request.partition)?;
+    let batches = split_batches(&request.records, broker.config.max_batch_bytes)?;
+    let mut first = None;
+    let mut last = 0;
+    for (header, bytes) in &batches {
+        let info = log.append(bytes)?;
+        first.get_or_insert(info.base_offset);
+        last = info.last_offset;
+        Metrics::add(
+            &broker.metrics.produce_records,
+            u64::from(header.record_count),
+        );
+        Metrics::add(&broker.metrics.produce_bytes, bytes.len() as u64);
+    }
+    let first = first.ok_or_else(|| {
+        BrokerError::InvalidRequest("produce request carries no record batch".into())
+    })?;
+    Ok((first, last, log))
+}
+
+/// Every batch in `records`, each fully validated, before any is appended.
+fn split_batches(
+    records: &Bytes,
+    max_batch_bytes: usize,
+) -> Result<Vec<(BatchHeader, Bytes)>, BrokerError> {
+    let mut batches = Vec::new();
+    let mut position = 0;
+    while position < records.len() {
+        let Some((_, total)) = batch::peek_length(&records[position..]) else {
+            return Err(BrokerError::InvalidBatch(
+                ferry_protocol::ProtocolError::Malformed("trailing bytes after the last batch"),
+            ));
+        };
+        if total > records.len() - position {
+            return Err(BrokerError::InvalidBatch(
+                ferry_protocol::ProtocolError::Malformed("batch length runs past the request"),
+            ));
+        }
+        if batches.len() == PRODUCE_BATCHES_LIMIT {
+            return Err(BrokerError::InvalidRequest(format!(
+                "more than {PRODUCE_BATCHES_LIMIT} batches in one produce request"
+            )));
+        }
+        let bytes = records.slice(position..position + total);
+        let header = batch::validate_batch(&bytes, max_batch_bytes)?;
+        batches.push((header, bytes));
+        position += total;
+    }
+    Ok(batches)
+}

@@ -1,0 +1,226 @@
+//! Broker configuration: command-line flags, each also an environment
+//! variable `FERRY_*` and a key of an optional TOML file (`--config`).
+//! Precedence: flag > environment > file > built-in default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use ferry_storage::{FsyncPolicy, LogConfig};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Ferry message broker.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "ferry-broker", version, about)]
+pub struct Config {
+    /// TOML file with any of the settings below (keys as the flags, with `_`).
+    #[arg(long, env = "FERRY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "FERRY_LISTEN", default_value = "127.0.0.1:7171")]
+    pub listen: SocketAddr,
+    /// Directory for all data (topics, metadata).
+    #[arg(long, env = "FERRY_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Log output format.
+    #[arg(long, env = "FERRY_LOG_FORMAT", value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+    /// Address for the Prometheus metrics endpoint (`GET /metrics`); off if unset.
+    #[arg(long, env = "FERRY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Largest frame accepted; larger declared lengths close the connection.
+    #[arg(long, env = "FERRY_MAX_FRAME_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_frame_bytes: usize,
+    /// Largest record batch accepted.
+    #[arg(long, env = "FERRY_MAX_BATCH_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_batch_bytes: usize,
+    /// Connections beyond this are refused with an error.
+    #[arg(long, env = "FERRY_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Requests in flight per connection before the broker stops reading it.
+    #[arg(long, env = "FERRY_MAX_IN_FLIGHT_REQUESTS", default_value_t = 512)]
+    pub max_in_flight_requests: usize,
+    /// Request and response bytes in flight per connection before the broker
+    /// stops reading it (backpressure).
+    #[arg(long, env = "FERRY_MAX_IN_FLIGHT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_in_flight_bytes: usize,
+    /// Close a connection with nothing in flight after this long without a request.
+    #[arg(long, env = "FERRY_IDLE_TIMEOUT_MS", default_value_t = 600_000)]
+    pub idle_timeout_ms: u64,
+    /// Close a connection that takes longer than this to send one frame.
+    #[arg(long, env = "FERRY_FRAME_READ_TIMEOUT_MS", default_value_t = 30_000)]
+    pub frame_read_timeout_ms: u64,
+    /// Partitions of a topic created without saying.
+    #[arg(long, env = "FERRY_DEFAULT_PARTITIONS", default_value_t = 1)]
+    pub default_partitions: u32,
+    /// Segment size in bytes.
+    #[arg(long, env = "FERRY_SEGMENT_BYTES", default_value_t = ferry_storage::config::DEFAULT_SEGMENT_BYTES)]
+    pub segment_bytes: u64,
+    /// Roll segments older than this (ms); off if unset.
+    #[arg(long, env = "FERRY_SEGMENT_MS")]
+    pub segment_ms: Option<u64>,
+    /// Delete segments whose newest record is older than this (ms); off if unset.
+    #[arg(long, env = "FERRY_RETENTION_MS")]
+    pub retention_ms: Option<u64>,
+    /// Keep each partition under about this many bytes; off if unset.
+    #[arg(long, env = "FERRY_RETENTION_BYTES")]
+    pub retention_bytes: Option<u64>,
+    /// How often retention runs (ms).
+    #[arg(long, env = "FERRY_RETENTION_CHECK_MS", default_value_t = 60_000)]
+    pub retention_check_ms: u64,
+    /// Default fsync policy: always, never, or an interval in ms.
+    #[arg(long, env = "FERRY_FSYNC", default_value = "always")]
+    pub fsync: FsyncPolicy,
+    /// Threads that run fsyncs (group commit).
+    #[arg(long, env = "FERRY_FSYNC_THREADS", default_value_t = 2)]
+    pub fsync_threads: usize,
+    /// How long a graceful shutdown waits for in-flight requests (ms).
+    #[arg(long, env = "FERRY_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub shutdown_timeout_ms: u64,
+}
+
+/// The TOML file: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    metrics_listen: Option<SocketAddr>,
+    max_frame_bytes: Option<usize>,
+    max_batch_bytes: Option<usize>,
+    max_connections: Option<usize>,
+    max_in_flight_requests: Option<usize>,
+    max_in_flight_bytes: Option<usize>,
+    idle_timeout_ms: Option<u64>,
+    frame_read_timeout_ms: Option<u64>,
+    default_partitions: Option<u32>,
+    segment_bytes: Option<u64>,
+    segment_ms: Option<u64>,
+    retention_ms: Option<u64>,
+    retention_bytes: Option<u64>,
+    retention_check_ms: Option<u64>,
+    fsync: Option<String>,
+    fsync_threads: Option<usize>,
+    shutdown_timeout_ms: Option<u64>,
+}
+
+impl Config {
+    /// Parses flags and environment, then fills what they left at default
+    /// from the `--config` file.
+    pub fn load() -> Result<Config, String> {
+        let matches = Config::command().get_matches();
+        Config::from_matches(&matches)
+    }
+
+    pub fn from_matches(matches: &ArgMatches) -> Result<Config, String> {
+        let mut config = Config::from_arg_matches(matches).map_err(|e| e.to_string())?;
+        if let Some(path) = config.config.clone() {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let file: FileConfig =
+                toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            config.merge(matches, file)?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn merge(&mut self, matches: &ArgMatches, file: FileConfig) -> Result<(), String> {
+        let defaulted = |id: &str| {
+            matches!(
+                matches.value_source(id),
+                None | Some(ValueSource::DefaultValue)
+            )
+        };
+        macro_rules! take {
+            ($($field:ident),*) => {$(
+                if defaulted(stringify!($field)) {
+                    if let Some(value) = file.$field { self.$field = value; }
+                }
+            )*};
+        }
+        macro_rules! take_optional {
+            ($($field:ident),*) => {$(
+                if defaulted(stringify!($field)) && file.$field.is_some() {
+                    self.$field = file.$field;
+                }
+            )*};
+        }
+        take!(
+            listen,
+            data_dir,
+            log_format,
+            max_frame_bytes,
+            max_batch_bytes,
+            max_connections
+        );
+        take!(
+            max_in_flight_requests,
+            max_in_flight_bytes,
+            idle_timeout_ms,
+            frame_read_timeout_ms
+        );
+        take!(
+            default_partitions,
+            segment_bytes,
+            retention_check_ms,
+            fsync_threads,
+            shutdown_timeout_ms
+        );
+        take_optional!(metrics_listen, segment_ms, retention_ms, retention_bytes);
+        if defaulted("fsync") {
+            if let Some(fsync) = file.fsync {
+                self.fsync = fsync.parse()?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        use ferry_protocol::frame::MAX_FRAME_BYTES_LIMIT;
+        if self.max_frame_bytes < 1024 || self.max_frame_bytes > MAX_FRAME_BYTES_LIMIT {
+            return Err(format!(
+                "max_frame_bytes must be in [1024, {MAX_FRAME_BYTES_LIMIT}]"
+            ));
+        }
+        if self.max_batch_bytes + 1024 > self.max_frame_bytes {
+            return Err(
+                "max_batch_bytes must leave room for the frame header under max_frame_bytes".into(),
+            );
+        }
+        if self.max_connections == 0
+            || self.max_in_flight_requests == 0
+            || self.max_in_flight_bytes < self.max_frame_bytes
+        {
+            return Err("max_connections and max_in_flight_requests must be positive, max_in_flight_bytes >= max_frame_bytes".into());
+        }
+        if self.default_partitions == 0
+            || self.default_partitions > crate::topics::MAX_PARTITIONS_PER_TOPIC
+        {
+            return Err("default_partitions out of range".into());
+        }
+        self.log_defaults().validate().map_err(|e| e.to_string())
+    }
+
+    /// Storage defaults for new topics.
+    pub fn log_defaults(&self) -> LogConfig {
+        LogConfig {
+            segment_bytes: self.segment_bytes,
+            segment_ms: self.segment_ms,
+            fsync: self.fsync,
+            retention_ms: self.retention_ms,
+            retention_bytes: self.retention_bytes,
+            max_batch_bytes: self.max_batch_bytes,
+            ..LogConfig::default()
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! One client connection, top to bottom:
+//!
+//! 1. The read loop splits frames off a buffer. Before taking a frame it
+//!    takes a request slot and byte budget (`max_in_flight_requests`,
+//!    `max_in_flight_bytes`); without budget it stops reading the socket
+//!    (TCP backpressure) until responses are written.
+//! 2. The first frame must be a handshake. Each frame is dispatched in
+//!    arrival order; deferred replies (durable waits, long polls) run in a
+//!    `FuturesUnordered` on this task, so responses may overtake each other
+//!    and carry their correlation id.
+//! 3. The write task gathers queued responses and writes them with
+//!    vectored writes (many frames, record tails included, per syscall).
+//!    The budget of a request is returned once its response is written.
+//!
+//! A declared frame length over `max_frame_bytes`, a malformed frame or a
+//! missing handshake gets an error response and the connection is closed;
+//! an unknown API gets an error response and the connection lives on.
+//! Idle connections, frames sent too slowly and clients that stop reading
+//! are disconnected after their timeouts.
+
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use ferry_protocol::frame::{self, FrameHeader, OutFrame, FRAME_HEADER_BYTES, LENGTH_PREFIX_BYTES};
+use ferry_protocol::messages::{ApiKey, Request};
+use ferry_protocol::{ErrorCode, ProtocolError};
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::broker::Broker;
+use crate::cmd::{self, Reply};
+use crate::metrics::Metrics;
+
+/// Frames gathered into one vectored write.
+const WRITE_BATCH_FRAMES: usize = 64;
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// A response on its way out, holding the budget of its request.
+struct Outgoing {
+    frame: OutFrame,
+    _budget: Option<Budget>,
+    close_after: bool,
+}
+
+struct Budget {
+    _request: OwnedSemaphorePermit,
+    _bytes: OwnedSemaphorePermit,
+}
+
+pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
+    }
+    let (reader, writer) = stream.into_split();
+    let (tx, rx) = mpsc::channel(broker.config.max_in_flight_requests);
+    let write_timeout = Duration::from_millis(broker.config.frame_read_timeout_ms);
+    let writer = tokio::spawn(write_loop(writer, rx, write_timeout, peer));
+    let mut connection = Connection {
+        broker: broker.clone(),
+        reader,
+        tx,
+        buffer: BytesMut::with_capacity(READ_BUFFER_BYTES),
+        requests: Arc::new(Semaphore::new(broker.config.max_in_flight_requests)),
+        bytes: Arc::new(Semaphore::new(broker.config.max_in_flight_bytes)),
+        handshaken: false,
+        peer,
+    };
+    let reason = connection.run().await;
+    tracing::debug!(%peer, reason, "connection closing");
+    drop(connection);
+    let _ = writer.await;
+}
+
+struct Connection {
+    broker: Arc<Broker>,
+    reader: tokio::net::tcp::OwnedReadHalf,
+    tx: mpsc::Sender<Outgoing>,
+    buffer: BytesMut,
+    requests: Arc<Semaphore>,
+    bytes: Arc<Semaphore>,
+    handshaken: bool,
+    peer: SocketAddr,
+}
+
+enum Step {
+    Dispatched,
+    /// No whole frame in the buffer yet.
+    NeedMore,
+    /// Send this frame, then close.
+    Close(OutFrame),
+    Blocked(usize),
+}
+
+impl Connection {
+    async fn run(&mut self) -> &'static str {
+        let config = &self.broker.config;
+        let idle = Duration::from_millis(config.idle_timeout_ms);
+        let frame_timeout = Duration::from_millis(config.frame_read_timeout_ms);
+        let mut pending = FuturesUnordered::new();
+        let mut last_frame_at = Instant::now();
+        let mut partial_since: Option<Instant> = None;
+        let mut eof = false;
+        loop {
+            let mut blocked = None;
+            loop {
+                match self.next_frame(&mut pending) {
+                    Step::Dispatched => last_frame_at = Instant::now(),
+                    Step::NeedMore => break,
+                    Step::Close(frame) => {
+                        self.send(frame, None, true).await;
+                        return "protocol error";
+                    }
+                    Step::Blocked(need) => {
+                        blocked = Some(need);
+                        break;
+                    }
+                }
+            }
+            if self.buffer.is_empty() {
+                partial_since = None;
+            } else if partial_since.is_none() {
+                partial_since = Some(Instant::now());
+            }
+            if eof && pending.is_empty() {
+                return "client closed";
+            }
+            let deadline = match partial_since {
+                Some(since) => since + frame_timeout,
+                None if pending.is_empty() => last_frame_at + idle,
+                None => Instant::now() + idle,
+            };
+            let reading = blocked.is_none() && !eof;
+            tokio::select! {
+                Some(out) = pending.next(), if !pending.is_empty() => {
+                    if self.tx.send(out).await.is_err() {
+                        return "writer closed";
+                    }
+                }
+                read = self.reader.read_buf(&mut self.buffer), if reading => match read {
+                    Ok(0) => eof = true,
+                    Ok(_) => {}
+                    Err(_) => return "read error",
+                },
+                _ = wait_budget(&self.requests, &self.bytes, blocked.unwrap_or(0)), if blocked.is_some() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return if partial_since.is_some() { "frame read timeout" } else { "idle timeout" };
+                }
+                _ = self.broker.shutdown.cancelled(), if !eof => eof = true,
+            }
+        }
+    }
+
+    /// Takes one frame off the buffer if it is complete and there is budget,
+    /// and dispatches it.
+    fn next_frame(
+        &mut self,
+        pending: &mut FuturesUnordered<futures::future::BoxFuture<'static, Outgoing>>,
+    ) -> Step {
+        let max_frame_bytes = self.broker.config.max_frame_bytes;
+        let length = match frame::declared_length(&self.buffer, max_frame_bytes) {
+            Ok(Some(length)) => length,
+            Ok(None) => return Step::NeedMore,
+            Err(error) => return Step::Close(self.refuse(error)),
+        };
+        if self.buffer.len() < LENGTH_PREFIX_BYTES + length {
+            // Bounded by max_frame_bytes, checked above.
+            self.buffer
+                .reserve(LENGTH_PREFIX_BYTES + length - self.buffer.len());
+            return Step::NeedMore;
+        }
+        let cost = (LENGTH_PREFIX_BYTES + length).min(self.broker.config.max_in_flight_bytes);
+        let (Ok(request), Ok(bytes)) = (
+            self.requests.clone().try_acquire_owned(),
+            self.bytes.clone().try_acquire_many_owned(cost as u32),
+        ) else {
+            return Step::Blocked(cost);
+        };
+        let budget = Budget {
+            _request: request,
+            _bytes: bytes,
+        };
+        let frame = match frame::split_frame(&mut self.buffer, max_frame_bytes) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Step::NeedMore,
+            Err(error) => return Step::Close(self.refuse(error)),
+        };
+        let header = frame.header;
+        let request = match Request::decode(&header, frame.body) {
+            Ok(request) => request,
+            Err((code, message)) => {
+                Metrics::add(&self.broker.metrics.request_errors, 1);
+                let out = cmd::protocol_error(header, code, message);
+                if !self.handshaken {
+                    return Step::Close(out);
+                }
+                pending.push(Box::pin(std::future::ready(Outgoing {
+                    frame: out,
+                    _budget: Some(budget),
+                    close_after: false,
+                })));
+                return Step::Dispatched;
+            }
+        };
+        if !self.handshaken {
+            if request.api_key() != ApiKey::Handshake {
+                let message = "the first request on a connection must be a handshake".to_string();
+                return Step::Close(cmd::protocol_error(
+                    header,
+                    ErrorCode::HandshakeRequired,
+                    message,
+                ));
+            }
+            self.handshaken = true;
+        }
+        match cmd::dispatch(&self.broker, header, request) {
+            Reply::Now(frame) => pending.push(Box::pin(std::future::ready(Outgoing {
+                frame,
+                _budget: Some(budget),
+                close_after: false,
+            }))),
+            Reply::Later(future) => pending.push(Box::pin(async move {
+                Outgoing {
+                    frame: future.await,
+                    _budget: Some(budget),
+                    close_after: false,
+                }
+            })),
+            Reply::Nothing => {}
+        }
+        Step::Dispatched
+    }
+
+    /// The error frame for a frame that cannot be read; the correlation id
+    /// is recovered when the header bytes are there.
+    fn refuse(&self, error: ProtocolError) -> OutFrame {
+        Metrics::add(&self.broker.metrics.protocol_errors, 1);
+        tracing::info!(peer = %self.peer, %error, "refusing frame and closing connection");
+        let header = FrameHeader::parse(
+            self.buffer
+                .get(LENGTH_PREFIX_BYTES..LENGTH_PREFIX_BYTES + FRAME_HEADER_BYTES)
+                .unwrap_or(&[]),
+        )
+        .unwrap_or(FrameHeader::request(0, 0, 0));
+        let code = match error {
+            ProtocolError::TooLarge { .. } => ErrorCode::FrameTooLarge,
+            _ => ErrorCode::InvalidRequest,
+        };
+        cmd::protocol_error(header, code, error.to_string())
+    }
+
+    async fn send(&self, frame: OutFrame, budget: Option<Budget>, close_after: bool) {
+        let _ = self
+            .tx
+            .send(Outgoing {
+                frame,
+                _budget: budget,
+                close_after,
+            })
+            .await;
+    }
+}
+
+async fn wait_budget(requests: &Semaphore, bytes: &Semaphore, need: usize) {
+    if let Ok(permit) = requests.acquire().await {
+        drop(permit);
+    }
+    if let Ok(permit) = bytes.acquire_many(need as u32).await {
+        drop(permit);
+    }
+}
+
+async fn write_loop(
+    mut writer: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Outgoing>,
+    timeout: Duration,
+    peer: SocketAddr,
+) {
+    let mut batch: Vec<Outgoing> = Vec::with_capacity(WRITE_BATCH_FRAMES);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < WRITE_BATCH_FRAMES {
+            match rx.try_recv() {
+                Ok(out) => batch.push(out),
+                Err(_) => break,
+            }
+        }
+        let close = batch.iter().any(|o| o.close_after);
+        match tokio::time::timeout(timeout, write_frames(&mut writer, &batch)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::debug!(%peer, %error, "write failed");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%peer, "client is not reading its responses: closing the connection");
+                return;
+            }
+        }
+        batch.clear();
+        if close {
+            let _ = writer.shutdown().await;
+            return;
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// Writes every frame (heads and tails) with as few vectored writes as the
+/// socket allows.
+async fn write_frames(writer: &mut OwnedWriteHalf, batch: &[Outgoing]) -> std::io::Result<()> {
+    let mut pieces: Vec<&[u8]> = Vec::with_capacity(batch.len() * 2);
+    for out in batch {
+        pieces.push(&out.frame.head);
+        if !out.frame.tail.is_empty() {
+            pieces.push(&out.frame.tail);
+        }
+    }
+    let mut index = 0;
+    let mut offset = 0;
+    while index < pieces.len() {
+        let slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&pieces[index][offset..]))
+            .chain(pieces[index + 1..].iter().map(|p| IoSlice::new(p)))
+            .take(1024)
+            .collect();
+        let mut written = writer.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 && index < pieces.len() {
+            let left = pieces[index].len() - offset;
+            if written >= left {
+                written -= left;
+                index += 1;
+                offset = 0;
+            } else {
+                offset += written;
+                written = 0;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! The Ferry broker: a tokio TCP server over the storage engine.
+//!
+//! Request path, top to bottom: `server` accepts, `connection` frames and
+//! budgets, `cmd` dispatches to one handler per API, handlers use `topics`
+//! (the registry of partition logs). `broker` holds the shared state,
+//! `config` the settings, `metrics` the counters.
+
+pub mod broker;
+pub mod cmd;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod metrics;
+pub mod server;
+pub mod topics;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+pub use broker::Broker;
+pub use config::Config;
+
+/// Runs the broker until SIGINT/SIGTERM, then shuts down gracefully: stop
+/// accepting, finish in-flight requests, fsync and close every log (writing
+/// the clean-shutdown markers).
+pub async fn run(config: Config) -> Result<(), String> {
+    let data_dir = config.data_dir.clone();
+    let listen = config.listen;
+    let broker = tokio::task::spawn_blocking(move || Broker::open(config))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot open data directory {}: {e}", data_dir.display()))?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(listen = %local, data_dir = %broker.config.data_dir.display(), "ferry broker ready");
+    if let Some(metrics_addr) = broker.config.metrics_listen {
+        let shutdown = broker.shutdown.clone();
+        tokio::spawn(metrics::serve(broker.clone(), metrics_addr, shutdown));
+    }
+    tokio::spawn(retention_loop(broker.clone()));
+    tokio::spawn(wait_for_signal(broker.clone()));
+    server::serve(broker.clone(), listener).await;
+    tracing::info!("closing partition logs");
+    let closing = broker.clone();
+    tokio::task::spawn_blocking(move || closing.topics.close_all())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("ferry broker stopped cleanly");
+    Ok(())
+}
+
+async fn wait_for_signal(broker: Arc<Broker>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    broker.shutdown.cancel();
+}
+
+async fn retention_loop(broker: Arc<Broker>) {
+    let period = Duration::from_millis(broker.config.retention_check_ms.max(100));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = broker.shutdown.cancelled() => return,
+        }
+        let worker = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || worker.topics.apply_retention()).await;
+    }
+}

@@ -1,0 +1,74 @@
+//! The accept loop: caps connections at `max_connections` (past it a client
+//! gets a `TooManyConnections` error frame and is closed), spawns a task per
+//! connection, and on shutdown stops accepting and waits for the connections
+//! to finish their in-flight requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_protocol::frame::FrameHeader;
+use ferry_protocol::ErrorCode;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::Broker;
+use crate::cmd;
+use crate::metrics::Metrics;
+
+pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
+    let slots = Arc::new(Semaphore::new(broker.config.max_connections));
+    let tracker = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = broker.shutdown.cancelled() => break,
+        };
+        let (mut stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        Metrics::add(&broker.metrics.connections_accepted, 1);
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            Metrics::add(&broker.metrics.connections_refused, 1);
+            tracing::warn!(%peer, max = broker.config.max_connections, "refusing connection: too many connections");
+            tracker.spawn(async move {
+                let frame = cmd::protocol_error(
+                    FrameHeader::request(0, 0, 0),
+                    ErrorCode::TooManyConnections,
+                    "the broker is at max_connections".into(),
+                );
+                let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                    let _ = stream.write_all(&frame.head).await;
+                    let _ = stream.shutdown().await;
+                })
+                .await;
+            });
+            continue;
+        };
+        let broker = broker.clone();
+        tracker.spawn(async move {
+            broker
+                .metrics
+                .connections_open
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            crate::connection::serve(broker.clone(), stream, peer).await;
+            broker
+                .metrics
+                .connections_open
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            drop(slot);
+        });
+    }
+    tracker.close();
+    let timeout = Duration::from_millis(broker.config.shutdown_timeout_ms);
+    if tokio::time::timeout(timeout, tracker.wait()).await.is_err() {
+        tracing::warn!("shutdown timeout: some connections did not finish in time");
+    }
+}
