@@ -1,0 +1,453 @@
+//! `ferryctl`: administer topics and produce/consume from a terminal.
+//! Human output is aligned tables; `--json` prints one JSON document.
+//! Errors print one line on stderr and exit non-zero.
+
+use std::io::{BufRead, Write};
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ferry_client::{
+    Acks, Client, ClientError, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord,
+    SeekTo, TopicConfig,
+};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(
+    name = "ferryctl",
+    version,
+    about = "Administer a Ferry broker, produce and consume from a terminal"
+)]
+struct Cli {
+    /// Broker address.
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_BROKER",
+        default_value = "127.0.0.1:7171"
+    )]
+    broker: String,
+    /// Print one machine-readable JSON document.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create, list, describe and delete topics.
+    #[command(subcommand)]
+    Topic(TopicCommand),
+    /// Produce one message per line of standard input.
+    Produce(ProduceArgs),
+    /// Print messages, one per line.
+    Consume(ConsumeArgs),
+}
+
+#[derive(Subcommand)]
+enum TopicCommand {
+    Create {
+        name: String,
+        #[arg(long, default_value_t = 1)]
+        partitions: u32,
+        #[arg(long)]
+        retention_ms: Option<u64>,
+        #[arg(long)]
+        retention_bytes: Option<u64>,
+        #[arg(long)]
+        segment_bytes: Option<u64>,
+        /// always, never, or an fsync interval in ms.
+        #[arg(long)]
+        fsync: Option<String>,
+    },
+    List,
+    Describe {
+        name: String,
+    },
+    Delete {
+        name: String,
+    },
+}
+
+#[derive(Args)]
+struct ProduceArgs {
+    topic: String,
+    /// Send every message to this partition (default: by key, else round robin).
+    #[arg(long)]
+    partition: Option<u32>,
+    /// Split each line into key and value at the first SEP.
+    #[arg(long)]
+    key_separator: Option<String>,
+    #[arg(long, default_value = "durable")]
+    acks: Acks,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Value,
+    Json,
+}
+
+#[derive(Args)]
+struct ConsumeArgs {
+    topic: String,
+    /// Read only this partition (default: all).
+    #[arg(long)]
+    partition: Option<u32>,
+    /// earliest, latest, an offset, or @TIMESTAMP_MS.
+    #[arg(long, default_value = "earliest")]
+    from: SeekTo,
+    /// Stop after this many messages.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Stop when nothing arrives for this long.
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+    #[arg(long, value_enum, default_value = "value")]
+    format: Format,
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let result = run(cli).await;
+    if let Err(error) = result {
+        if error.is_broken_pipe() {
+            return;
+        }
+        eprintln!("ferryctl: error: {error}");
+        std::process::exit(1);
+    }
+}
+
+#[derive(Debug)]
+enum CliError {
+    Client(ClientError),
+    Io(std::io::Error),
+    Usage(String),
+}
+
+impl CliError {
+    fn is_broken_pipe(&self) -> bool {
+        matches!(self, CliError::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::Client(e) => write!(f, "{e}"),
+            CliError::Io(e) => write!(f, "{e}"),
+            CliError::Usage(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<ClientError> for CliError {
+    fn from(e: ClientError) -> Self {
+        CliError::Client(e)
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError::Io(e)
+    }
+}
+
+type CliResult = Result<(), CliError>;
+
+async fn run(cli: Cli) -> CliResult {
+    let client = Client::connect(&cli.broker).await?;
+    match cli.command {
+        Command::Topic(command) => topic(&client, command, cli.json).await,
+        Command::Produce(args) => produce(client, args, cli.json).await,
+        Command::Consume(args) => consume(client, args, cli.json).await,
+    }
+}
+
+fn print_json(value: serde_json::Value) -> CliResult {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, &value).map_err(|e| CliError::Io(e.into()))?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Prints rows as a table with aligned columns.
+fn print_table(headers: &[&str], rows: &[Vec<String>]) -> CliResult {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.len());
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    writeln!(out, "{}", line(headers.to_vec()))?;
+    for row in rows {
+        writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
+    }
+    Ok(())
+}
+
+async fn topic(client: &Client, command: TopicCommand, json_output: bool) -> CliResult {
+    match command {
+        TopicCommand::Create {
+            name,
+            partitions,
+            retention_ms,
+            retention_bytes,
+            segment_bytes,
+            fsync,
+        } => {
+            if partitions == 0 {
+                return Err(CliError::Usage("--partitions must be at least 1".into()));
+            }
+            let config = TopicConfig {
+                partitions,
+                retention_ms,
+                retention_bytes,
+                segment_bytes,
+                fsync,
+                segment_ms: None,
+            };
+            client.create_topic_with(&name, config).await?;
+            if json_output {
+                print_json(json!({"created": name, "partitions": partitions}))
+            } else {
+                println!("created topic {name} with {partitions} partition(s)");
+                Ok(())
+            }
+        }
+        TopicCommand::List => {
+            let topics = client.list_topics().await?;
+            if json_output {
+                let list: Vec<_> = topics
+                    .iter()
+                    .map(|t| json!({"name": t.name, "partitions": t.partitions}))
+                    .collect();
+                return print_json(json!({ "topics": list }));
+            }
+            let rows: Vec<Vec<String>> = topics
+                .iter()
+                .map(|t| vec![t.name.clone(), t.partitions.to_string()])
+                .collect();
+            print_table(&["TOPIC", "PARTITIONS"], &rows)
+        }
+        TopicCommand::Describe { name } => {
+            let topic = client.describe_topic(&name).await?;
+            if json_output {
+                let partitions: Vec<_> = topic
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        json!({
+                            "partition": p.partition,
+                            "start_offset": p.start_offset,
+                            "end_offset": p.end_offset,
+                            "size_bytes": p.size_bytes,
+                            "segments": p.segments,
+                            "durable_offset": p.durable_offset,
+                            "problem": if p.problem.is_empty() { None } else { Some(&p.problem) },
+                        })
+                    })
+                    .collect();
+                let config = topic.config.unwrap_or_default();
+                return print_json(json!({
+                    "name": topic.name,
+                    "config": {
+                        "retention_ms": config.retention_ms,
+                        "retention_bytes": config.retention_bytes,
+                        "segment_bytes": config.segment_bytes,
+                        "fsync": config.fsync,
+                    },
+                    "partitions": partitions,
+                }));
+            }
+            let rows: Vec<Vec<String>> = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.partition.to_string(),
+                        p.start_offset.to_string(),
+                        p.end_offset.to_string(),
+                        p.size_bytes.to_string(),
+                        p.segments.to_string(),
+                        if p.problem.is_empty() {
+                            "ok".into()
+                        } else {
+                            p.problem.clone()
+                        },
+                    ]
+                })
+                .collect();
+            println!("topic {}", topic.name);
+            print_table(
+                &["PARTITION", "START", "END", "BYTES", "SEGMENTS", "STATUS"],
+                &rows,
+            )
+        }
+        TopicCommand::Delete { name } => {
+            client.delete_topic(&name).await?;
+            if json_output {
+                print_json(json!({ "deleted": name }))
+            } else {
+                println!("deleted topic {name}");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Sends stdin lines as records, many in flight; waits for every ack.
+async fn produce(client: Client, args: ProduceArgs, json_output: bool) -> CliResult {
+    let config = ProducerConfig {
+        acks: args.acks,
+        linger_ms: 5,
+        ..ProducerConfig::default()
+    };
+    let producer = Producer::with_config(client, &args.topic, config).await?;
+    if let Some(p) = args.partition {
+        if p >= producer.partitions() {
+            return Err(CliError::Usage(format!(
+                "topic {} has no partition {p} ({} partitions)",
+                args.topic,
+                producer.partitions()
+            )));
+        }
+    }
+    let (lines_tx, mut lines_rx) = tokio::sync::mpsc::channel::<std::io::Result<String>>(10_000);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            if lines_tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut acks = futures::stream::FuturesUnordered::new();
+    let mut sent: u64 = 0;
+    let mut acknowledged: u64 = 0;
+    use futures::StreamExt;
+    while let Some(line) = lines_rx.recv().await {
+        let line = line?;
+        let mut record = match &args.key_separator {
+            Some(sep) => match line.split_once(sep.as_str()) {
+                Some((key, value)) => ProducerRecord::new(Bytes::from(value.to_string()))
+                    .with_key(Bytes::from(key.to_string())),
+                None => ProducerRecord::new(Bytes::from(line)),
+            },
+            None => ProducerRecord::new(Bytes::from(line)),
+        };
+        if let Some(p) = args.partition {
+            record = record.with_partition(p);
+        }
+        acks.push(producer.send(record));
+        sent += 1;
+        // Keep the number of unanswered sends bounded.
+        while acks.len() >= 50_000 {
+            if let Some(result) = acks.next().await {
+                result?;
+                acknowledged += 1;
+            }
+        }
+    }
+    while let Some(result) = acks.next().await {
+        result?;
+        acknowledged += 1;
+    }
+    debug_assert_eq!(sent, acknowledged);
+    if json_output {
+        print_json(json!({"topic": args.topic, "produced": sent}))
+    } else {
+        eprintln!("produced {sent} message(s) to {}", args.topic);
+        Ok(())
+    }
+}
+
+async fn consume(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResult {
+    let timeout = args.timeout_ms.map(Duration::from_millis);
+    let config = ConsumerConfig {
+        max_wait_ms: timeout.map_or(500, |t| t.as_millis().clamp(1, 500) as u32),
+        ..ConsumerConfig::default()
+    };
+    let mut consumer = Consumer::with_config(client, &args.topic, config).await?;
+    match args.partition {
+        Some(p) => consumer.assign(&[p], args.from).await?,
+        None => consumer.assign_all(args.from).await?,
+    }
+    let format = if json_lines {
+        Format::Json
+    } else {
+        args.format
+    };
+    let mut printed: u64 = 0;
+    let mut last_record = tokio::time::Instant::now();
+    let stdout = std::io::stdout();
+    loop {
+        if args.count.is_some_and(|n| printed >= n) {
+            return Ok(());
+        }
+        if timeout.is_some_and(|t| last_record.elapsed() >= t) {
+            return Ok(());
+        }
+        let records = consumer.poll().await?;
+        if !records.is_empty() {
+            last_record = tokio::time::Instant::now();
+        }
+        let mut out = stdout.lock();
+        for record in records {
+            if args.count.is_some_and(|n| printed >= n) {
+                break;
+            }
+            match format {
+                Format::Value => {
+                    out.write_all(record.value.as_deref().unwrap_or_default())?;
+                    out.write_all(b"\n")?;
+                }
+                Format::Json => {
+                    let text = |b: &Option<Bytes>| {
+                        b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned())
+                    };
+                    let headers: serde_json::Map<String, serde_json::Value> = record
+                        .headers
+                        .iter()
+                        .map(|h| {
+                            (
+                                h.key.clone(),
+                                json!(h
+                                    .value
+                                    .as_ref()
+                                    .map(|v| String::from_utf8_lossy(v).into_owned())),
+                            )
+                        })
+                        .collect();
+                    let line = json!({
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                        "timestamp_ms": record.timestamp_ms,
+                        "key": text(&record.key),
+                        "value": text(&record.value),
+                        "headers": headers,
+                    });
+                    serde_json::to_writer(&mut out, &line).map_err(|e| CliError::Io(e.into()))?;
+                    out.write_all(b"\n")?;
+                }
+            }
+            printed += 1;
+        }
+        out.flush()?;
+    }
+}

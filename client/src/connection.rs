@@ -1,0 +1,316 @@
+//! One TCP connection to the broker with pipelining: many requests in
+//! flight, matched to responses by correlation id. A writer task batches
+//! queued frames into vectored writes; a reader task decodes frames with the
+//! protocol codec and completes the waiting request (or hands pushed frames
+//! to a subscriber).
+
+use std::collections::HashMap;
+use std::io::IoSlice;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_protocol::codec::FrameCodec;
+use ferry_protocol::frame::{
+    encode_frame, Frame, FrameHeader, OutFrame, FLAG_ERROR, FLAG_NO_RESPONSE, FLAG_PUSH,
+};
+use ferry_protocol::messages::{
+    ApiKey, ErrorResponse, HandshakeRequest, HandshakeResponse, PROTOCOL_VERSION_MAX,
+    PROTOCOL_VERSION_MIN,
+};
+use ferry_protocol::ErrorCode;
+use futures::StreamExt;
+use parking_lot::Mutex;
+use prost::Message;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::FramedRead;
+
+use crate::error::{ClientError, Result};
+
+/// Frames queued for the writer before `request` waits.
+const WRITE_QUEUE_FRAMES: usize = 1024;
+const WRITE_BATCH_FRAMES: usize = 64;
+
+type Waiters = Arc<Mutex<Option<HashMap<u32, oneshot::Sender<Frame>>>>>;
+
+/// What the broker told us at handshake.
+#[derive(Debug, Clone)]
+pub struct BrokerInfo {
+    pub broker_version: String,
+    pub max_frame_bytes: usize,
+    pub max_batch_bytes: usize,
+}
+
+pub struct Connection {
+    writer: mpsc::Sender<OutFrame>,
+    waiters: Waiters,
+    next_id: AtomicU32,
+    closed: Arc<AtomicBool>,
+    pub info: BrokerInfo,
+}
+
+/// A response from any API: every one has `error_code` and `error_message`
+/// as fields 1 and 2.
+pub trait Response: Message + Default {
+    fn error(&self) -> (u32, &str);
+}
+
+macro_rules! responses {
+    ($($t:ty),*) => {$(
+        impl Response for $t {
+            fn error(&self) -> (u32, &str) {
+                (self.error_code, &self.error_message)
+            }
+        }
+    )*};
+}
+
+use ferry_protocol::messages as m;
+responses!(
+    m::HandshakeResponse,
+    m::StatusResponse,
+    m::ListTopicsResponse,
+    m::DescribeTopicResponse,
+    m::ProduceResponse,
+    m::FetchResponse,
+    m::ListOffsetsResponse
+);
+
+impl Connection {
+    /// Connects, sets `TCP_NODELAY` and performs the handshake.
+    pub async fn connect(
+        addr: &str,
+        client_id: &str,
+        timeout: Duration,
+        push: Option<mpsc::UnboundedSender<Frame>>,
+    ) -> Result<Connection> {
+        let unreachable = |reason: String| ClientError::Unreachable {
+            addr: addr.to_string(),
+            reason,
+        };
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| unreachable(format!("no answer within {} ms", timeout.as_millis())))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| unreachable(e.to_string()))?;
+        let (read, write) = stream.into_split();
+        let waiters: Waiters = Arc::new(Mutex::new(Some(HashMap::new())));
+        let closed = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE_FRAMES);
+        tokio::spawn(write_loop(write, rx, closed.clone()));
+        tokio::spawn(read_loop(read, waiters.clone(), closed.clone(), push));
+        let mut connection = Connection {
+            writer: tx,
+            waiters,
+            next_id: AtomicU32::new(1),
+            closed,
+            info: BrokerInfo {
+                broker_version: String::new(),
+                max_frame_bytes: ferry_protocol::frame::DEFAULT_MAX_FRAME_BYTES,
+                max_batch_bytes: ferry_protocol::frame::DEFAULT_MAX_FRAME_BYTES / 2,
+            },
+        };
+        let hello = HandshakeRequest {
+            client_id: client_id.to_string(),
+            min_version: u32::from(PROTOCOL_VERSION_MIN),
+            max_version: u32::from(PROTOCOL_VERSION_MAX),
+        };
+        let answer: HandshakeResponse =
+            tokio::time::timeout(timeout, connection.request(ApiKey::Handshake, &hello))
+                .await
+                .map_err(|_| unreachable("handshake timed out".into()))??;
+        connection.info = BrokerInfo {
+            broker_version: answer.broker_version,
+            max_frame_bytes: answer.max_frame_bytes as usize,
+            max_batch_bytes: answer.max_batch_bytes as usize,
+        };
+        Ok(connection)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Sends a request and waits for its response.
+    pub async fn request<Req: Message, Resp: Response>(
+        &self,
+        key: ApiKey,
+        request: &Req,
+    ) -> Result<Resp> {
+        self.request_with_tail(key, request, None).await
+    }
+
+    /// Like [`Connection::request`], with raw bytes appended as field
+    /// `tail.0` (zero-copy record batches).
+    pub async fn request_with_tail<Req: Message, Resp: Response>(
+        &self,
+        key: ApiKey,
+        request: &Req,
+        tail: Option<(u32, bytes::Bytes)>,
+    ) -> Result<Resp> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        match self.waiters.lock().as_mut() {
+            Some(waiters) => waiters.insert(id, tx),
+            None => return Err(ClientError::Disconnected("connection closed".into())),
+        };
+        let frame = encode_frame(FrameHeader::request(key as u16, 1, id), request, tail);
+        if self.writer.send(frame).await.is_err() {
+            self.forget(id);
+            return Err(ClientError::Disconnected("connection closed".into()));
+        }
+        let frame = rx.await.map_err(|_| {
+            ClientError::Disconnected("connection closed before the response".into())
+        })?;
+        decode_response(frame)
+    }
+
+    /// Sends a request that gets no response (produce with acks = none).
+    pub async fn send_only<Req: Message>(
+        &self,
+        key: ApiKey,
+        request: &Req,
+        tail: Option<(u32, bytes::Bytes)>,
+    ) -> Result<()> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut header = FrameHeader::request(key as u16, 1, id);
+        header.flags |= FLAG_NO_RESPONSE;
+        self.writer
+            .send(encode_frame(header, request, tail))
+            .await
+            .map_err(|_| ClientError::Disconnected("connection closed".into()))
+    }
+
+    fn forget(&self, id: u32) {
+        if let Some(waiters) = self.waiters.lock().as_mut() {
+            waiters.remove(&id);
+        }
+    }
+}
+
+fn decode_response<Resp: Response>(frame: Frame) -> Result<Resp> {
+    if frame.header.has(FLAG_ERROR) {
+        let error = ErrorResponse::decode(frame.body)
+            .map_err(|e| ClientError::Disconnected(format!("undecodable error response: {e}")))?;
+        return Err(ClientError::Broker {
+            code: ErrorCode::from_u32(error.error_code),
+            message: error.error_message,
+        });
+    }
+    let response = Resp::decode(frame.body)
+        .map_err(|e| ClientError::Disconnected(format!("undecodable response: {e}")))?;
+    let (code, message) = response.error();
+    if code != 0 {
+        return Err(ClientError::Broker {
+            code: ErrorCode::from_u32(code),
+            message: message.to_string(),
+        });
+    }
+    Ok(response)
+}
+
+async fn write_loop(
+    mut write: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::Receiver<OutFrame>,
+    closed: Arc<AtomicBool>,
+) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH_FRAMES);
+    while let Some(frame) = rx.recv().await {
+        batch.push(frame);
+        while batch.len() < WRITE_BATCH_FRAMES {
+            match rx.try_recv() {
+                Ok(frame) => batch.push(frame),
+                Err(_) => break,
+            }
+        }
+        if write_frames(&mut write, &batch).await.is_err() {
+            break;
+        }
+        batch.clear();
+    }
+    closed.store(true, Ordering::Release);
+    let _ = write.shutdown().await;
+}
+
+async fn write_frames(
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    batch: &[OutFrame],
+) -> std::io::Result<()> {
+    let pieces: Vec<&[u8]> = batch
+        .iter()
+        .flat_map(|f| [&f.head[..], &f.tail[..]])
+        .filter(|p| !p.is_empty())
+        .collect();
+    let (mut index, mut offset) = (0, 0);
+    while index < pieces.len() {
+        let slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&pieces[index][offset..]))
+            .chain(pieces[index + 1..].iter().map(|p| IoSlice::new(p)))
+            .collect();
+        let mut written = write.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let left = pieces[index].len() - offset;
+            if written >= left {
+                written -= left;
+                index += 1;
+                offset = 0;
+            } else {
+                offset += written;
+                written = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn read_loop(
+    read: tokio::net::tcp::OwnedReadHalf,
+    waiters: Waiters,
+    closed: Arc<AtomicBool>,
+    push: Option<mpsc::UnboundedSender<Frame>>,
+) {
+    // Responses may be as large as the broker's frame limit.
+    let mut frames = FramedRead::new(
+        read,
+        FrameCodec::new(ferry_protocol::frame::MAX_FRAME_BYTES_LIMIT),
+    );
+    while let Some(Ok(frame)) = frames.next().await {
+        if frame.header.has(FLAG_PUSH) {
+            if let Some(push) = &push {
+                let _ = push.send(frame);
+            }
+            continue;
+        }
+        let waiter = waiters
+            .lock()
+            .as_mut()
+            .and_then(|w| w.remove(&frame.header.correlation_id));
+        match waiter {
+            Some(waiter) => {
+                let _ = waiter.send(frame);
+            }
+            None if frame.header.correlation_id == 0 && frame.header.has(FLAG_ERROR) => {
+                // A connection-level refusal (too many connections, bad frame):
+                // every waiting request gets the broker's error.
+                let pending = waiters.lock().take().unwrap_or_default();
+                for (_, waiter) in pending {
+                    let _ = waiter.send(frame.clone());
+                }
+                break;
+            }
+            None => tracing::debug!(
+                id = frame.header.correlation_id,
+                "response for an unknown request"
+            ),
+        }
+    }
+    closed.store(true, Ordering::Release);
+    // Dropping the senders wakes every waiter with "disconnected".
+    waiters.lock().take();
+}

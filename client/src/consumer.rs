@@ -1,0 +1,220 @@
+//! [`Consumer`]: reads explicitly assigned partitions of one topic with
+//! long polling. Every assigned partition keeps one fetch parked at the
+//! broker; `poll` returns the records of whichever answers first, so a
+//! record produced to an idle partition arrives within a round trip.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use ferry_protocol::batch::{BatchIter, RecordIter, BATCH_BYTES_LIMIT};
+use ferry_protocol::messages::{FetchRequest, FetchResponse};
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+
+use crate::client::{Client, SeekTo};
+use crate::error::{ClientError, Result};
+use crate::record::ConsumerRecord;
+
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// How long a fetch may park at the broker.
+    pub max_wait_ms: u32,
+    /// Park until at least this many bytes are available.
+    pub min_bytes: u32,
+    /// Upper bound per fetch response.
+    pub max_bytes: u32,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            max_wait_ms: 500,
+            min_bytes: 1,
+            max_bytes: 1024 * 1024,
+        }
+    }
+}
+
+type Fetching = futures::future::BoxFuture<'static, (u32, u64, u64, Result<FetchResponse>)>;
+
+/// Reads chosen partitions of a topic from chosen positions.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), ferry_client::ClientError> {
+/// use ferry_client::{Client, Consumer, SeekTo};
+/// let client = Client::connect("127.0.0.1:7171").await?;
+/// let mut consumer = Consumer::new(client, "orders").await?;
+/// consumer.assign_all(SeekTo::Earliest).await?;
+/// loop {
+///     for record in consumer.poll().await? {
+///         println!("{}@{}: {:?}", record.partition, record.offset, record.value);
+///     }
+/// }
+/// # }
+/// ```
+pub struct Consumer {
+    client: Client,
+    topic: String,
+    partitions: u32,
+    config: ConsumerConfig,
+    /// Next offset to read, per assigned partition.
+    positions: BTreeMap<u32, u64>,
+    /// Bumped on seek so answers to superseded fetches are dropped.
+    generation: u64,
+    in_flight: FuturesUnordered<Fetching>,
+    parked: BTreeMap<u32, bool>,
+    ready: VecDeque<ConsumerRecord>,
+}
+
+impl Consumer {
+    pub async fn new(client: Client, topic: &str) -> Result<Consumer> {
+        Consumer::with_config(client, topic, ConsumerConfig::default()).await
+    }
+
+    pub async fn with_config(
+        client: Client,
+        topic: &str,
+        config: ConsumerConfig,
+    ) -> Result<Consumer> {
+        let partitions = client.partition_count(topic).await?;
+        Ok(Consumer {
+            client,
+            topic: topic.to_string(),
+            partitions,
+            config,
+            positions: BTreeMap::new(),
+            generation: 0,
+            in_flight: FuturesUnordered::new(),
+            parked: BTreeMap::new(),
+            ready: VecDeque::new(),
+        })
+    }
+
+    pub fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    /// Assigns every partition of the topic, each starting at `from`.
+    pub async fn assign_all(&mut self, from: SeekTo) -> Result<()> {
+        let all: Vec<u32> = (0..self.partitions).collect();
+        self.assign(&all, from).await
+    }
+
+    pub async fn assign(&mut self, partitions: &[u32], from: SeekTo) -> Result<()> {
+        for partition in partitions {
+            self.seek(*partition, from).await?;
+        }
+        Ok(())
+    }
+
+    /// Moves `partition` (assigning it if needed) to `to`.
+    pub async fn seek(&mut self, partition: u32, to: SeekTo) -> Result<()> {
+        if partition >= self.partitions {
+            return Err(ClientError::InvalidArgument(format!(
+                "partition {partition} does not exist ({} partitions)",
+                self.partitions
+            )));
+        }
+        let offset = self
+            .client
+            .resolve_offset(&self.topic, partition, to)
+            .await?;
+        self.positions.insert(partition, offset);
+        self.generation += 1;
+        self.parked.clear();
+        self.ready.retain(|r| r.partition != partition);
+        Ok(())
+    }
+
+    /// Stops reading `partition`.
+    pub fn unassign(&mut self, partition: u32) {
+        self.positions.remove(&partition);
+        self.ready.retain(|r| r.partition != partition);
+        self.generation += 1;
+        self.parked.clear();
+    }
+
+    /// The next offset to be returned for `partition`.
+    pub fn position(&self, partition: u32) -> Option<u64> {
+        self.positions.get(&partition).copied()
+    }
+
+    pub fn assignment(&self) -> Vec<u32> {
+        self.positions.keys().copied().collect()
+    }
+
+    /// Waits for records (up to about `max_wait_ms`); may return none.
+    pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>> {
+        if !self.ready.is_empty() {
+            return Ok(self.ready.drain(..).collect());
+        }
+        if self.positions.is_empty() {
+            return Err(ClientError::InvalidArgument("no partition assigned".into()));
+        }
+        self.park_fetches();
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_millis(u64::from(self.config.max_wait_ms) + 5_000);
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.in_flight.next()).await;
+            let Ok(Some((partition, generation, offset, result))) = next else {
+                return Ok(Vec::new());
+            };
+            if generation != self.generation {
+                self.park_fetches();
+                continue;
+            }
+            self.parked.insert(partition, false);
+            let response = result?;
+            let records = self.decode(partition, offset, &response)?;
+            self.park_fetches();
+            // Records, or a long poll that expired empty: either way, answer.
+            return Ok(records);
+        }
+    }
+
+    fn park_fetches(&mut self) {
+        for (partition, offset) in &self.positions {
+            if self.parked.get(partition).copied().unwrap_or(false) {
+                continue;
+            }
+            self.parked.insert(*partition, true);
+            let request = FetchRequest {
+                topic: self.topic.clone(),
+                partition: *partition,
+                offset: *offset,
+                max_bytes: self.config.max_bytes,
+                max_wait_ms: self.config.max_wait_ms,
+                min_bytes: self.config.min_bytes,
+            };
+            let client = self.client.clone();
+            let (partition, offset, generation) = (*partition, *offset, self.generation);
+            self.in_flight.push(Box::pin(async move {
+                let result = client.fetch(&request).await;
+                (partition, generation, offset, result)
+            }));
+        }
+    }
+
+    fn decode(
+        &mut self,
+        partition: u32,
+        offset: u64,
+        response: &FetchResponse,
+    ) -> Result<Vec<ConsumerRecord>> {
+        let mut records = Vec::new();
+        for item in BatchIter::new(response.records.clone(), BATCH_BYTES_LIMIT) {
+            let (header, bytes) = item?;
+            for record in RecordIter::new(bytes, header) {
+                let record = record?;
+                if record.offset >= offset {
+                    records.push(ConsumerRecord::from_record(&self.topic, partition, record));
+                }
+            }
+        }
+        let next = records
+            .last()
+            .map_or(response.next_offset.max(offset), |r| r.offset + 1);
+        self.positions.insert(partition, next);
+        Ok(records)
+    }
+}

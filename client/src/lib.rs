@@ -1,0 +1,18 @@
+//! The Ferry client: [`Client`] (connection with reconnect and backoff, admin
+//! and data APIs), [`Producer`] (batching, pipelined, acks per record) and
+//! [`Consumer`] (explicit partitions, long polling). Depends on the protocol
+//! crate only.
+
+pub mod client;
+pub mod connection;
+pub mod consumer;
+pub mod error;
+pub mod producer;
+pub mod record;
+
+pub use client::{Client, ClientOptions, SeekTo};
+pub use consumer::{Consumer, ConsumerConfig};
+pub use error::{ClientError, Result};
+pub use ferry_protocol::messages::{Acks, TopicConfig};
+pub use producer::{Producer, ProducerConfig};
+pub use record::{ConsumerRecord, ProducerRecord, RecordMetadata};

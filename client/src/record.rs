@@ -1,0 +1,116 @@
+//! Records as users see them: what a producer sends and what a consumer gets.
+
+use bytes::Bytes;
+use ferry_protocol::batch::{NewRecord, Record, RecordHeader};
+
+/// A record to produce. Build with [`ProducerRecord::new`] and the `with_*` methods.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProducerRecord {
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<RecordHeader>,
+    /// Milliseconds since the epoch; `None` means now.
+    pub timestamp_ms: Option<i64>,
+    /// Send to this partition instead of choosing by key.
+    pub partition: Option<u32>,
+}
+
+impl ProducerRecord {
+    pub fn new(value: impl Into<Bytes>) -> ProducerRecord {
+        ProducerRecord {
+            value: Some(value.into()),
+            ..ProducerRecord::default()
+        }
+    }
+
+    pub fn with_key(mut self, key: impl Into<Bytes>) -> ProducerRecord {
+        self.key = Some(key.into());
+        self
+    }
+
+    pub fn with_header(mut self, key: &str, value: impl Into<Bytes>) -> ProducerRecord {
+        self.headers.push(RecordHeader {
+            key: key.to_string(),
+            value: Some(value.into()),
+        });
+        self
+    }
+
+    pub fn with_partition(mut self, partition: u32) -> ProducerRecord {
+        self.partition = Some(partition);
+        self
+    }
+
+    pub fn with_timestamp(mut self, timestamp_ms: i64) -> ProducerRecord {
+        self.timestamp_ms = Some(timestamp_ms);
+        self
+    }
+
+    pub(crate) fn into_new_record(self, now_ms: i64) -> NewRecord {
+        NewRecord {
+            timestamp_ms: self.timestamp_ms.unwrap_or(now_ms),
+            key: self.key,
+            value: self.value,
+            headers: self.headers,
+        }
+    }
+}
+
+/// Where a produced record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordMetadata {
+    pub partition: u32,
+    /// `None` when produced with `Acks::None`.
+    pub offset: Option<u64>,
+}
+
+/// A record read from a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+    pub timestamp_ms: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<RecordHeader>,
+}
+
+impl ConsumerRecord {
+    pub(crate) fn from_record(topic: &str, partition: u32, record: Record) -> ConsumerRecord {
+        ConsumerRecord {
+            topic: topic.to_string(),
+            partition,
+            offset: record.offset,
+            timestamp_ms: record.timestamp_ms,
+            key: record.key,
+            value: record.value,
+            headers: record.headers,
+        }
+    }
+
+    pub fn header(&self, key: &str) -> Option<&Bytes> {
+        self.headers
+            .iter()
+            .find(|h| h.key == key)
+            .and_then(|h| h.value.as_ref())
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The partition for a key: FNV-1a 64 of the key bytes, modulo the count.
+/// Stable across versions and languages (see PROTOCOL.md).
+pub fn partition_for_key(key: &[u8], partitions: u32) -> u32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (hash % u64::from(partitions.max(1))) as u32
+}
