@@ -1,0 +1,179 @@
+//! Harness for end-to-end tests: runs the real `ferry-broker` binary on an
+//! OS-assigned port of 127.0.0.1 with a temporary data directory, learns the
+//! address from its JSON "ready" log line, and can stop it with SIGTERM or
+//! SIGKILL and start it again on the same data.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a broker may take to report ready.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Path of a workspace binary, building it if it is missing.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = profile_dir.join(name);
+    if !path.exists() {
+        let package = if name == "ferry-broker" {
+            "ferry-broker"
+        } else {
+            "ferry-client"
+        };
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", package, "--bin", name])
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "building {name} failed");
+    }
+    path
+}
+
+pub struct Broker {
+    child: Option<Child>,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    _temp: Option<Arc<tempfile::TempDir>>,
+    extra_args: Vec<String>,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Broker {
+    /// A broker on a fresh temporary data directory.
+    pub fn start() -> Broker {
+        Broker::start_with(&[])
+    }
+
+    pub fn start_with(extra_args: &[&str]) -> Broker {
+        let temp = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let data_dir = temp.path().join("data");
+        let mut broker = Broker {
+            child: None,
+            addr: String::new(),
+            data_dir,
+            _temp: Some(temp),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            log: Arc::new(Mutex::new(Vec::new())),
+        };
+        broker.spawn();
+        broker
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(binary("ferry-broker"))
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--log-format")
+            .arg("json")
+            .args(&self.extra_args)
+            .env("FERRY_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ferry-broker");
+        let stdout = child.stdout.take().expect("stdout");
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("ferry broker ready") {
+                    let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                    if let Some(listen) = parsed["fields"]["listen"].as_str() {
+                        let _ = ready_tx.send(listen.to_string());
+                    }
+                }
+                log.lock().unwrap().push(line);
+            }
+        });
+        let addr = ready_rx.recv_timeout(START_TIMEOUT).unwrap_or_else(|_| {
+            panic!(
+                "broker did not become ready; log: {:?}",
+                self.log.lock().unwrap()
+            )
+        });
+        self.addr = addr;
+        self.child = Some(child);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGKILL: no shutdown code runs (the page cache survives).
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a graceful exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        child.wait().expect("wait")
+    }
+
+    /// Starts again on the same data directory (new port).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the broker first");
+        self.spawn();
+    }
+
+    pub fn log_contains(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    pub async fn client(&self) -> ferry_client::Client {
+        ferry_client::Client::connect(&self.addr)
+            .await
+            .expect("connect")
+    }
+
+    /// Runs `ferryctl --broker <addr> args...` with `stdin`, returning
+    /// (exit code, stdout, stderr).
+    pub fn ferryctl(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
+        ferryctl(&self.addr, args, stdin)
+    }
+}
+
+pub fn ferryctl(addr: &str, args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(binary("ferryctl"))
+        .arg("--broker")
+        .arg(addr)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ferryctl");
+    let mut input = child.stdin.take().expect("stdin");
+    let text = stdin.to_string();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(text.as_bytes());
+    });
+    let output = child.wait_with_output().expect("ferryctl output");
+    let _ = writer.join();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
