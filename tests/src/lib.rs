@@ -65,9 +65,11 @@ impl Broker {
     }
 
     fn spawn(&mut self) {
+        // First start: an OS-assigned port; restarts keep the same address.
+        let listen = if self.addr.is_empty() { "127.0.0.1:0".to_string() } else { self.addr.clone() };
         let mut child = Command::new(binary("ferry-broker"))
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(&listen)
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--log-format")
@@ -124,7 +126,7 @@ impl Broker {
         child.wait().expect("wait")
     }
 
-    /// Starts again on the same data directory (new port).
+    /// Starts again on the same data directory and address.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the broker first");
         self.spawn();
