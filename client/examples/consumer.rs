@@ -16,7 +16,10 @@ async fn main() -> Result<(), ferry_client::ClientError> {
     loop {
         for record in consumer.poll().await? {
             let value = String::from_utf8_lossy(record.value.as_deref().unwrap_or_default());
-            println!("partition {} offset {}: {value}", record.partition, record.offset);
+            println!(
+                "partition {} offset {}: {value}",
+                record.partition, record.offset
+            );
         }
     }
 }

@@ -20,11 +20,16 @@ async fn main() -> Result<(), ferry_client::ClientError> {
     // Queue every send first so they share batches, then await the acks.
     let sends: Vec<_> = ["ada", "grace", "linus", "barbara"]
         .iter()
-        .map(|name| producer.send(ProducerRecord::new(format!("hello, {name}")).with_key(name.to_string())))
+        .map(|name| {
+            producer.send(ProducerRecord::new(format!("hello, {name}")).with_key(name.to_string()))
+        })
         .collect();
     for sent in futures::future::join_all(sends).await {
         let meta = sent?;
-        println!("stored in partition {} at offset {:?}", meta.partition, meta.offset);
+        println!(
+            "stored in partition {} at offset {:?}",
+            meta.partition, meta.offset
+        );
     }
     Ok(())
 }

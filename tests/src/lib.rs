@@ -66,7 +66,11 @@ impl Broker {
 
     fn spawn(&mut self) {
         // First start: an OS-assigned port; restarts keep the same address.
-        let listen = if self.addr.is_empty() { "127.0.0.1:0".to_string() } else { self.addr.clone() };
+        let listen = if self.addr.is_empty() {
+            "127.0.0.1:0".to_string()
+        } else {
+            self.addr.clone()
+        };
         let mut child = Command::new(binary("ferry-broker"))
             .arg("--listen")
             .arg(&listen)

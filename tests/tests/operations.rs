@@ -26,7 +26,8 @@ async fn connections_past_max_connections_are_refused_with_an_error() {
 
 #[tokio::test]
 async fn idle_connections_are_closed_after_the_idle_timeout() {
-    let broker = Broker::start_with(&["--idle-timeout-ms", "300", "--frame-read-timeout-ms", "300"]);
+    let broker =
+        Broker::start_with(&["--idle-timeout-ms", "300", "--frame-read-timeout-ms", "300"]);
     // Idle: connected, sends nothing.
     let mut idle = TcpStream::connect(&broker.addr).await.unwrap();
     // Slowloris: starts a frame and never finishes it.
@@ -36,7 +37,10 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
     for stream in [&mut idle, &mut slow] {
         let mut byte = [0u8; 64];
         let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut byte)).await;
-        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "connection was not closed");
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "connection was not closed"
+        );
     }
     assert!(started.elapsed() >= Duration::from_millis(250));
 }
@@ -49,11 +53,20 @@ async fn settings_come_from_flags_env_and_a_toml_file() {
     let broker = Broker::start_with(&["--config", file.to_str().unwrap()]);
     let client = broker.client().await;
     client.create_topic("defaulted", 0).await.unwrap();
-    assert_eq!(client.partition_count("defaulted").await.unwrap(), 3, "file value used");
+    assert_eq!(
+        client.partition_count("defaulted").await.unwrap(),
+        3,
+        "file value used"
+    );
     drop(broker);
 
     // A flag beats the file.
-    let broker = Broker::start_with(&["--config", file.to_str().unwrap(), "--default-partitions", "5"]);
+    let broker = Broker::start_with(&[
+        "--config",
+        file.to_str().unwrap(),
+        "--default-partitions",
+        "5",
+    ]);
     let client = broker.client().await;
     client.create_topic("flagged", 0).await.unwrap();
     assert_eq!(client.partition_count("flagged").await.unwrap(), 5);
@@ -61,7 +74,12 @@ async fn settings_come_from_flags_env_and_a_toml_file() {
     // A bad file is a clear start-up error.
     std::fs::write(&file, "no_such_setting = 1\n").unwrap();
     let output = std::process::Command::new(ferry_e2e::binary("ferry-broker"))
-        .args(["--config", file.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .args([
+            "--config",
+            file.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
@@ -94,7 +112,10 @@ async fn metrics_are_scrapeable() {
     let producer = Producer::new(client, "m").await.unwrap();
     producer.send(ProducerRecord::new("x")).await.unwrap();
     let mut stream = TcpStream::connect(&metrics_addr).await.unwrap();
-    stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
     let mut body = String::new();
     stream.read_to_string(&mut body).await.unwrap();
     assert!(body.starts_with("HTTP/1.0 200 OK"));
