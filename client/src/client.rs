@@ -16,7 +16,15 @@ use prost::Message;
 use crate::connection::{Connection, Response};
 use crate::error::{ClientError, Result};
 
-/// Where to start reading a partition.
+/// Where to start reading a partition. Parses from the strings `ferryctl` takes.
+///
+/// ```
+/// use ferry_client::SeekTo;
+/// assert_eq!("earliest".parse(), Ok(SeekTo::Earliest));
+/// assert_eq!("1234".parse(), Ok(SeekTo::Offset(1234)));
+/// assert_eq!("@1700000000000".parse(), Ok(SeekTo::Timestamp(1_700_000_000_000)));
+/// assert!("yesterday".parse::<SeekTo>().is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeekTo {
     Earliest,
@@ -49,6 +57,14 @@ impl std::str::FromStr for SeekTo {
     }
 }
 
+/// Connection settings.
+///
+/// ```
+/// use std::time::Duration;
+/// use ferry_client::ClientOptions;
+/// let options = ClientOptions { client_id: "billing".into(), connect_attempts: 10, ..ClientOptions::default() };
+/// assert_eq!(options.backoff, Duration::from_millis(50));
+/// ```
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     pub client_id: String,

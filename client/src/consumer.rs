@@ -15,6 +15,14 @@ use crate::client::{Client, SeekTo};
 use crate::error::{ClientError, Result};
 use crate::record::ConsumerRecord;
 
+/// Consumer settings.
+///
+/// ```
+/// use ferry_client::ConsumerConfig;
+/// // Park each fetch up to 2 s until 64 KiB are there.
+/// let config = ConsumerConfig { max_wait_ms: 2000, min_bytes: 64 * 1024, ..ConsumerConfig::default() };
+/// assert_eq!(config.max_bytes, 1024 * 1024);
+/// ```
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
     /// How long a fetch may park at the broker.

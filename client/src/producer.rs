@@ -21,6 +21,14 @@ use crate::client::Client;
 use crate::error::{ClientError, Result};
 use crate::record::{now_ms, partition_for_key, ProducerRecord, RecordMetadata};
 
+/// Producer settings.
+///
+/// ```
+/// use ferry_client::{Acks, ProducerConfig};
+/// // Lowest latency: no lingering, answer once written.
+/// let config = ProducerConfig { acks: Acks::Written, linger_ms: 0, ..ProducerConfig::default() };
+/// assert_eq!(config.batch_bytes, 256 * 1024);
+/// ```
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
     pub acks: Acks,

@@ -4,6 +4,16 @@ use bytes::Bytes;
 use ferry_protocol::batch::{NewRecord, Record, RecordHeader};
 
 /// A record to produce. Build with [`ProducerRecord::new`] and the `with_*` methods.
+///
+/// ```
+/// use ferry_client::ProducerRecord;
+/// let record = ProducerRecord::new("order 42 shipped")
+///     .with_key("order-42")
+///     .with_header("source", "warehouse-3")
+///     .with_timestamp(1_700_000_000_000);
+/// assert_eq!(record.key.as_deref(), Some(&b"order-42"[..]));
+/// assert_eq!(record.headers[0].key, "source");
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerRecord {
     pub key: Option<Bytes>,
@@ -57,6 +67,12 @@ impl ProducerRecord {
 }
 
 /// Where a produced record landed.
+///
+/// ```
+/// use ferry_client::RecordMetadata;
+/// let meta = RecordMetadata { partition: 2, offset: Some(17) };
+/// assert_eq!(meta.offset, Some(17)); // None when produced with acks = none
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordMetadata {
     pub partition: u32,
@@ -65,6 +81,15 @@ pub struct RecordMetadata {
 }
 
 /// A record read from a partition.
+///
+/// ```
+/// use ferry_client::ConsumerRecord;
+/// # let record = ConsumerRecord { topic: "t".into(), partition: 0, offset: 5, timestamp_ms: 0,
+/// #     key: None, value: Some("v".into()), headers: vec![] };
+/// // Records come from `Consumer::poll`; headers are looked up by key.
+/// assert_eq!(record.header("trace-id"), None);
+/// assert_eq!(record.value.as_deref(), Some(&b"v"[..]));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerRecord {
     pub topic: String,
@@ -106,6 +131,11 @@ pub fn now_ms() -> i64 {
 
 /// The partition for a key: FNV-1a 64 of the key bytes, modulo the count.
 /// Stable across versions and languages (see PROTOCOL.md).
+///
+/// ```
+/// assert_eq!(ferry_client::record::partition_for_key(b"", 4), (0xcbf2_9ce4_8422_2325u64 % 4) as u32);
+/// assert!(ferry_client::record::partition_for_key(b"user-1", 8) < 8);
+/// ```
 pub fn partition_for_key(key: &[u8], partitions: u32) -> u32 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in key {

@@ -243,6 +243,7 @@ fn open_sealed(
     let segment = Arc::new(Segment::open(vfs, dir, base, config, state, now)?);
     if !index_consistent(&segment)? {
         tracing::warn!(segment = %segment.log_path.display(), "index does not match the log: rebuilding it");
+        segment.reset_published();
         segment.index.0.truncate_entries(0);
         segment.time_index.0.truncate_entries(0);
         segment.index.0.preallocate()?;

@@ -128,6 +128,13 @@ impl Segment {
         self.size_bytes.store(size_bytes, Ordering::Release);
     }
 
+    /// Forgets what was published (before a recovery scan re-publishes it).
+    pub fn reset_published(&self) {
+        self.size_bytes.store(0, Ordering::Release);
+        self.next_offset.store(self.base_offset, Ordering::Release);
+        self.max_timestamp_ms.store(i64::MIN, Ordering::Release);
+    }
+
     /// Reads and checks the fixed header of the batch at `position`, which
     /// must lie below `limit` (the bytes known to be there).
     pub fn header_at(&self, position: u64, limit: u64) -> Result<Option<BatchHeader>> {
