@@ -14,5 +14,5 @@ pub use client::{Client, ClientOptions, SeekTo};
 pub use consumer::{Consumer, ConsumerConfig};
 pub use error::{ClientError, Result};
 pub use ferry_protocol::messages::{Acks, TopicConfig};
-pub use producer::{Producer, ProducerConfig};
+pub use producer::{Callback, Producer, ProducerConfig};
 pub use record::{ConsumerRecord, ProducerRecord, RecordMetadata};

@@ -54,7 +54,25 @@ impl Default for ProducerConfig {
     }
 }
 
-type Reply = oneshot::Sender<Result<RecordMetadata>>;
+/// Called once with the outcome of a send (see [`Producer::send_with_callback`]).
+pub type Callback = Box<dyn FnOnce(Result<RecordMetadata>) + Send + 'static>;
+
+/// How the outcome of one record is delivered.
+enum Reply {
+    Future(oneshot::Sender<Result<RecordMetadata>>),
+    Callback(Callback),
+}
+
+impl Reply {
+    fn send(self, result: Result<RecordMetadata>) {
+        match self {
+            Reply::Future(tx) => {
+                let _ = tx.send(result);
+            }
+            Reply::Callback(callback) => callback(result),
+        }
+    }
+}
 
 enum Command {
     Send(ProducerRecord, Reply),
@@ -129,7 +147,10 @@ impl Producer {
         record: ProducerRecord,
     ) -> impl Future<Output = Result<RecordMetadata>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
-        let waiting = match self.tx.try_send(Command::Send(record, reply)) {
+        let waiting = match self
+            .tx
+            .try_send(Command::Send(record, Reply::Future(reply)))
+        {
             Ok(()) => None,
             Err(mpsc::error::TrySendError::Full(command)) => Some(command),
             Err(mpsc::error::TrySendError::Closed(_)) => None,
@@ -147,6 +168,21 @@ impl Producer {
                 )
             })?
         }
+    }
+
+    /// Queues `record` and calls `callback` with its outcome once the broker
+    /// has answered (on the producer's task: keep it short). No future per
+    /// record: the way to keep hundreds of thousands of sends in flight.
+    /// Waits only while the producer's queue is full.
+    pub async fn send_with_callback(
+        &self,
+        record: ProducerRecord,
+        callback: Callback,
+    ) -> Result<()> {
+        self.tx
+            .send(Command::Send(record, Reply::Callback(callback)))
+            .await
+            .map_err(|_| ClientError::Disconnected("producer closed".into()))
     }
 
     /// Sends every queued record now and waits until all are acknowledged.
@@ -243,7 +279,7 @@ impl Accumulator {
         let partition = match (record.partition, &record.key) {
             (Some(p), _) if p < self.partitions => p,
             (Some(p), _) => {
-                let _ = reply.send(Err(ClientError::InvalidArgument(format!(
+                reply.send(Err(ClientError::InvalidArgument(format!(
                     "partition {p} does not exist ({} partitions)",
                     self.partitions
                 ))));
@@ -255,7 +291,7 @@ impl Accumulator {
         let record = record.into_new_record(now_ms());
         let size = BatchBuilder::record_size_bytes(&record);
         if BATCH_HEADER_BYTES + size > self.max_batch_bytes {
-            let _ = reply.send(Err(ClientError::InvalidArgument(format!(
+            reply.send(Err(ClientError::InvalidArgument(format!(
                 "record of {size} bytes exceeds the broker's max batch size of {} bytes",
                 self.max_batch_bytes
             ))));
@@ -344,12 +380,12 @@ fn answer(result: Result<Option<(u64, u64)>>, partition: u32, replies: Vec<Reply
         Ok(offsets) => {
             for (i, reply) in replies.into_iter().enumerate() {
                 let offset = offsets.map(|(base, _)| base + i as u64);
-                let _ = reply.send(Ok(RecordMetadata { partition, offset }));
+                reply.send(Ok(RecordMetadata { partition, offset }));
             }
         }
         Err(error) => {
             for reply in replies {
-                let _ = reply.send(Err(error.clone()));
+                reply.send(Err(error.clone()));
             }
         }
     }

@@ -336,10 +336,11 @@ async fn produce(client: Client, args: ProduceArgs, json_output: bool) -> CliRes
             }
         }
     });
-    let mut acks = futures::stream::FuturesUnordered::new();
+    // Acks arrive through callbacks; at most MAX_UNACKED are outstanding.
+    const MAX_UNACKED: usize = 50_000;
+    let unacked = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_UNACKED));
+    let failure: std::sync::Arc<std::sync::Mutex<Option<ClientError>>> = Default::default();
     let mut sent: u64 = 0;
-    let mut acknowledged: u64 = 0;
-    use futures::StreamExt;
     while let Some(line) = lines_rx.recv().await {
         let line = line?;
         let mut record = match &args.key_separator {
@@ -353,21 +354,31 @@ async fn produce(client: Client, args: ProduceArgs, json_output: bool) -> CliRes
         if let Some(p) = args.partition {
             record = record.with_partition(p);
         }
-        acks.push(producer.send(record));
-        sent += 1;
-        // Keep the number of unanswered sends bounded.
-        while acks.len() >= 50_000 {
-            if let Some(result) = acks.next().await {
-                result?;
-                acknowledged += 1;
-            }
+        if let Some(error) = failure.lock().ok().and_then(|f| f.clone()) {
+            return Err(error.into());
         }
+        let permit = unacked
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        let failure = failure.clone();
+        let callback: ferry_client::Callback = Box::new(move |result| {
+            drop(permit);
+            if let (Err(error), Ok(mut slot)) = (result, failure.lock()) {
+                slot.get_or_insert(error);
+            }
+        });
+        producer.send_with_callback(record, callback).await?;
+        sent += 1;
     }
-    while let Some(result) = acks.next().await {
-        result?;
-        acknowledged += 1;
+    let _all = unacked
+        .acquire_many(MAX_UNACKED as u32)
+        .await
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    if let Some(error) = failure.lock().ok().and_then(|f| f.clone()) {
+        return Err(error.into());
     }
-    debug_assert_eq!(sent, acknowledged);
     if json_output {
         print_json(json!({"topic": args.topic, "produced": sent}))
     } else {

@@ -1,0 +1,343 @@
+//! `ferry-bench`: drive a running broker (or one it spawns) through the real
+//! client crate and report throughput and latency percentiles, with ratios
+//! to the machine's physical limits measured in the same run.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use ferry_bench::baseline::Baseline;
+use ferry_bench::scenarios::{self, ConsumeSpec, E2eSpec, ProduceSpec};
+use ferry_bench::spawn::SpawnedBroker;
+use ferry_bench::stats::Report;
+use ferry_bench::workload::Workload;
+use ferry_client::{Acks, Client, TopicConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "ferry-bench",
+    version,
+    about = "Load generator and benchmarks for Ferry"
+)]
+struct Cli {
+    /// Broker address.
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_BROKER",
+        default_value = "127.0.0.1:7171"
+    )]
+    broker: String,
+    /// Print one JSON object.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Start this ferry-broker binary on a temporary data directory and use it.
+    #[arg(long, global = true)]
+    spawn_broker: Option<PathBuf>,
+    /// Extra flags for the spawned broker (repeatable), e.g. --broker-arg=--fsync=never
+    #[arg(long = "broker-arg", global = true, allow_hyphen_values = true)]
+    broker_args: Vec<String>,
+    /// Measure disk and loopback baselines first and report ratios to them.
+    #[arg(long, global = true)]
+    baseline: bool,
+    /// Directory for the disk baseline (default: the spawned broker's data dir, else .).
+    #[arg(long, global = true)]
+    baseline_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Produce messages as fast as possible (or at --rate).
+    Produce(ProduceArgs),
+    /// Read messages back.
+    Consume(ConsumeArgs),
+    /// A producer at a fixed rate with a consumer attached: end-to-end latency.
+    E2e(E2eArgs),
+    /// Only the baselines: disk write, disk write + fdatasync, loopback TCP.
+    Disk,
+    /// Run a workload file (benches/workloads/*.toml).
+    Run { workload: PathBuf },
+}
+
+#[derive(Args)]
+struct ProduceArgs {
+    #[arg(long, default_value = "bench")]
+    topic: String,
+    #[arg(long, default_value_t = 1)]
+    partitions: u32,
+    #[arg(long, default_value_t = 1)]
+    producers: usize,
+    #[arg(long, default_value_t = 100_000)]
+    messages: u64,
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+    #[arg(long, default_value_t = 256 * 1024)]
+    batch_bytes: usize,
+    #[arg(long, default_value_t = 1)]
+    linger_ms: u64,
+    #[arg(long, default_value = "written")]
+    acks: Acks,
+    /// Messages per second over all producers (0 = unlimited).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Unacknowledged sends per producer (1 = one round trip at a time).
+    #[arg(long, default_value_t = 100_000)]
+    max_in_flight: usize,
+}
+
+#[derive(Args)]
+struct ConsumeArgs {
+    #[arg(long, default_value = "bench")]
+    topic: String,
+    #[arg(long, default_value_t = 1)]
+    consumers: usize,
+    #[arg(long, default_value_t = 100_000)]
+    messages: u64,
+    /// Consume as a consumer group (not available yet: needs consumer groups).
+    #[arg(long, conflicts_with = "queue")]
+    group: Option<String>,
+    /// Consume from a queue (not available yet: needs queues).
+    #[arg(long)]
+    queue: Option<String>,
+}
+
+#[derive(Args)]
+struct E2eArgs {
+    #[arg(long, default_value = "bench-e2e")]
+    topic: String,
+    #[arg(long, default_value_t = 1)]
+    partitions: u32,
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    #[arg(long, default_value_t = 10)]
+    duration_s: u64,
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+    #[arg(long, default_value = "written")]
+    acks: Acks,
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(message) = run(cli).await {
+        eprintln!("ferry-bench: error: {message}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let spawned = match &cli.spawn_broker {
+        Some(binary) => Some(SpawnedBroker::start(binary, &cli.broker_args)?),
+        None => None,
+    };
+    let addr = spawned
+        .as_ref()
+        .map_or(cli.broker.clone(), |s| s.addr.clone());
+    let baseline_dir = cli
+        .baseline_dir
+        .clone()
+        .or_else(|| spawned.as_ref().map(|s| s.data_dir.clone()))
+        .unwrap_or_else(|| PathBuf::from("."));
+    std::fs::create_dir_all(&baseline_dir)
+        .map_err(|e| format!("{}: {e}", baseline_dir.display()))?;
+    let quiet = cli.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let measure = |chunk: usize| {
+        let dir = baseline_dir.clone();
+        async move {
+            Baseline::measure(&dir, chunk)
+                .await
+                .map_err(|e| format!("baseline: {e}"))
+        }
+    };
+    match cli.command {
+        Command::Disk => {
+            let baseline = measure(256 * 1024).await?;
+            if cli.json {
+                print_json(&serde_json::to_value(baseline).map_err(|e| e.to_string())?);
+            } else {
+                print_baseline(&baseline);
+            }
+        }
+        Command::Produce(args) => {
+            let baseline = if cli.baseline {
+                Some(measure(args.batch_bytes).await?)
+            } else {
+                None
+            };
+            let spec = ProduceSpec {
+                topic: args.topic,
+                partitions: args.partitions,
+                producers: args.producers,
+                messages: args.messages,
+                size: args.size,
+                batch_bytes: args.batch_bytes,
+                linger_ms: args.linger_ms,
+                acks: args.acks,
+                rate: args.rate,
+                max_in_flight: args.max_in_flight,
+            };
+            let report = scenarios::produce(&addr, &spec, quiet).await?;
+            emit(
+                with_baseline(report, baseline, produce_baseline(args.acks)),
+                cli.json,
+            );
+        }
+        Command::Consume(args) => {
+            if args.group.is_some() || args.queue.is_some() {
+                return Err("--group and --queue need consumer groups and queues, which this broker does not have yet".into());
+            }
+            let baseline = if cli.baseline {
+                Some(measure(256 * 1024).await?)
+            } else {
+                None
+            };
+            let spec = ConsumeSpec {
+                topic: args.topic,
+                consumers: args.consumers,
+                messages: args.messages,
+            };
+            let report = scenarios::consume(&addr, &spec, quiet).await?;
+            emit(with_baseline(report, baseline, "loopback_tcp"), cli.json);
+        }
+        Command::E2e(args) => {
+            let spec = E2eSpec {
+                topic: args.topic,
+                partitions: args.partitions,
+                rate: args.rate,
+                duration_s: args.duration_s,
+                size: args.size,
+                acks: args.acks,
+            };
+            emit(scenarios::e2e(&addr, &spec, quiet).await?, cli.json);
+        }
+        Command::Run { workload } => {
+            let workload = Workload::load(&workload)?;
+            run_workload(
+                &addr,
+                &workload,
+                quiet,
+                cli.json,
+                measure(workload.batch_bytes),
+            )
+            .await?;
+        }
+    }
+    drop(spawned);
+    Ok(())
+}
+
+fn produce_baseline(acks: Acks) -> &'static str {
+    if acks == Acks::Durable {
+        "disk_write_fdatasync"
+    } else {
+        "disk_write"
+    }
+}
+
+fn with_baseline(report: Report, baseline: Option<Baseline>, name: &str) -> Report {
+    match baseline {
+        Some(baseline) => report.with_baseline(baseline, name),
+        None => report,
+    }
+}
+
+async fn run_workload(
+    addr: &str,
+    workload: &Workload,
+    quiet: bool,
+    json: bool,
+    baseline: impl std::future::Future<Output = Result<Baseline, String>>,
+) -> Result<(), String> {
+    let acks: Acks = workload.acks.parse()?;
+    let baseline = if workload.baseline {
+        Some(baseline.await?)
+    } else {
+        None
+    };
+    if let (Some(b), false) = (&baseline, json) {
+        println!("workload {}", workload.name);
+        print_baseline(b);
+    }
+    let client = Client::connect(addr).await.map_err(|e| e.to_string())?;
+    let config = TopicConfig {
+        partitions: workload.partitions,
+        fsync: workload.fsync.clone(),
+        ..TopicConfig::default()
+    };
+    match client.create_topic_with(&workload.topic, config).await {
+        Ok(()) => {}
+        Err(e) if e.code() == Some(ferry_protocol::ErrorCode::TopicAlreadyExists) => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let mut reports = Vec::new();
+    if workload.messages > 0 {
+        let spec = ProduceSpec {
+            topic: workload.topic.clone(),
+            partitions: workload.partitions,
+            producers: workload.producers,
+            messages: workload.messages,
+            size: workload.message_size,
+            batch_bytes: workload.batch_bytes,
+            linger_ms: workload.linger_ms,
+            acks,
+            rate: workload.rate,
+            max_in_flight: workload.max_in_flight,
+        };
+        let report = scenarios::produce(addr, &spec, quiet).await?;
+        reports.push(with_baseline(report, baseline, produce_baseline(acks)));
+        if workload.consumers > 0 {
+            let spec = ConsumeSpec {
+                topic: workload.topic.clone(),
+                consumers: workload.consumers,
+                messages: workload.messages,
+            };
+            let report = scenarios::consume(addr, &spec, quiet).await?;
+            reports.push(with_baseline(report, baseline, "loopback_tcp"));
+        }
+    }
+    if workload.e2e_rate > 0 {
+        let spec = E2eSpec {
+            topic: format!("{}-e2e", workload.topic),
+            partitions: workload.partitions,
+            rate: workload.e2e_rate,
+            duration_s: workload.e2e_duration_s.max(1),
+            size: workload.message_size,
+            acks,
+        };
+        reports.push(scenarios::e2e(addr, &spec, quiet).await?);
+    }
+    if json {
+        print_json(&serde_json::json!({
+            "workload": workload.name,
+            "baseline": baseline,
+            "results": reports,
+        }));
+    } else {
+        reports.iter().for_each(Report::print_human);
+    }
+    Ok(())
+}
+
+fn emit(report: Report, json: bool) {
+    if json {
+        print_json(&serde_json::to_value(&report).unwrap_or_default());
+    } else {
+        report.print_human();
+    }
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!("{value}");
+}
+
+fn print_baseline(b: &Baseline) {
+    println!(
+        "baseline: disk write {:.0} MB/s, disk write+fdatasync per {} KiB {:.0} MB/s, loopback TCP {:.0} MB/s",
+        b.disk_write_mb_per_sec,
+        b.chunk_bytes / 1024,
+        b.disk_write_fdatasync_mb_per_sec,
+        b.loopback_tcp_mb_per_sec
+    );
+}

@@ -1,0 +1,375 @@
+//! The load scenarios, driving the broker through the real client crate.
+//! Every loop is bounded by a message count and, where it waits on the
+//! broker, by a deadline.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ferry_client::{
+    Acks, Client, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, SeekTo,
+};
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::stats::{Latency, Report};
+
+/// No scenario runs longer than this, whatever it was asked.
+pub const SCENARIO_DEADLINE: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Clone)]
+pub struct ProduceSpec {
+    pub topic: String,
+    pub partitions: u32,
+    pub producers: usize,
+    pub messages: u64,
+    pub size: usize,
+    pub batch_bytes: usize,
+    pub linger_ms: u64,
+    pub acks: Acks,
+    /// Total messages per second over all producers; 0 = as fast as possible.
+    pub rate: u64,
+    /// Unacknowledged sends per producer.
+    pub max_in_flight: usize,
+}
+
+pub fn progress(total: u64, quiet: bool) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if quiet {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    } else {
+        bar.set_draw_target(ProgressDrawTarget::stderr());
+        if let Ok(style) =
+            ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} ({per_sec})")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+    }
+    bar
+}
+
+/// Creates the topic if it does not exist.
+pub async fn ensure_topic(client: &Client, topic: &str, partitions: u32) -> Result<(), String> {
+    match client.create_topic(topic, partitions).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.code() == Some(ferry_protocol::ErrorCode::TopicAlreadyExists) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn payload(size: usize, sequence: u64, sent_at_ns: u64) -> Bytes {
+    let mut value = vec![0u8; size.max(16)];
+    value[..8].copy_from_slice(&sent_at_ns.to_be_bytes());
+    value[8..16].copy_from_slice(&sequence.to_be_bytes());
+    value.truncate(size.max(16));
+    Bytes::from(value)
+}
+
+pub async fn produce(addr: &str, spec: &ProduceSpec, quiet: bool) -> Result<Report, String> {
+    let admin = Client::connect(addr).await.map_err(|e| e.to_string())?;
+    ensure_topic(&admin, &spec.topic, spec.partitions).await?;
+    let bar = progress(spec.messages, quiet);
+    bar.set_message("produce");
+    let producers = spec.producers.max(1) as u64;
+    let started = Instant::now();
+    let acked = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for p in 0..producers {
+        let share = spec.messages / producers + u64::from(p < spec.messages % producers);
+        let client = Client::connect(addr).await.map_err(|e| e.to_string())?;
+        let config = ProducerConfig {
+            acks: spec.acks,
+            linger_ms: spec.linger_ms,
+            batch_bytes: spec.batch_bytes,
+            ..ProducerConfig::default()
+        };
+        let producer = Producer::with_config(client, &spec.topic, config)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (spec, bar, acked) = (spec.clone(), bar.clone(), acked.clone());
+        let rate = if spec.rate == 0 {
+            0
+        } else {
+            (spec.rate / producers).max(1)
+        };
+        tasks.push(tokio::spawn(async move {
+            produce_one(producer, &spec, share, rate, started, bar, acked).await
+        }));
+    }
+    let mut latency = Latency::default();
+    for task in tasks {
+        let part = task.await.map_err(|e| e.to_string())??;
+        latency.merge(&part);
+    }
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    let messages = acked.load(Ordering::Relaxed);
+    let bytes = messages * spec.size as u64;
+    Ok(Report::new(
+        "produce",
+        messages,
+        bytes,
+        elapsed,
+        &latency,
+        "produce ack",
+    ))
+}
+
+async fn produce_one(
+    producer: Producer,
+    spec: &ProduceSpec,
+    count: u64,
+    rate: u64,
+    started: Instant,
+    bar: ProgressBar,
+    acked: Arc<AtomicU64>,
+) -> Result<Latency, String> {
+    let max_in_flight = spec.max_in_flight.clamp(1, u32::MAX as usize >> 4);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(max_in_flight));
+    let latency = Arc::new(std::sync::Mutex::new(Latency::default()));
+    let failure: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    let deadline = started + SCENARIO_DEADLINE;
+    for sequence in 0..count {
+        if rate > 0 {
+            let due = started + Duration::from_secs_f64(sequence as f64 / rate as f64);
+            if due > Instant::now() {
+                tokio::time::sleep_until(due.into()).await;
+            }
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+        if let Some(error) = failure.lock().map_err(|e| e.to_string())?.clone() {
+            return Err(error);
+        }
+        let permit = in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
+        let sent_at = Instant::now();
+        let value = payload(spec.size, sequence, started.elapsed().as_nanos() as u64);
+        let (latency, failure, acked, bar) =
+            (latency.clone(), failure.clone(), acked.clone(), bar.clone());
+        let callback: ferry_client::Callback = Box::new(move |result| {
+            let elapsed = sent_at.elapsed();
+            drop(permit);
+            match result {
+                Ok(_) => {
+                    if let Ok(mut latency) = latency.lock() {
+                        latency.record(elapsed);
+                    }
+                    acked.fetch_add(1, Ordering::Relaxed);
+                    bar.inc(1);
+                }
+                Err(error) => {
+                    if let Ok(mut slot) = failure.lock() {
+                        slot.get_or_insert(error.to_string());
+                    }
+                }
+            }
+        });
+        producer
+            .send_with_callback(ProducerRecord::new(value), callback)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    // Every permit back means every send was answered.
+    let _all = in_flight
+        .acquire_many(max_in_flight as u32)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(error) = failure.lock().map_err(|e| e.to_string())?.clone() {
+        return Err(error);
+    }
+    let latency = std::mem::take(&mut *latency.lock().map_err(|e| e.to_string())?);
+    Ok(latency)
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumeSpec {
+    pub topic: String,
+    pub consumers: usize,
+    pub messages: u64,
+}
+
+/// `consumers` readers share the partitions (round robin) from the start
+/// and read until `messages` have arrived in total.
+pub async fn consume(addr: &str, spec: &ConsumeSpec, quiet: bool) -> Result<Report, String> {
+    let admin = Client::connect(addr).await.map_err(|e| e.to_string())?;
+    let partitions = admin
+        .partition_count(&spec.topic)
+        .await
+        .map_err(|e| e.to_string())?;
+    let consumers = spec.consumers.clamp(1, partitions.max(1) as usize);
+    let bar = progress(spec.messages, quiet);
+    bar.set_message("consume");
+    let received = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..consumers {
+        let mine: Vec<u32> = (0..partitions)
+            .filter(|p| *p as usize % consumers == c)
+            .collect();
+        let client = Client::connect(addr).await.map_err(|e| e.to_string())?;
+        let config = ConsumerConfig {
+            max_wait_ms: 100,
+            max_bytes: 4 * 1024 * 1024,
+            ..ConsumerConfig::default()
+        };
+        let mut consumer = Consumer::with_config(client, &spec.topic, config)
+            .await
+            .map_err(|e| e.to_string())?;
+        consumer
+            .assign(&mine, SeekTo::Earliest)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (received, bytes, bar, target) =
+            (received.clone(), bytes.clone(), bar.clone(), spec.messages);
+        tasks.push(tokio::spawn(async move {
+            let mut latency = Latency::default();
+            let deadline = Instant::now() + SCENARIO_DEADLINE;
+            while received.load(Ordering::Relaxed) < target && Instant::now() < deadline {
+                let asked = Instant::now();
+                let records = consumer.poll().await.map_err(|e| e.to_string())?;
+                if records.is_empty() {
+                    continue;
+                }
+                latency.record(asked.elapsed());
+                let n = records.len() as u64;
+                let size: u64 = records
+                    .iter()
+                    .map(|r| r.value.as_ref().map_or(0, |v| v.len() as u64))
+                    .sum();
+                received.fetch_add(n, Ordering::Relaxed);
+                bytes.fetch_add(size, Ordering::Relaxed);
+                bar.inc(n);
+            }
+            Ok::<Latency, String>(latency)
+        }));
+    }
+    let mut latency = Latency::default();
+    for task in tasks {
+        latency.merge(&task.await.map_err(|e| e.to_string())??);
+    }
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    let messages = received.load(Ordering::Relaxed).min(spec.messages);
+    Ok(Report::new(
+        "consume",
+        messages,
+        bytes.load(Ordering::Relaxed),
+        elapsed,
+        &latency,
+        "poll with records",
+    ))
+}
+
+#[derive(Debug, Clone)]
+pub struct E2eSpec {
+    pub topic: String,
+    pub partitions: u32,
+    pub rate: u64,
+    pub duration_s: u64,
+    pub size: usize,
+    pub acks: Acks,
+}
+
+/// A producer at a fixed rate and a consumer tailing the topic; latency is
+/// from the send time written into each payload to its arrival.
+pub async fn e2e(addr: &str, spec: &E2eSpec, quiet: bool) -> Result<Report, String> {
+    let admin = Client::connect(addr).await.map_err(|e| e.to_string())?;
+    ensure_topic(&admin, &spec.topic, spec.partitions).await?;
+    let total = spec.rate.max(1) * spec.duration_s.max(1);
+    let partitions = admin
+        .partition_count(&spec.topic)
+        .await
+        .map_err(|e| e.to_string())?;
+    let consumer_client = Client::connect(addr).await.map_err(|e| e.to_string())?;
+    let config = ConsumerConfig {
+        max_wait_ms: 100,
+        ..ConsumerConfig::default()
+    };
+    let mut consumer = Consumer::with_config(consumer_client, &spec.topic, config)
+        .await
+        .map_err(|e| e.to_string())?;
+    consumer
+        .assign(&(0..partitions).collect::<Vec<_>>(), SeekTo::Latest)
+        .await
+        .map_err(|e| e.to_string())?;
+    let bar = progress(total, quiet);
+    bar.set_message("e2e");
+    let started = Instant::now();
+    let reader = {
+        let bar = bar.clone();
+        tokio::spawn(async move {
+            let mut latency = Latency::default();
+            let mut seen = 0u64;
+            let mut bytes = 0u64;
+            let deadline = Instant::now() + SCENARIO_DEADLINE;
+            while seen < total && Instant::now() < deadline {
+                for record in consumer.poll().await.map_err(|e| e.to_string())? {
+                    let arrived_ns = started.elapsed().as_nanos() as u64;
+                    if let Some(value) = &record.value {
+                        if value.len() >= 8 {
+                            let sent_ns =
+                                u64::from_be_bytes(value[..8].try_into().unwrap_or([0; 8]));
+                            latency
+                                .record(Duration::from_nanos(arrived_ns.saturating_sub(sent_ns)));
+                        }
+                        bytes += value.len() as u64;
+                    }
+                    seen += 1;
+                    bar.inc(1);
+                }
+            }
+            Ok::<(Latency, u64, u64), String>((latency, seen, bytes))
+        })
+    };
+    let client = Client::connect(addr).await.map_err(|e| e.to_string())?;
+    let config = ProducerConfig {
+        acks: spec.acks,
+        linger_ms: 0,
+        ..ProducerConfig::default()
+    };
+    let producer = Producer::with_config(client, &spec.topic, config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut pending = FuturesUnordered::new();
+    for sequence in 0..total {
+        let due = started + Duration::from_secs_f64(sequence as f64 / spec.rate.max(1) as f64);
+        if due > Instant::now() {
+            // Drain acks while waiting for the next send time.
+            let sleep = tokio::time::sleep_until(due.into());
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = &mut sleep => break,
+                    Some(result) = pending.next(), if !pending.is_empty() => {
+                        let result: ferry_client::Result<_> = result;
+                        result.map_err(|e| e.to_string())?;
+                    }
+                }
+            }
+        }
+        let value = payload(spec.size, sequence, started.elapsed().as_nanos() as u64);
+        pending.push(producer.send(ProducerRecord::new(value)));
+    }
+    while let Some(result) = pending.next().await {
+        result.map_err(|e| e.to_string())?;
+    }
+    let (latency, seen, bytes) = reader.await.map_err(|e| e.to_string())??;
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    Ok(Report::new(
+        "e2e",
+        seen,
+        bytes,
+        elapsed,
+        &latency,
+        "end to end",
+    ))
+}

@@ -1,0 +1,79 @@
+//! Workload files (`benches/workloads/*.toml`), in the spirit of the
+//! OpenMessaging Benchmark's YAML: one file names a topic shape, message
+//! size, producers, consumers, ack level and rate, and `ferry-bench run FILE`
+//! turns it into numbers.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    pub name: String,
+    pub topic: String,
+    pub partitions: u32,
+    pub message_size: usize,
+    /// Produce phase: this many messages from `producers` producers.
+    #[serde(default)]
+    pub messages: u64,
+    #[serde(default = "one")]
+    pub producers: usize,
+    /// Consume phase (after produce): `consumers` readers read `messages` back.
+    #[serde(default)]
+    pub consumers: usize,
+    #[serde(default = "default_acks")]
+    pub acks: String,
+    #[serde(default = "default_batch_bytes")]
+    pub batch_bytes: usize,
+    #[serde(default = "one_u64")]
+    pub linger_ms: u64,
+    /// Produce rate limit over all producers (0 = unlimited).
+    #[serde(default)]
+    pub rate: u64,
+    #[serde(default = "default_in_flight")]
+    pub max_in_flight: usize,
+    /// Optional end-to-end phase at a fixed rate.
+    #[serde(default)]
+    pub e2e_rate: u64,
+    #[serde(default)]
+    pub e2e_duration_s: u64,
+    /// Measure the disk and loopback baselines first (default true).
+    #[serde(default = "yes")]
+    pub baseline: bool,
+    /// Fsync policy for the workload's topic (`always`, `never`, ms).
+    #[serde(default)]
+    pub fsync: Option<String>,
+}
+
+fn one() -> usize {
+    1
+}
+fn one_u64() -> u64 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+fn default_acks() -> String {
+    "written".into()
+}
+fn default_batch_bytes() -> usize {
+    256 * 1024
+}
+fn default_in_flight() -> usize {
+    100_000
+}
+
+impl Workload {
+    pub fn load(path: &std::path::Path) -> Result<Workload, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let workload: Workload =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if workload.partitions == 0 || workload.message_size < 16 {
+            return Err(format!(
+                "{}: partitions must be >= 1 and message_size >= 16",
+                path.display()
+            ));
+        }
+        Ok(workload)
+    }
+}
