@@ -9,12 +9,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::error::Result;
+use crate::groups::offsets::OffsetStore;
+use crate::groups::{GroupConfig, GroupCoordinator};
 use crate::metrics::Metrics;
 use crate::topics::Topics;
 
 pub struct Broker {
     pub config: Config,
     pub topics: Topics,
+    pub groups: GroupCoordinator,
+    pub offsets: OffsetStore,
     pub metrics: Metrics,
     /// Cancelled when the broker starts shutting down.
     pub shutdown: CancellationToken,
@@ -24,15 +28,18 @@ impl Broker {
     /// Opens the data directory (recovering every partition) — blocking.
     pub fn open(config: Config) -> Result<Arc<Broker>> {
         let flusher = Flusher::start(config.fsync_threads);
-        let topics = Topics::open(
-            Arc::new(OsFs::new()),
-            &config.data_dir,
-            config.log_defaults(),
-            flusher,
-        )?;
+        let vfs = Arc::new(OsFs::new());
+        let offsets = OffsetStore::open(vfs.clone(), &config.data_dir, &flusher)?;
+        let topics = Topics::open(vfs, &config.data_dir, config.log_defaults(), flusher)?;
+        let groups = GroupCoordinator::new(GroupConfig {
+            default_session_timeout_ms: config.group_session_timeout_ms,
+            empty_group_retention_ms: config.group_retention_ms,
+        });
         Ok(Arc::new(Broker {
             config,
             topics,
+            groups,
+            offsets,
             metrics: Metrics::default(),
             shutdown: CancellationToken::new(),
         }))

@@ -82,6 +82,12 @@ pub struct Config {
     /// Threads that run fsyncs (group commit).
     #[arg(long, env = "FERRY_FSYNC_THREADS", default_value_t = 2)]
     pub fsync_threads: usize,
+    /// Session timeout of group members that do not choose one (ms).
+    #[arg(long, env = "FERRY_GROUP_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
+    pub group_session_timeout_ms: u32,
+    /// Groups without members are deleted, with their offsets, after this long (ms).
+    #[arg(long, env = "FERRY_GROUP_RETENTION_MS", default_value_t = 7 * 24 * 3600 * 1000)]
+    pub group_retention_ms: u64,
     /// How long a graceful shutdown waits for in-flight requests (ms).
     #[arg(long, env = "FERRY_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
     pub shutdown_timeout_ms: u64,
@@ -111,6 +117,8 @@ struct FileConfig {
     fsync: Option<String>,
     fsync_threads: Option<usize>,
     shutdown_timeout_ms: Option<u64>,
+    group_session_timeout_ms: Option<u32>,
+    group_retention_ms: Option<u64>,
 }
 
 impl Config {
@@ -177,6 +185,7 @@ impl Config {
             shutdown_timeout_ms
         );
         take_optional!(metrics_listen, segment_ms, retention_ms, retention_bytes);
+        take!(group_session_timeout_ms, group_retention_ms);
         if defaulted("fsync") {
             if let Some(fsync) = file.fsync {
                 self.fsync = fsync.parse()?;

@@ -27,6 +27,16 @@ pub enum BrokerError {
     Metadata(String),
     #[error("broker is shutting down")]
     ShuttingDown,
+    #[error("{0}")]
+    InvalidGroup(String),
+    #[error("unknown group {0:?}")]
+    UnknownGroup(String),
+    #[error("unknown member {0:?}: rejoin the group")]
+    UnknownMember(String),
+    #[error("{0}")]
+    FencedMember(String),
+    #[error("{0}")]
+    GroupNotEmpty(String),
 }
 
 impl BrokerError {
@@ -54,6 +64,11 @@ impl BrokerError {
             },
             BrokerError::Metadata(_) => ErrorCode::StorageError,
             BrokerError::ShuttingDown => ErrorCode::ShuttingDown,
+            BrokerError::InvalidGroup(_) => ErrorCode::InvalidGroup,
+            BrokerError::UnknownGroup(_) => ErrorCode::UnknownGroup,
+            BrokerError::UnknownMember(_) => ErrorCode::UnknownMember,
+            BrokerError::FencedMember(_) => ErrorCode::FencedMember,
+            BrokerError::GroupNotEmpty(_) => ErrorCode::GroupNotEmpty,
         }
     }
 }

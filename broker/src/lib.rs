@@ -10,6 +10,7 @@ pub mod cmd;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod groups;
 pub mod metrics;
 pub mod server;
 pub mod topics;
@@ -42,13 +43,19 @@ pub async fn run(config: Config) -> Result<(), String> {
         tokio::spawn(metrics::serve(broker.clone(), metrics_addr, shutdown));
     }
     tokio::spawn(retention_loop(broker.clone()));
+    tokio::spawn(group_sweeper(broker.clone()));
     tokio::spawn(wait_for_signal(broker.clone()));
     server::serve(broker.clone(), listener).await;
     tracing::info!("closing partition logs");
     let closing = broker.clone();
-    tokio::task::spawn_blocking(move || closing.topics.close_all())
-        .await
-        .map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || {
+        closing.topics.close_all();
+        if let Err(error) = closing.offsets.close() {
+            tracing::error!(%error, "closing the group offset log failed");
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
     tracing::info!("ferry broker stopped cleanly");
     Ok(())
 }
@@ -67,6 +74,41 @@ async fn wait_for_signal(broker: Arc<Broker>) {
         _ = int.recv() => tracing::info!("SIGINT: shutting down"),
     }
     broker.shutdown.cancel();
+}
+
+/// How often member sessions are checked.
+const SESSION_CHECK_MS: u64 = 50;
+/// How often empty groups expire and the offset log is compacted.
+const GROUP_HOUSEKEEPING_MS: u64 = 30_000;
+
+async fn group_sweeper(broker: Arc<Broker>) {
+    let mut last_housekeeping = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(SESSION_CHECK_MS)) => {}
+            _ = broker.shutdown.cancelled() => return,
+        }
+        broker
+            .groups
+            .expire_sessions(&broker.topics.partition_counts());
+        if last_housekeeping.elapsed() >= Duration::from_millis(GROUP_HOUSEKEEPING_MS) {
+            last_housekeeping = tokio::time::Instant::now();
+            let worker = broker.clone();
+            let _ = tokio::task::spawn_blocking(move || group_housekeeping(&worker)).await;
+        }
+    }
+}
+
+fn group_housekeeping(broker: &Broker) {
+    for group in broker.groups.expired_empty_groups(&broker.offsets.groups()) {
+        tracing::info!(group = %group, "deleting empty group after its retention");
+        if let Err(error) = broker.offsets.delete_group(&group) {
+            tracing::warn!(group = %group, %error, "could not delete expired group offsets");
+        }
+    }
+    if let Err(error) = broker.offsets.maybe_compact() {
+        tracing::warn!(%error, "group offset compaction failed");
+    }
 }
 
 async fn retention_loop(broker: Arc<Broker>) {

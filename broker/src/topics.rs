@@ -294,6 +294,15 @@ impl Topics {
         self.get(topic)?.partition(partition).cloned()
     }
 
+    /// Partition count of every topic.
+    pub fn partition_counts(&self) -> BTreeMap<String, u32> {
+        self.topics
+            .read()
+            .iter()
+            .map(|(name, t)| (name.clone(), t.meta.partitions))
+            .collect()
+    }
+
     pub fn list(&self) -> Vec<Arc<Topic>> {
         let mut topics: Vec<_> = self.topics.read().values().cloned().collect();
         topics.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));

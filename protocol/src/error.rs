@@ -50,10 +50,15 @@ pub enum ErrorCode {
     TooManyConnections = 42,
     ShuttingDown = 43,
     Timeout = 44,
+    UnknownGroup = 50,
+    UnknownMember = 51,
+    FencedMember = 52,
+    GroupNotEmpty = 53,
+    InvalidGroup = 54,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 29] = [
         ErrorCode::None,
         ErrorCode::Unknown,
         ErrorCode::InvalidRequest,
@@ -78,6 +83,11 @@ impl ErrorCode {
         ErrorCode::TooManyConnections,
         ErrorCode::ShuttingDown,
         ErrorCode::Timeout,
+        ErrorCode::UnknownGroup,
+        ErrorCode::UnknownMember,
+        ErrorCode::FencedMember,
+        ErrorCode::GroupNotEmpty,
+        ErrorCode::InvalidGroup,
     ];
 
     pub fn as_u32(self) -> u32 {
@@ -119,6 +129,11 @@ impl ErrorCode {
             ErrorCode::TooManyConnections => "too many connections",
             ErrorCode::ShuttingDown => "broker is shutting down",
             ErrorCode::Timeout => "timed out",
+            ErrorCode::UnknownGroup => "unknown group",
+            ErrorCode::UnknownMember => "unknown member",
+            ErrorCode::FencedMember => "fenced member",
+            ErrorCode::GroupNotEmpty => "group has live members",
+            ErrorCode::InvalidGroup => "invalid group",
         }
     }
 }

@@ -23,10 +23,19 @@ pub enum ApiKey {
     Produce = 6,
     Fetch = 7,
     ListOffsets = 8,
+    JoinGroup = 20,
+    Heartbeat = 21,
+    LeaveGroup = 22,
+    OffsetCommit = 23,
+    OffsetFetch = 24,
+    DescribeGroup = 25,
+    ListGroups = 26,
+    DeleteGroup = 27,
+    ResetOffsets = 28,
 }
 
 impl ApiKey {
-    pub const ALL: [ApiKey; 8] = [
+    pub const ALL: [ApiKey; 17] = [
         ApiKey::Handshake,
         ApiKey::CreateTopic,
         ApiKey::DeleteTopic,
@@ -35,6 +44,15 @@ impl ApiKey {
         ApiKey::Produce,
         ApiKey::Fetch,
         ApiKey::ListOffsets,
+        ApiKey::JoinGroup,
+        ApiKey::Heartbeat,
+        ApiKey::LeaveGroup,
+        ApiKey::OffsetCommit,
+        ApiKey::OffsetFetch,
+        ApiKey::DescribeGroup,
+        ApiKey::ListGroups,
+        ApiKey::DeleteGroup,
+        ApiKey::ResetOffsets,
     ];
 
     pub fn from_u16(value: u16) -> Option<ApiKey> {
@@ -51,6 +69,15 @@ impl ApiKey {
             ApiKey::Produce => "produce",
             ApiKey::Fetch => "fetch",
             ApiKey::ListOffsets => "list_offsets",
+            ApiKey::JoinGroup => "join_group",
+            ApiKey::Heartbeat => "heartbeat",
+            ApiKey::LeaveGroup => "leave_group",
+            ApiKey::OffsetCommit => "offset_commit",
+            ApiKey::OffsetFetch => "offset_fetch",
+            ApiKey::DescribeGroup => "describe_group",
+            ApiKey::ListGroups => "list_groups",
+            ApiKey::DeleteGroup => "delete_group",
+            ApiKey::ResetOffsets => "reset_offsets",
         }
     }
 }
@@ -332,6 +359,256 @@ pub struct ListOffsetsResponse {
     pub offset: u64,
 }
 
+/// A topic partition, as used by group APIs.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Message)]
+pub struct TopicPartition {
+    #[prost(string, tag = "1")]
+    pub topic: String,
+    #[prost(uint32, tag = "2")]
+    pub partition: u32,
+}
+
+/// Join (or rejoin) a consumer group.
+#[derive(Clone, PartialEq, Message)]
+pub struct JoinGroupRequest {
+    #[prost(string, tag = "1")]
+    pub group: String,
+    /// Empty on first join; the broker assigns one and the client keeps it.
+    #[prost(string, tag = "2")]
+    pub member_id: String,
+    #[prost(string, tag = "3")]
+    pub client_id: String,
+    #[prost(string, repeated, tag = "4")]
+    pub topics: Vec<String>,
+    /// "sticky" (default), "range" or "roundrobin". The group keeps the
+    /// assignor of its first member.
+    #[prost(string, tag = "5")]
+    pub assignor: String,
+    /// Removed after this long without a heartbeat (0 = broker default).
+    #[prost(uint32, tag = "6")]
+    pub session_timeout_ms: u32,
+    /// Where to start partitions with no committed offset: "earliest"
+    /// (default) or "latest".
+    #[prost(string, tag = "7")]
+    pub offset_reset: String,
+}
+
+/// Answer to JoinGroup and Heartbeat: the member's current assignment.
+#[derive(Clone, PartialEq, Message)]
+pub struct GroupAssignmentResponse {
+    #[prost(uint32, tag = "1")]
+    pub error_code: u32,
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+    #[prost(string, tag = "3")]
+    pub member_id: String,
+    /// Bumped whenever this member's assignment changes; commits carry it.
+    #[prost(uint64, tag = "4")]
+    pub member_epoch: u64,
+    #[prost(uint64, tag = "5")]
+    pub group_epoch: u64,
+    /// Partitions this member may consume now. Partitions being moved to it
+    /// appear only once their previous owner has released them.
+    #[prost(message, repeated, tag = "6")]
+    pub assignment: Vec<TopicPartition>,
+    #[prost(uint32, tag = "7")]
+    pub heartbeat_interval_ms: u32,
+    #[prost(string, tag = "8")]
+    pub offset_reset: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct HeartbeatRequest {
+    #[prost(string, tag = "1")]
+    pub group: String,
+    #[prost(string, tag = "2")]
+    pub member_id: String,
+    #[prost(uint64, tag = "3")]
+    pub member_epoch: u64,
+    /// Partitions the member is consuming right now (it has let go of every
+    /// partition not listed).
+    #[prost(message, repeated, tag = "4")]
+    pub owned: Vec<TopicPartition>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct LeaveGroupRequest {
+    #[prost(string, tag = "1")]
+    pub group: String,
+    #[prost(string, tag = "2")]
+    pub member_id: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct OffsetCommitEntry {
+    #[prost(string, tag = "1")]
+    pub topic: String,
+    #[prost(uint32, tag = "2")]
+    pub partition: u32,
+    /// The next offset to consume.
+    #[prost(uint64, tag = "3")]
+    pub offset: u64,
+    #[prost(string, tag = "4")]
+    pub metadata: String,
+}
+
+/// Commit offsets. Fenced: only a live member owning the partitions may
+/// commit (or anyone, when the group has no members).
+#[derive(Clone, PartialEq, Message)]
+pub struct OffsetCommitRequest {
+    #[prost(string, tag = "1")]
+    pub group: String,
+    #[prost(string, tag = "2")]
+    pub member_id: String,
+    #[prost(uint64, tag = "3")]
+    pub member_epoch: u64,
+    #[prost(message, repeated, tag = "4")]
+    pub offsets: Vec<OffsetCommitEntry>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct OffsetFetchRequest {
+    #[prost(string, tag = "1")]
+    pub group: String,
+    /// Empty: every committed offset of the group.
+    #[prost(message, repeated, tag = "2")]
+    pub partitions: Vec<TopicPartition>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct CommittedOffset {
+    #[prost(string, tag = "1")]
+    pub topic: String,
+    #[prost(uint32, tag = "2")]
+    pub partition: u32,
+    /// Absent when nothing was committed.
+    #[prost(uint64, optional, tag = "3")]
+    pub offset: Option<u64>,
+    #[prost(string, tag = "4")]
+    pub metadata: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct OffsetFetchResponse {
+    #[prost(uint32, tag = "1")]
+    pub error_code: u32,
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+    #[prost(message, repeated, tag = "3")]
+    pub offsets: Vec<CommittedOffset>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct GroupRequest {
+    #[prost(string, tag = "1")]
+    pub group: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct GroupMemberInfo {
+    #[prost(string, tag = "1")]
+    pub member_id: String,
+    #[prost(string, tag = "2")]
+    pub client_id: String,
+    #[prost(uint64, tag = "3")]
+    pub member_epoch: u64,
+    #[prost(string, repeated, tag = "4")]
+    pub topics: Vec<String>,
+    #[prost(message, repeated, tag = "5")]
+    pub assignment: Vec<TopicPartition>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct GroupPartitionInfo {
+    #[prost(string, tag = "1")]
+    pub topic: String,
+    #[prost(uint32, tag = "2")]
+    pub partition: u32,
+    #[prost(uint64, optional, tag = "3")]
+    pub committed: Option<u64>,
+    #[prost(uint64, tag = "4")]
+    pub end_offset: u64,
+    /// end_offset - committed (or - start offset when nothing is committed).
+    #[prost(uint64, tag = "5")]
+    pub lag: u64,
+    /// Member consuming it now, if any.
+    #[prost(string, tag = "6")]
+    pub member_id: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct DescribeGroupResponse {
+    #[prost(uint32, tag = "1")]
+    pub error_code: u32,
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+    #[prost(string, tag = "3")]
+    pub group: String,
+    /// "stable", "reconciling" or "empty".
+    #[prost(string, tag = "4")]
+    pub state: String,
+    #[prost(uint64, tag = "5")]
+    pub group_epoch: u64,
+    #[prost(string, tag = "6")]
+    pub assignor: String,
+    #[prost(message, repeated, tag = "7")]
+    pub members: Vec<GroupMemberInfo>,
+    #[prost(message, repeated, tag = "8")]
+    pub partitions: Vec<GroupPartitionInfo>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ListGroupsRequest {}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct GroupSummary {
+    #[prost(string, tag = "1")]
+    pub group: String,
+    #[prost(string, tag = "2")]
+    pub state: String,
+    #[prost(uint32, tag = "3")]
+    pub members: u32,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ListGroupsResponse {
+    #[prost(uint32, tag = "1")]
+    pub error_code: u32,
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+    #[prost(message, repeated, tag = "3")]
+    pub groups: Vec<GroupSummary>,
+}
+
+/// Move a group's committed offsets (refused while it has live members).
+#[derive(Clone, PartialEq, Message)]
+pub struct ResetOffsetsRequest {
+    #[prost(string, tag = "1")]
+    pub group: String,
+    #[prost(string, tag = "2")]
+    pub topic: String,
+    /// An [`OffsetSpec`] value, or 3 = explicit `offset`.
+    #[prost(uint32, tag = "3")]
+    pub spec: u32,
+    #[prost(int64, tag = "4")]
+    pub timestamp_ms: i64,
+    #[prost(uint64, tag = "5")]
+    pub offset: u64,
+}
+
+/// `ResetOffsetsRequest::spec` value for an explicit offset.
+pub const RESET_TO_OFFSET: u32 = 3;
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ResetOffsetsResponse {
+    #[prost(uint32, tag = "1")]
+    pub error_code: u32,
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+    #[prost(message, repeated, tag = "3")]
+    pub offsets: Vec<CommittedOffset>,
+}
+
 /// A decoded request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
@@ -343,6 +620,15 @@ pub enum Request {
     Produce(ProduceRequest),
     Fetch(FetchRequest),
     ListOffsets(ListOffsetsRequest),
+    JoinGroup(JoinGroupRequest),
+    Heartbeat(HeartbeatRequest),
+    LeaveGroup(LeaveGroupRequest),
+    OffsetCommit(OffsetCommitRequest),
+    OffsetFetch(OffsetFetchRequest),
+    DescribeGroup(GroupRequest),
+    ListGroups(ListGroupsRequest),
+    DeleteGroup(GroupRequest),
+    ResetOffsets(ResetOffsetsRequest),
 }
 
 impl Request {
@@ -370,25 +656,29 @@ impl Request {
                 format!("{} body does not decode: {e}", key.name()),
             )
         };
+        macro_rules! decode {
+            ($variant:ident, $message:ty) => {
+                Request::$variant(<$message>::decode(body).map_err(bad)?)
+            };
+        }
         Ok(match key {
-            ApiKey::Handshake => Request::Handshake(HandshakeRequest::decode(body).map_err(bad)?),
-            ApiKey::CreateTopic => {
-                Request::CreateTopic(CreateTopicRequest::decode(body).map_err(bad)?)
-            }
-            ApiKey::DeleteTopic => {
-                Request::DeleteTopic(DeleteTopicRequest::decode(body).map_err(bad)?)
-            }
-            ApiKey::ListTopics => {
-                Request::ListTopics(ListTopicsRequest::decode(body).map_err(bad)?)
-            }
-            ApiKey::DescribeTopic => {
-                Request::DescribeTopic(DescribeTopicRequest::decode(body).map_err(bad)?)
-            }
-            ApiKey::Produce => Request::Produce(ProduceRequest::decode(body).map_err(bad)?),
-            ApiKey::Fetch => Request::Fetch(FetchRequest::decode(body).map_err(bad)?),
-            ApiKey::ListOffsets => {
-                Request::ListOffsets(ListOffsetsRequest::decode(body).map_err(bad)?)
-            }
+            ApiKey::Handshake => decode!(Handshake, HandshakeRequest),
+            ApiKey::CreateTopic => decode!(CreateTopic, CreateTopicRequest),
+            ApiKey::DeleteTopic => decode!(DeleteTopic, DeleteTopicRequest),
+            ApiKey::ListTopics => decode!(ListTopics, ListTopicsRequest),
+            ApiKey::DescribeTopic => decode!(DescribeTopic, DescribeTopicRequest),
+            ApiKey::Produce => decode!(Produce, ProduceRequest),
+            ApiKey::Fetch => decode!(Fetch, FetchRequest),
+            ApiKey::ListOffsets => decode!(ListOffsets, ListOffsetsRequest),
+            ApiKey::JoinGroup => decode!(JoinGroup, JoinGroupRequest),
+            ApiKey::Heartbeat => decode!(Heartbeat, HeartbeatRequest),
+            ApiKey::LeaveGroup => decode!(LeaveGroup, LeaveGroupRequest),
+            ApiKey::OffsetCommit => decode!(OffsetCommit, OffsetCommitRequest),
+            ApiKey::OffsetFetch => decode!(OffsetFetch, OffsetFetchRequest),
+            ApiKey::DescribeGroup => decode!(DescribeGroup, GroupRequest),
+            ApiKey::ListGroups => decode!(ListGroups, ListGroupsRequest),
+            ApiKey::DeleteGroup => decode!(DeleteGroup, GroupRequest),
+            ApiKey::ResetOffsets => decode!(ResetOffsets, ResetOffsetsRequest),
         })
     }
 
@@ -402,6 +692,15 @@ impl Request {
             Request::Produce(_) => ApiKey::Produce,
             Request::Fetch(_) => ApiKey::Fetch,
             Request::ListOffsets(_) => ApiKey::ListOffsets,
+            Request::JoinGroup(_) => ApiKey::JoinGroup,
+            Request::Heartbeat(_) => ApiKey::Heartbeat,
+            Request::LeaveGroup(_) => ApiKey::LeaveGroup,
+            Request::OffsetCommit(_) => ApiKey::OffsetCommit,
+            Request::OffsetFetch(_) => ApiKey::OffsetFetch,
+            Request::DescribeGroup(_) => ApiKey::DescribeGroup,
+            Request::ListGroups(_) => ApiKey::ListGroups,
+            Request::DeleteGroup(_) => ApiKey::DeleteGroup,
+            Request::ResetOffsets(_) => ApiKey::ResetOffsets,
         }
     }
 }

@@ -240,6 +240,13 @@ impl Log {
         self.inner.apply_retention(now_ms)
     }
 
+    /// Deletes whole sealed segments that hold only offsets below `offset`
+    /// (for internal logs whose older records were folded into a snapshot).
+    pub fn delete_segments_below(&self, offset: u64) -> Result<usize> {
+        self.inner
+            .remove_front_segments(|segment, _| segment.next_offset() <= offset)
+    }
+
     /// Fsyncs now and waits for it (used by tests and shutdown).
     pub fn sync(&self) -> Result<()> {
         self.inner.sync_now();
@@ -682,26 +689,32 @@ impl LogInner {
         if config.retention_ms.is_none() && config.retention_bytes.is_none() {
             return Ok(0);
         }
-        // Only segments sealed and covered by a checkpoint may go: recovery
-        // starts at the checkpoint segment, which must still exist.
+        self.remove_front_segments(|first, total| {
+            let expired = config.retention_ms.is_some_and(|ms| {
+                let newest = first.max_timestamp_ms();
+                newest != i64::MIN && newest < now_ms as i64 - ms as i64
+            });
+            let oversized = config
+                .retention_bytes
+                .is_some_and(|limit| total.saturating_sub(first.size_bytes()) >= limit);
+            expired || oversized
+        })
+    }
+
+    /// Removes segments from the front while `doomed(first, total_bytes)`
+    /// says so. Only segments sealed and covered by a checkpoint may go:
+    /// recovery starts at the checkpoint segment, which must still exist.
+    fn remove_front_segments(&self, doomed: impl Fn(&Segment, u64) -> bool) -> Result<usize> {
         let checkpoint_segment = self.checkpoint_segment.load(Ordering::Acquire);
         let removed = {
             let mut segments = self.segments.write();
             let mut total: u64 = segments.iter().map(|s| s.size_bytes()).sum();
             let mut removed = Vec::new();
-            while segments.len() > 1 && segments[0].base_offset < checkpoint_segment {
-                let first = &segments[0];
-                let expired = config.retention_ms.is_some_and(|ms| {
-                    let newest = first.max_timestamp_ms();
-                    newest != i64::MIN && newest < now_ms as i64 - ms as i64
-                });
-                let oversized = config
-                    .retention_bytes
-                    .is_some_and(|limit| total.saturating_sub(first.size_bytes()) >= limit);
-                if !(expired || oversized) {
-                    break;
-                }
-                total -= first.size_bytes();
+            while segments.len() > 1
+                && segments[0].base_offset < checkpoint_segment
+                && doomed(&segments[0], total)
+            {
+                total -= segments[0].size_bytes();
                 removed.push(segments.remove(0));
             }
             removed
@@ -709,10 +722,10 @@ impl LogInner {
         for segment in &removed {
             for path in segment.paths() {
                 if let Err(error) = self.vfs.remove_file(&path) {
-                    tracing::warn!(path = %path.display(), %error, "could not delete expired segment file");
+                    tracing::warn!(path = %path.display(), %error, "could not delete segment file");
                 }
             }
-            tracing::info!(partition = %self.name, base_offset = segment.base_offset, "deleted segment by retention");
+            tracing::info!(partition = %self.name, base_offset = segment.base_offset, "deleted segment");
         }
         if !removed.is_empty() {
             self.vfs.sync_dir(&self.dir).at(&self.dir)?;

@@ -36,6 +36,11 @@ pub fn delete_topic(
 ) -> Reply {
     blocking(broker, header, move |broker| {
         broker.topics.delete(&request.name)?;
+        broker
+            .groups
+            .topic_deleted(&request.name, &broker.topics.partition_counts());
+        // Offsets of the topic go too (the tombstone is fsynced in the background).
+        drop(broker.offsets.delete_topic(&request.name)?);
         Ok(respond(header, &StatusResponse::default()))
     })
 }

@@ -8,6 +8,7 @@
 
 mod admin;
 mod fetch;
+mod group;
 mod handshake;
 mod produce;
 
@@ -49,6 +50,15 @@ pub fn dispatch(broker: &Arc<Broker>, header: FrameHeader, request: Request) -> 
         Request::Produce(req) => produce::produce(broker, header, req),
         Request::Fetch(req) => fetch::fetch(broker, header, req),
         Request::ListOffsets(req) => admin::list_offsets(broker, header, req),
+        Request::JoinGroup(req) => group::join(broker, header, req),
+        Request::Heartbeat(req) => group::heartbeat(broker, header, req),
+        Request::LeaveGroup(req) => group::leave(broker, header, req),
+        Request::OffsetCommit(req) => group::commit(broker, header, req),
+        Request::OffsetFetch(req) => group::fetch_offsets(broker, header, req),
+        Request::DescribeGroup(req) => group::describe(broker, header, req),
+        Request::ListGroups(_) => group::list(broker, header),
+        Request::DeleteGroup(req) => group::delete(broker, header, req),
+        Request::ResetOffsets(req) => group::reset(broker, header, req),
     });
     match reply {
         Reply::Later(future) => Reply::Later(future.instrument(span).boxed()),
