@@ -11,6 +11,12 @@ use ferry_protocol::messages::{
     ListTopicsRequest, ListTopicsResponse, OffsetSpec, ProduceRequest, ProduceResponse,
     StatusResponse, TopicConfig, TopicSummary,
 };
+use ferry_protocol::messages::{
+    CommittedOffset, DescribeGroupResponse, GroupAssignmentResponse, GroupRequest, GroupSummary,
+    HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListGroupsResponse,
+    OffsetCommitRequest, OffsetFetchRequest, OffsetFetchResponse, ResetOffsetsRequest,
+    ResetOffsetsResponse, TopicPartition, RESET_TO_OFFSET,
+};
 use prost::Message;
 
 use crate::connection::{Connection, Response};
@@ -281,6 +287,95 @@ impl Client {
         };
         let response: ListOffsetsResponse = self.call(ApiKey::ListOffsets, &request, true).await?;
         Ok(response.offset)
+    }
+
+    pub async fn join_group(&self, request: &JoinGroupRequest) -> Result<GroupAssignmentResponse> {
+        self.call(ApiKey::JoinGroup, request, false).await
+    }
+
+    pub async fn heartbeat(&self, request: &HeartbeatRequest) -> Result<GroupAssignmentResponse> {
+        self.call(ApiKey::Heartbeat, request, true).await
+    }
+
+    pub async fn leave_group(&self, group: &str, member_id: &str) -> Result<()> {
+        let request = LeaveGroupRequest {
+            group: group.to_string(),
+            member_id: member_id.to_string(),
+        };
+        self.call::<_, StatusResponse>(ApiKey::LeaveGroup, &request, false)
+            .await
+            .map(drop)
+    }
+
+    /// Commits offsets (the next offset to read) for a group member; fenced
+    /// by the broker if the member does not own the partitions.
+    pub async fn commit_offsets(&self, request: &OffsetCommitRequest) -> Result<()> {
+        self.call::<_, StatusResponse>(ApiKey::OffsetCommit, request, true)
+            .await
+            .map(drop)
+    }
+
+    /// Committed offsets of `group` (all of them if `partitions` is empty).
+    pub async fn fetch_offsets(
+        &self,
+        group: &str,
+        partitions: Vec<TopicPartition>,
+    ) -> Result<Vec<CommittedOffset>> {
+        let request = OffsetFetchRequest {
+            group: group.to_string(),
+            partitions,
+        };
+        let response: OffsetFetchResponse = self.call(ApiKey::OffsetFetch, &request, true).await?;
+        Ok(response.offsets)
+    }
+
+    pub async fn describe_group(&self, group: &str) -> Result<DescribeGroupResponse> {
+        let request = GroupRequest {
+            group: group.to_string(),
+        };
+        self.call(ApiKey::DescribeGroup, &request, true).await
+    }
+
+    pub async fn list_groups(&self) -> Result<Vec<GroupSummary>> {
+        let response: ListGroupsResponse = self
+            .call(ApiKey::ListGroups, &ListGroupsRequest {}, true)
+            .await?;
+        Ok(response.groups)
+    }
+
+    pub async fn delete_group(&self, group: &str) -> Result<()> {
+        let request = GroupRequest {
+            group: group.to_string(),
+        };
+        self.call::<_, StatusResponse>(ApiKey::DeleteGroup, &request, false)
+            .await
+            .map(drop)
+    }
+
+    /// Moves a group's committed offsets for every partition of `topic`
+    /// (refused while the group has live members).
+    pub async fn reset_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        to: SeekTo,
+    ) -> Result<Vec<CommittedOffset>> {
+        let (spec, timestamp_ms, offset) = match to {
+            SeekTo::Earliest => (OffsetSpec::Earliest as u32, 0, 0),
+            SeekTo::Latest => (OffsetSpec::Latest as u32, 0, 0),
+            SeekTo::Timestamp(ts) => (OffsetSpec::Timestamp as u32, ts, 0),
+            SeekTo::Offset(offset) => (RESET_TO_OFFSET, 0, offset),
+        };
+        let request = ResetOffsetsRequest {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            spec,
+            timestamp_ms,
+            offset,
+        };
+        let response: ResetOffsetsResponse =
+            self.call(ApiKey::ResetOffsets, &request, false).await?;
+        Ok(response.offsets)
     }
 
     /// Number of partitions of a topic.

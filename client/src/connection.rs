@@ -75,7 +75,12 @@ responses!(
     m::DescribeTopicResponse,
     m::ProduceResponse,
     m::FetchResponse,
-    m::ListOffsetsResponse
+    m::ListOffsetsResponse,
+    m::GroupAssignmentResponse,
+    m::OffsetFetchResponse,
+    m::DescribeGroupResponse,
+    m::ListGroupsResponse,
+    m::ResetOffsetsResponse
 );
 
 impl Connection {

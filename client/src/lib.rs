@@ -7,6 +7,7 @@ pub mod client;
 pub mod connection;
 pub mod consumer;
 pub mod error;
+pub mod group;
 pub mod producer;
 pub mod record;
 
@@ -14,5 +15,6 @@ pub use client::{Client, ClientOptions, SeekTo};
 pub use consumer::{Consumer, ConsumerConfig};
 pub use error::{ClientError, Result};
 pub use ferry_protocol::messages::{Acks, TopicConfig};
+pub use group::{GroupConfig, GroupConsumer};
 pub use producer::{Callback, Producer, ProducerConfig};
 pub use record::{ConsumerRecord, ProducerRecord, RecordMetadata};

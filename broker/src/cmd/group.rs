@@ -17,7 +17,7 @@ use futures::FutureExt;
 use super::{blocking, respond, respond_error, Reply};
 use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::groups::JoinArgs;
+use crate::groups::{GroupView, JoinArgs};
 
 /// Offsets one commit request may carry.
 pub const COMMIT_ENTRIES_LIMIT: usize = 10_000;
@@ -168,17 +168,22 @@ pub fn describe(broker: &Arc<Broker>, header: FrameHeader, request: GroupRequest
             &BrokerError::UnknownGroup(request.group),
         ));
     }
-    let (state, group_epoch, assignor, members, owners, mut topics) =
-        described.unwrap_or_else(|| {
-            (
-                "empty".into(),
-                0,
-                "sticky".into(),
-                Vec::new(),
-                Default::default(),
-                BTreeSet::new(),
-            )
-        });
+    let view = described.unwrap_or_else(|| GroupView {
+        state: "empty".into(),
+        epoch: 0,
+        assignor: "sticky".into(),
+        members: Vec::new(),
+        owners: Default::default(),
+        topics: BTreeSet::new(),
+    });
+    let GroupView {
+        state,
+        epoch: group_epoch,
+        assignor,
+        members,
+        owners,
+        mut topics,
+    } = view;
     topics.extend(committed.keys().map(|(t, _)| t.clone()));
     let mut partitions = Vec::new();
     for topic in topics {

@@ -154,6 +154,17 @@ fn to_wire(tps: &BTreeSet<Tp>) -> Vec<TopicPartition> {
         .collect()
 }
 
+pub struct GroupView {
+    pub state: String,
+    pub epoch: u64,
+    pub assignor: String,
+    pub members: Vec<GroupMemberInfo>,
+    /// Which member consumes each partition now.
+    pub owners: BTreeMap<Tp, String>,
+    /// Every topic some member subscribes to.
+    pub topics: BTreeSet<String>,
+}
+
 pub struct JoinArgs {
     pub group: String,
     pub member_id: String,
@@ -451,18 +462,8 @@ impl GroupCoordinator {
         }
     }
 
-    /// (state, group epoch, assignor, members, owner of each partition).
-    pub fn describe(
-        &self,
-        group_id: &str,
-    ) -> Option<(
-        String,
-        u64,
-        String,
-        Vec<GroupMemberInfo>,
-        BTreeMap<Tp, String>,
-        BTreeSet<String>,
-    )> {
+    /// The group's state as DescribeGroup shows it.
+    pub fn describe(&self, group_id: &str) -> Option<GroupView> {
         let groups = self.groups.lock();
         let group = groups.get(group_id)?;
         let mut owners = BTreeMap::new();
@@ -484,14 +485,14 @@ impl GroupCoordinator {
                 }
             })
             .collect();
-        Some((
-            group.state().to_string(),
-            group.epoch,
-            group.assignor.name().to_string(),
+        Some(GroupView {
+            state: group.state().to_string(),
+            epoch: group.epoch,
+            assignor: group.assignor.name().to_string(),
             members,
             owners,
             topics,
-        ))
+        })
     }
 
     /// Every group with live members, with its state and member count.
@@ -573,7 +574,9 @@ mod tests {
         assert!(overlap.is_empty());
         // Commits are fenced by ownership.
         let mine = (b2.assignment[0].topic.clone(), b2.assignment[0].partition);
-        assert!(c.check_commit("g", "b", &[mine.clone()]).is_ok());
+        assert!(c
+            .check_commit("g", "b", std::slice::from_ref(&mine))
+            .is_ok());
         assert!(matches!(
             c.check_commit("g", "a", &[mine]),
             Err(BrokerError::FencedMember(_))

@@ -56,11 +56,12 @@ enum Op {
 }
 
 type Map = BTreeMap<String, BTreeMap<(String, u32), Committed>>;
+type SnapshotGroup = (String, Vec<((String, u32), Committed)>);
 
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
     covers_offset: u64,
-    groups: Vec<(String, Vec<((String, u32), Committed)>)>,
+    groups: Vec<SnapshotGroup>,
 }
 
 pub struct OffsetStore {

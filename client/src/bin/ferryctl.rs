@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ferry_client::{
-    Acks, Client, ClientError, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord,
-    SeekTo, TopicConfig,
+    Acks, Client, ClientError, Consumer, ConsumerConfig, GroupConfig, GroupConsumer, Producer,
+    ProducerConfig, ProducerRecord, SeekTo, TopicConfig,
 };
 use serde_json::json;
 
@@ -44,6 +44,30 @@ enum Command {
     Produce(ProduceArgs),
     /// Print messages, one per line.
     Consume(ConsumeArgs),
+    /// List, describe, reset and delete consumer groups.
+    #[command(subcommand)]
+    Group(GroupCommand),
+}
+
+#[derive(Subcommand)]
+enum GroupCommand {
+    List,
+    /// Members, assigned partitions, committed offsets, end offsets and lag.
+    Describe {
+        group: String,
+    },
+    /// Move the group's committed offsets (refused while it has live members).
+    ResetOffsets {
+        group: String,
+        #[arg(long)]
+        topic: String,
+        /// earliest, latest, an offset, or @TIMESTAMP_MS.
+        #[arg(long)]
+        to: SeekTo,
+    },
+    Delete {
+        group: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -107,6 +131,13 @@ struct ConsumeArgs {
     timeout_ms: Option<u64>,
     #[arg(long, value_enum, default_value = "value")]
     format: Format,
+    /// Consume as a member of this consumer group (commits as it goes;
+    /// --from applies to partitions the group has no offset for).
+    #[arg(long, conflicts_with = "partition")]
+    group: Option<String>,
+    /// With --group: the member is removed after this long without a heartbeat.
+    #[arg(long, default_value_t = 10_000, requires = "group")]
+    session_timeout_ms: u32,
 }
 
 #[tokio::main]
@@ -164,7 +195,11 @@ async fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Topic(command) => topic(&client, command, cli.json).await,
         Command::Produce(args) => produce(client, args, cli.json).await,
+        Command::Consume(args) if args.group.is_some() => {
+            consume_group(client, args, cli.json).await
+        }
         Command::Consume(args) => consume(client, args, cli.json).await,
+        Command::Group(command) => group(&client, command, cli.json).await,
     }
 }
 
@@ -387,6 +422,224 @@ async fn produce(client: Client, args: ProduceArgs, json_output: bool) -> CliRes
     }
 }
 
+async fn group(client: &Client, command: GroupCommand, json_output: bool) -> CliResult {
+    match command {
+        GroupCommand::List => {
+            let groups = client.list_groups().await?;
+            if json_output {
+                let list: Vec<_> = groups
+                    .iter()
+                    .map(|g| json!({"group": g.group, "state": g.state, "members": g.members}))
+                    .collect();
+                return print_json(json!({ "groups": list }));
+            }
+            let rows: Vec<Vec<String>> = groups
+                .iter()
+                .map(|g| vec![g.group.clone(), g.state.clone(), g.members.to_string()])
+                .collect();
+            print_table(&["GROUP", "STATE", "MEMBERS"], &rows)
+        }
+        GroupCommand::Describe { group } => {
+            let described = client.describe_group(&group).await?;
+            if json_output {
+                let members: Vec<_> = described
+                    .members
+                    .iter()
+                    .map(|m| {
+                        let partitions: Vec<_> = m.assignment.iter().map(|tp| json!({"topic": tp.topic, "partition": tp.partition})).collect();
+                        json!({"member_id": m.member_id, "client_id": m.client_id, "member_epoch": m.member_epoch, "topics": m.topics, "partitions": partitions})
+                    })
+                    .collect();
+                let partitions: Vec<_> = described
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        json!({
+                            "topic": p.topic,
+                            "partition": p.partition,
+                            "committed": p.committed,
+                            "end_offset": p.end_offset,
+                            "lag": p.lag,
+                            "member_id": if p.member_id.is_empty() { None } else { Some(&p.member_id) },
+                        })
+                    })
+                    .collect();
+                return print_json(json!({
+                    "group": described.group,
+                    "state": described.state,
+                    "group_epoch": described.group_epoch,
+                    "assignor": described.assignor,
+                    "members": members,
+                    "partitions": partitions,
+                }));
+            }
+            println!(
+                "group {}  state {}  epoch {}  assignor {}  members {}",
+                described.group,
+                described.state,
+                described.group_epoch,
+                described.assignor,
+                described.members.len()
+            );
+            let rows: Vec<Vec<String>> = described
+                .partitions
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.topic.clone(),
+                        p.partition.to_string(),
+                        p.committed.map_or("-".into(), |c| c.to_string()),
+                        p.end_offset.to_string(),
+                        p.lag.to_string(),
+                        if p.member_id.is_empty() {
+                            "-".into()
+                        } else {
+                            p.member_id.clone()
+                        },
+                    ]
+                })
+                .collect();
+            print_table(
+                &["TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "MEMBER"],
+                &rows,
+            )
+        }
+        GroupCommand::ResetOffsets { group, topic, to } => {
+            let offsets = client.reset_offsets(&group, &topic, to).await?;
+            if json_output {
+                let list: Vec<_> = offsets
+                    .iter()
+                    .map(
+                        |o| json!({"topic": o.topic, "partition": o.partition, "offset": o.offset}),
+                    )
+                    .collect();
+                return print_json(json!({"group": group, "offsets": list}));
+            }
+            let rows: Vec<Vec<String>> = offsets
+                .iter()
+                .map(|o| {
+                    vec![
+                        o.topic.clone(),
+                        o.partition.to_string(),
+                        o.offset.map_or("-".into(), |v| v.to_string()),
+                    ]
+                })
+                .collect();
+            print_table(&["TOPIC", "PARTITION", "NEW OFFSET"], &rows)
+        }
+        GroupCommand::Delete { group } => {
+            client.delete_group(&group).await?;
+            if json_output {
+                print_json(json!({ "deleted": group }))
+            } else {
+                println!("deleted group {group}");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn print_record(
+    out: &mut impl Write,
+    record: &ferry_client::ConsumerRecord,
+    format: Format,
+) -> CliResult {
+    match format {
+        Format::Value => {
+            out.write_all(record.value.as_deref().unwrap_or_default())?;
+            out.write_all(b"\n")?;
+        }
+        Format::Json => {
+            let text =
+                |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned());
+            let headers: serde_json::Map<String, serde_json::Value> = record
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.key.clone(),
+                        json!(h
+                            .value
+                            .as_ref()
+                            .map(|v| String::from_utf8_lossy(v).into_owned())),
+                    )
+                })
+                .collect();
+            let line = json!({
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "timestamp_ms": record.timestamp_ms,
+                "key": text(&record.key),
+                "value": text(&record.value),
+                "headers": headers,
+            });
+            serde_json::to_writer(&mut *out, &line).map_err(|e| CliError::Io(e.into()))?;
+            out.write_all(b"\n")?;
+        }
+    }
+    Ok(())
+}
+
+/// Consumes as a group member; commits every second and on exit.
+async fn consume_group(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResult {
+    let group = args.group.clone().unwrap_or_default();
+    let timeout = args.timeout_ms.map(Duration::from_millis);
+    let mut config = GroupConfig::new(&group, &[args.topic.as_str()]);
+    config.auto_commit_interval_ms = Some(1000);
+    config.session_timeout_ms = args.session_timeout_ms;
+    config.offset_reset = match args.from {
+        SeekTo::Latest => SeekTo::Latest,
+        _ => SeekTo::Earliest,
+    };
+    config.consumer.max_wait_ms = timeout.map_or(500, |t| t.as_millis().clamp(1, 500) as u32);
+    let mut consumer = GroupConsumer::join(client, config).await?;
+    let format = if json_lines {
+        Format::Json
+    } else {
+        args.format
+    };
+    let mut printed: u64 = 0;
+    let mut last_record = tokio::time::Instant::now();
+    let stdout = std::io::stdout();
+    loop {
+        if args.count.is_some_and(|n| printed >= n)
+            || timeout.is_some_and(|t| last_record.elapsed() >= t)
+        {
+            break;
+        }
+        let records = tokio::select! {
+            records = consumer.poll() => records?,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        if !records.is_empty() {
+            last_record = tokio::time::Instant::now();
+        }
+        let mut unprinted: std::collections::BTreeMap<(String, u32), u64> = Default::default();
+        {
+            let mut out = stdout.lock();
+            for record in &records {
+                if args.count.is_some_and(|n| printed >= n) {
+                    unprinted
+                        .entry((record.topic.clone(), record.partition))
+                        .or_insert(record.offset);
+                    continue;
+                }
+                print_record(&mut out, record, format)?;
+                printed += 1;
+            }
+            out.flush()?;
+        }
+        // Records past --count were not printed: rewind so they stay uncommitted.
+        for ((topic, partition), offset) in unprinted {
+            consumer.seek(&topic, partition, offset).await?;
+        }
+    }
+    // Commits what was printed and leaves, so the partitions move at once.
+    consumer.close().await?;
+    Ok(())
+}
+
 async fn consume(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResult {
     let timeout = args.timeout_ms.map(Duration::from_millis);
     let config = ConsumerConfig {
@@ -422,41 +675,7 @@ async fn consume(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResu
             if args.count.is_some_and(|n| printed >= n) {
                 break;
             }
-            match format {
-                Format::Value => {
-                    out.write_all(record.value.as_deref().unwrap_or_default())?;
-                    out.write_all(b"\n")?;
-                }
-                Format::Json => {
-                    let text = |b: &Option<Bytes>| {
-                        b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned())
-                    };
-                    let headers: serde_json::Map<String, serde_json::Value> = record
-                        .headers
-                        .iter()
-                        .map(|h| {
-                            (
-                                h.key.clone(),
-                                json!(h
-                                    .value
-                                    .as_ref()
-                                    .map(|v| String::from_utf8_lossy(v).into_owned())),
-                            )
-                        })
-                        .collect();
-                    let line = json!({
-                        "topic": record.topic,
-                        "partition": record.partition,
-                        "offset": record.offset,
-                        "timestamp_ms": record.timestamp_ms,
-                        "key": text(&record.key),
-                        "value": text(&record.value),
-                        "headers": headers,
-                    });
-                    serde_json::to_writer(&mut out, &line).map_err(|e| CliError::Io(e.into()))?;
-                    out.write_all(b"\n")?;
-                }
-            }
+            print_record(&mut out, &record, format)?;
             printed += 1;
         }
         out.flush()?;
