@@ -78,7 +78,7 @@ async fn wait_for_signal(broker: Arc<Broker>) {
 
 /// How often member sessions are checked.
 const SESSION_CHECK_MS: u64 = 50;
-/// How often empty groups expire and the offset log is compacted.
+/// How often (at most) empty groups expire and the offset log is compacted.
 const GROUP_HOUSEKEEPING_MS: u64 = 30_000;
 
 async fn group_sweeper(broker: Arc<Broker>) {
@@ -91,7 +91,8 @@ async fn group_sweeper(broker: Arc<Broker>) {
         broker
             .groups
             .expire_sessions(&broker.topics.partition_counts());
-        if last_housekeeping.elapsed() >= Duration::from_millis(GROUP_HOUSEKEEPING_MS) {
+        let period = (broker.config.group_retention_ms / 4).clamp(SESSION_CHECK_MS, GROUP_HOUSEKEEPING_MS);
+        if last_housekeeping.elapsed() >= Duration::from_millis(period) {
             last_housekeeping = tokio::time::Instant::now();
             let worker = broker.clone();
             let _ = tokio::task::spawn_blocking(move || group_housekeeping(&worker)).await;

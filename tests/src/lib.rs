@@ -13,7 +13,9 @@ use std::time::Duration;
 /// How long a broker may take to report ready.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Path of a workspace binary, building it if it is missing.
+/// Path of a workspace binary, building it if it is missing. Note: `cargo
+/// test --workspace` (the CI command) rebuilds the binaries; with `cargo test
+/// -p ferry-e2e` alone, run `cargo build --bins` first or stale binaries run.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> -> target/<profile>/<name>
