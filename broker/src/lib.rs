@@ -13,6 +13,7 @@ pub mod error;
 pub mod groups;
 pub mod metrics;
 pub mod server;
+pub mod statelog;
 pub mod topics;
 
 use std::sync::Arc;
@@ -91,7 +92,8 @@ async fn group_sweeper(broker: Arc<Broker>) {
         broker
             .groups
             .expire_sessions(&broker.topics.partition_counts());
-        let period = (broker.config.group_retention_ms / 4).clamp(SESSION_CHECK_MS, GROUP_HOUSEKEEPING_MS);
+        let period =
+            (broker.config.group_retention_ms / 4).clamp(SESSION_CHECK_MS, GROUP_HOUSEKEEPING_MS);
         if last_housekeeping.elapsed() >= Duration::from_millis(period) {
             last_housekeeping = tokio::time::Instant::now();
             let worker = broker.clone();

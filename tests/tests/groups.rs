@@ -460,12 +460,27 @@ async fn empty_groups_expire_and_deleting_a_topic_drops_its_offsets() {
     client.create_topic("b", 1).await.unwrap();
     let producer = Producer::new(client.clone(), "b").await.unwrap();
     producer.send(ProducerRecord::new("x")).await.unwrap();
-    client.reset_offsets("short-lived", "a", ferry_client::SeekTo::Earliest).await.unwrap();
-    client.reset_offsets("keeps-b", "b", ferry_client::SeekTo::Latest).await.unwrap();
-    client.reset_offsets("keeps-b", "a", ferry_client::SeekTo::Earliest).await.unwrap();
+    client
+        .reset_offsets("short-lived", "a", ferry_client::SeekTo::Earliest)
+        .await
+        .unwrap();
+    client
+        .reset_offsets("keeps-b", "b", ferry_client::SeekTo::Latest)
+        .await
+        .unwrap();
+    client
+        .reset_offsets("keeps-b", "a", ferry_client::SeekTo::Earliest)
+        .await
+        .unwrap();
     // Deleting topic a removes its offsets from every group.
     client.delete_topic("a").await.unwrap();
-    let left: Vec<String> = client.fetch_offsets("keeps-b", vec![]).await.unwrap().into_iter().map(|o| o.topic).collect();
+    let left: Vec<String> = client
+        .fetch_offsets("keeps-b", vec![])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.topic)
+        .collect();
     assert_eq!(left, vec!["b"]);
     // Groups without members go after the retention.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -473,5 +488,8 @@ async fn empty_groups_expire_and_deleting_a_topic_drops_its_offsets() {
         assert!(Instant::now() < deadline, "empty groups never expired");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(client.describe_group("keeps-b").await.unwrap_err().code(), Some(ErrorCode::UnknownGroup));
+    assert_eq!(
+        client.describe_group("keeps-b").await.unwrap_err().code(),
+        Some(ErrorCode::UnknownGroup)
+    );
 }
