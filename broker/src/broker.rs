@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::groups::offsets::OffsetStore;
 use crate::groups::{GroupConfig, GroupCoordinator};
 use crate::metrics::Metrics;
+use crate::queues::Queues;
 use crate::topics::Topics;
 
 pub struct Broker {
@@ -19,6 +20,7 @@ pub struct Broker {
     pub topics: Topics,
     pub groups: GroupCoordinator,
     pub offsets: OffsetStore,
+    pub queues: Queues,
     pub metrics: Metrics,
     /// Cancelled when the broker starts shutting down.
     pub shutdown: CancellationToken,
@@ -30,7 +32,13 @@ impl Broker {
         let flusher = Flusher::start(config.fsync_threads);
         let vfs = Arc::new(OsFs::new());
         let offsets = OffsetStore::open(vfs.clone(), &config.data_dir, &flusher)?;
-        let topics = Topics::open(vfs, &config.data_dir, config.log_defaults(), flusher)?;
+        let topics = Topics::open(
+            vfs.clone(),
+            &config.data_dir,
+            config.log_defaults(),
+            flusher,
+        )?;
+        let queues = Queues::open(vfs, &config.data_dir, topics.flusher(), &topics)?;
         let groups = GroupCoordinator::new(GroupConfig {
             default_session_timeout_ms: config.group_session_timeout_ms,
             empty_group_retention_ms: config.group_retention_ms,
@@ -40,6 +48,7 @@ impl Broker {
             topics,
             groups,
             offsets,
+            queues,
             metrics: Metrics::default(),
             shutdown: CancellationToken::new(),
         }))

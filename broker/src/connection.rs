@@ -61,8 +61,10 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     }
     let (reader, writer) = stream.into_split();
     let (tx, rx) = mpsc::channel(broker.config.max_in_flight_requests);
+    // Pushed deliveries: bounded by the consumers' prefetch credit.
+    let (push_tx, push_rx) = mpsc::unbounded_channel();
     let write_timeout = Duration::from_millis(broker.config.frame_read_timeout_ms);
-    let writer = tokio::spawn(write_loop(writer, rx, write_timeout, peer));
+    let writer = tokio::spawn(write_loop(writer, rx, push_rx, write_timeout, peer));
     let mut connection = Connection {
         broker: broker.clone(),
         reader,
@@ -72,9 +74,17 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
         bytes: Arc::new(Semaphore::new(broker.config.max_in_flight_bytes)),
         handshaken: false,
         peer,
+        context: cmd::ConnectionContext {
+            push: push_tx,
+            subscriptions: parking_lot::Mutex::new(Vec::new()),
+        },
     };
     let reason = connection.run().await;
     tracing::debug!(%peer, reason, "connection closing");
+    // Unacked deliveries of this connection's subscriptions go back to their queues.
+    for (topic, queue, id) in connection.context.subscriptions.lock().drain(..) {
+        broker.queues.unsubscribe(&topic, &queue, id);
+    }
     drop(connection);
     let _ = writer.await;
 }
@@ -88,6 +98,7 @@ struct Connection {
     bytes: Arc<Semaphore>,
     handshaken: bool,
     peer: SocketAddr,
+    context: cmd::ConnectionContext,
 }
 
 enum Step {
@@ -220,7 +231,7 @@ impl Connection {
             }
             self.handshaken = true;
         }
-        match cmd::dispatch(&self.broker, header, request) {
+        match cmd::dispatch(&self.broker, header, request, &self.context) {
             Reply::Now(frame) => pending.push(Box::pin(std::future::ready(Outgoing {
                 frame,
                 _budget: Some(budget),
@@ -280,16 +291,39 @@ async fn wait_budget(requests: &Semaphore, bytes: &Semaphore, need: usize) {
 async fn write_loop(
     mut writer: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Outgoing>,
+    mut pushes: mpsc::UnboundedReceiver<OutFrame>,
     timeout: Duration,
     peer: SocketAddr,
 ) {
+    let pushed = |frame| Outgoing {
+        frame,
+        _budget: None,
+        close_after: false,
+    };
     let mut batch: Vec<Outgoing> = Vec::with_capacity(WRITE_BATCH_FRAMES);
-    while let Some(first) = rx.recv().await {
+    let mut pushing = true;
+    loop {
+        let first = tokio::select! {
+            out = rx.recv() => match out {
+                Some(out) => out,
+                None => break,
+            },
+            frame = pushes.recv(), if pushing => match frame {
+                Some(frame) => pushed(frame),
+                None => {
+                    pushing = false;
+                    continue;
+                }
+            },
+        };
         batch.push(first);
         while batch.len() < WRITE_BATCH_FRAMES {
             match rx.try_recv() {
                 Ok(out) => batch.push(out),
-                Err(_) => break,
+                Err(_) => match pushes.try_recv() {
+                    Ok(frame) => batch.push(pushed(frame)),
+                    Err(_) => break,
+                },
             }
         }
         let close = batch.iter().any(|o| o.close_after);

@@ -37,6 +37,10 @@ pub enum BrokerError {
     FencedMember(String),
     #[error("{0}")]
     GroupNotEmpty(String),
+    #[error("unknown queue {0}")]
+    UnknownQueue(String),
+    #[error("queue {0} already exists")]
+    QueueExists(String),
 }
 
 impl BrokerError {
@@ -69,6 +73,8 @@ impl BrokerError {
             BrokerError::UnknownMember(_) => ErrorCode::UnknownMember,
             BrokerError::FencedMember(_) => ErrorCode::FencedMember,
             BrokerError::GroupNotEmpty(_) => ErrorCode::GroupNotEmpty,
+            BrokerError::UnknownQueue(_) => ErrorCode::UnknownQueue,
+            BrokerError::QueueExists(_) => ErrorCode::QueueAlreadyExists,
         }
     }
 }

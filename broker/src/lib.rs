@@ -11,7 +11,9 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod groups;
+pub mod metafile;
 pub mod metrics;
+pub mod queues;
 pub mod server;
 pub mod statelog;
 pub mod topics;
@@ -45,6 +47,11 @@ pub async fn run(config: Config) -> Result<(), String> {
     }
     tokio::spawn(retention_loop(broker.clone()));
     tokio::spawn(group_sweeper(broker.clone()));
+    for (topic, name) in broker.queues.list() {
+        if let Ok(queue) = broker.queues.get(&topic, &name) {
+            tokio::spawn(queues::drive(broker.clone(), queue));
+        }
+    }
     tokio::spawn(wait_for_signal(broker.clone()));
     server::serve(broker.clone(), listener).await;
     tracing::info!("closing partition logs");
@@ -53,6 +60,9 @@ pub async fn run(config: Config) -> Result<(), String> {
         closing.topics.close_all();
         if let Err(error) = closing.offsets.close() {
             tracing::error!(%error, "closing the group offset log failed");
+        }
+        if let Err(error) = closing.queues.close() {
+            tracing::error!(%error, "closing the queue ack log failed");
         }
     })
     .await
@@ -111,6 +121,9 @@ fn group_housekeeping(broker: &Broker) {
     }
     if let Err(error) = broker.offsets.maybe_compact() {
         tracing::warn!(%error, "group offset compaction failed");
+    }
+    if let Err(error) = broker.queues.maybe_compact() {
+        tracing::warn!(%error, "queue ack compaction failed");
     }
 }
 

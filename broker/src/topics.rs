@@ -15,19 +15,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ferry_protocol::messages::TopicConfig;
-use ferry_storage::vfs::{read_small_file, write_atomic, Vfs};
+use ferry_storage::vfs::Vfs;
 use ferry_storage::{Flusher, FsyncPolicy, Log, LogConfig};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{BrokerError, Result};
+use crate::metafile::{self, Loaded};
 
 pub const MAX_PARTITIONS_PER_TOPIC: u32 = 4096;
 pub const MAX_TOPICS: usize = 10_000;
 pub const TOPIC_NAME_MAX_BYTES: usize = 200;
 pub const METADATA_FILE: &str = "topics.meta";
 const METADATA_MAGIC: &[u8; 8] = b"FMETA001";
-const METADATA_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// What is persisted per topic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,14 +193,17 @@ impl Topics {
 
     fn load_metadata(&self) -> Result<BTreeMap<String, TopicMeta>> {
         let path = self.data_dir.join("meta").join(METADATA_FILE);
-        let bytes = read_small_file(&*self.vfs, &path, METADATA_MAX_BYTES)
-            .map_err(|e| BrokerError::Metadata(format!("{}: {e}", path.display())))?;
-        let Some(bytes) = bytes else {
-            return Ok(BTreeMap::new());
+        let valid = |metas: &[TopicMeta]| {
+            metas.iter().all(|m| {
+                validate_topic_name(&m.name).is_ok() && m.partitions <= MAX_PARTITIONS_PER_TOPIC
+            })
         };
-        match decode_metadata(&bytes) {
-            Some(metas) => Ok(metas.into_iter().map(|m| (m.name.clone(), m)).collect()),
-            None => {
+        match metafile::read::<Vec<TopicMeta>>(&*self.vfs, &path, METADATA_MAGIC)? {
+            Loaded::Missing => Ok(BTreeMap::new()),
+            Loaded::Valid(metas) if valid(&metas) => {
+                Ok(metas.into_iter().map(|m| (m.name.clone(), m)).collect())
+            }
+            Loaded::Valid(_) | Loaded::Corrupt => {
                 let aside = path.with_extension("meta.corrupt");
                 tracing::error!(
                     path = %path.display(),
@@ -268,18 +271,13 @@ impl Topics {
 
     fn write_metadata<'a>(&self, metas: impl Iterator<Item = &'a TopicMeta>) -> Result<()> {
         let list: Vec<&TopicMeta> = metas.collect();
-        let json = serde_json::to_vec(&list).map_err(|e| BrokerError::Metadata(e.to_string()))?;
-        let mut bytes = Vec::with_capacity(json.len() + 12);
-        bytes.extend_from_slice(METADATA_MAGIC);
-        bytes.extend_from_slice(&crc32fast::hash(&json).to_be_bytes());
-        bytes.extend_from_slice(&json);
-        let dir = self.data_dir.join("meta");
-        write_atomic(&*self.vfs, &dir, METADATA_FILE, &bytes).map_err(|e| {
-            BrokerError::Metadata(format!(
-                "writing {}: {e}",
-                dir.join(METADATA_FILE).display()
-            ))
-        })
+        metafile::write(
+            &*self.vfs,
+            &self.data_dir.join("meta"),
+            METADATA_FILE,
+            METADATA_MAGIC,
+            &list,
+        )
     }
 
     pub fn get(&self, name: &str) -> Result<Arc<Topic>> {
@@ -292,6 +290,11 @@ impl Topics {
 
     pub fn partition(&self, topic: &str, partition: u32) -> Result<Log> {
         self.get(topic)?.partition(partition).cloned()
+    }
+
+    /// The fsync pool shared by every log of the broker.
+    pub fn flusher(&self) -> &Flusher {
+        &self.flusher
     }
 
     /// Partition count of every topic.
@@ -420,22 +423,6 @@ impl Topics {
             .map(|log| log.stats().fsyncs)
             .sum()
     }
-}
-
-fn decode_metadata(bytes: &[u8]) -> Option<Vec<TopicMeta>> {
-    if bytes.len() < 12 || &bytes[..8] != METADATA_MAGIC {
-        return None;
-    }
-    let crc = u32::from_be_bytes(bytes[8..12].try_into().ok()?);
-    let json = &bytes[12..];
-    if crc32fast::hash(json) != crc {
-        return None;
-    }
-    let metas: Vec<TopicMeta> = serde_json::from_slice(json).ok()?;
-    metas
-        .iter()
-        .all(|m| validate_topic_name(&m.name).is_ok() && m.partitions <= MAX_PARTITIONS_PER_TOPIC)
-        .then_some(metas)
 }
 
 #[cfg(test)]

@@ -17,6 +17,9 @@ use ferry_protocol::messages::{
     OffsetCommitRequest, OffsetFetchRequest, OffsetFetchResponse, ResetOffsetsRequest,
     ResetOffsetsResponse, TopicPartition, RESET_TO_OFFSET,
 };
+use ferry_protocol::messages::{
+    CreateQueueRequest, DescribeQueueResponse, ListQueuesRequest, ListQueuesResponse, QueueRequest,
+};
 use prost::Message;
 
 use crate::connection::{Connection, Response};
@@ -376,6 +379,41 @@ impl Client {
         let response: ResetOffsetsResponse =
             self.call(ApiKey::ResetOffsets, &request, false).await?;
         Ok(response.offsets)
+    }
+
+    pub async fn create_queue(&self, request: &CreateQueueRequest) -> Result<()> {
+        self.call::<_, StatusResponse>(ApiKey::CreateQueue, request, false)
+            .await
+            .map(drop)
+    }
+
+    pub async fn delete_queue(&self, topic: &str, queue: &str) -> Result<()> {
+        let request = QueueRequest {
+            topic: topic.to_string(),
+            queue: queue.to_string(),
+        };
+        self.call::<_, StatusResponse>(ApiKey::DeleteQueue, &request, false)
+            .await
+            .map(drop)
+    }
+
+    pub async fn list_queues(&self) -> Result<Vec<QueueRequest>> {
+        let response: ListQueuesResponse = self
+            .call(ApiKey::ListQueues, &ListQueuesRequest {}, true)
+            .await?;
+        Ok(response.queues)
+    }
+
+    pub async fn describe_queue(&self, topic: &str, queue: &str) -> Result<DescribeQueueResponse> {
+        let request = QueueRequest {
+            topic: topic.to_string(),
+            queue: queue.to_string(),
+        };
+        self.call(ApiKey::DescribeQueue, &request, true).await
+    }
+
+    pub(crate) fn options(&self) -> &ClientOptions {
+        &self.shared.options
     }
 
     /// Number of partitions of a topic.

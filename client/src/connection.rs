@@ -80,7 +80,10 @@ responses!(
     m::OffsetFetchResponse,
     m::DescribeGroupResponse,
     m::ListGroupsResponse,
-    m::ResetOffsetsResponse
+    m::ResetOffsetsResponse,
+    m::DescribeQueueResponse,
+    m::ListQueuesResponse,
+    m::QueueSubscribeResponse
 );
 
 impl Connection {

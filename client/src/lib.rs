@@ -9,6 +9,7 @@ pub mod consumer;
 pub mod error;
 pub mod group;
 pub mod producer;
+pub mod queue;
 pub mod record;
 
 pub use client::{Client, ClientOptions, SeekTo};
@@ -17,4 +18,5 @@ pub use error::{ClientError, Result};
 pub use ferry_protocol::messages::{Acks, TopicConfig};
 pub use group::{GroupConfig, GroupConsumer};
 pub use producer::{Callback, Producer, ProducerConfig};
+pub use queue::{Delivery, QueueConsumer};
 pub use record::{ConsumerRecord, ProducerRecord, RecordMetadata};

@@ -170,6 +170,20 @@ impl Producer {
         }
     }
 
+    /// Like [`Producer::send`], for a record that queue consumers must not
+    /// get before `deliver_at_ms` (milliseconds since the epoch). The record
+    /// is stored at once (durable like any other); only queue delivery waits.
+    pub fn send_at(
+        &self,
+        record: ProducerRecord,
+        deliver_at_ms: i64,
+    ) -> impl Future<Output = Result<RecordMetadata>> + Send + 'static {
+        self.send(record.with_header(
+            ferry_protocol::messages::DELIVER_AT_HEADER,
+            deliver_at_ms.to_string(),
+        ))
+    }
+
     /// Queues `record` and calls `callback` with its outcome once the broker
     /// has answered (on the producer's task: keep it short). No future per
     /// record: the way to keep hundreds of thousands of sends in flight.

@@ -55,10 +55,13 @@ pub enum ErrorCode {
     FencedMember = 52,
     GroupNotEmpty = 53,
     InvalidGroup = 54,
+    UnknownQueue = 60,
+    QueueAlreadyExists = 61,
+    UnknownDelivery = 62,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 29] = [
+    pub const ALL: [ErrorCode; 32] = [
         ErrorCode::None,
         ErrorCode::Unknown,
         ErrorCode::InvalidRequest,
@@ -88,6 +91,9 @@ impl ErrorCode {
         ErrorCode::FencedMember,
         ErrorCode::GroupNotEmpty,
         ErrorCode::InvalidGroup,
+        ErrorCode::UnknownQueue,
+        ErrorCode::QueueAlreadyExists,
+        ErrorCode::UnknownDelivery,
     ];
 
     pub fn as_u32(self) -> u32 {
@@ -134,6 +140,9 @@ impl ErrorCode {
             ErrorCode::FencedMember => "fenced member",
             ErrorCode::GroupNotEmpty => "group has live members",
             ErrorCode::InvalidGroup => "invalid group",
+            ErrorCode::UnknownQueue => "unknown queue",
+            ErrorCode::QueueAlreadyExists => "queue already exists",
+            ErrorCode::UnknownDelivery => "unknown delivery",
         }
     }
 }

@@ -32,10 +32,20 @@ pub enum ApiKey {
     ListGroups = 26,
     DeleteGroup = 27,
     ResetOffsets = 28,
+    CreateQueue = 30,
+    DeleteQueue = 31,
+    ListQueues = 32,
+    DescribeQueue = 33,
+    QueueSubscribe = 34,
+    Ack = 35,
+    Nack = 36,
+    InProgress = 37,
+    /// Broker to client only, with `FLAG_PUSH`: a `DeliverBatch`.
+    Deliver = 40,
 }
 
 impl ApiKey {
-    pub const ALL: [ApiKey; 17] = [
+    pub const ALL: [ApiKey; 26] = [
         ApiKey::Handshake,
         ApiKey::CreateTopic,
         ApiKey::DeleteTopic,
@@ -53,6 +63,15 @@ impl ApiKey {
         ApiKey::ListGroups,
         ApiKey::DeleteGroup,
         ApiKey::ResetOffsets,
+        ApiKey::CreateQueue,
+        ApiKey::DeleteQueue,
+        ApiKey::ListQueues,
+        ApiKey::DescribeQueue,
+        ApiKey::QueueSubscribe,
+        ApiKey::Ack,
+        ApiKey::Nack,
+        ApiKey::InProgress,
+        ApiKey::Deliver,
     ];
 
     pub fn from_u16(value: u16) -> Option<ApiKey> {
@@ -78,6 +97,15 @@ impl ApiKey {
             ApiKey::ListGroups => "list_groups",
             ApiKey::DeleteGroup => "delete_group",
             ApiKey::ResetOffsets => "reset_offsets",
+            ApiKey::CreateQueue => "create_queue",
+            ApiKey::DeleteQueue => "delete_queue",
+            ApiKey::ListQueues => "list_queues",
+            ApiKey::DescribeQueue => "describe_queue",
+            ApiKey::QueueSubscribe => "queue_subscribe",
+            ApiKey::Ack => "ack",
+            ApiKey::Nack => "nack",
+            ApiKey::InProgress => "in_progress",
+            ApiKey::Deliver => "deliver",
         }
     }
 }
@@ -609,6 +637,179 @@ pub struct ResetOffsetsResponse {
     pub offsets: Vec<CommittedOffset>,
 }
 
+/// The record header that holds a scheduled delivery time: milliseconds
+/// since the epoch, as ASCII decimal. Queue consumers do not get the record
+/// before then.
+pub const DELIVER_AT_HEADER: &str = "x-ferry-deliver-at";
+
+#[derive(Clone, PartialEq, Message)]
+pub struct CreateQueueRequest {
+    #[prost(string, tag = "1")]
+    pub topic: String,
+    #[prost(string, tag = "2")]
+    pub queue: String,
+    /// Redeliver a message not acked within this long (0 = 30 s).
+    #[prost(uint32, tag = "3")]
+    pub ack_timeout_ms: u32,
+    /// Dead-letter a message after this many deliveries (0 = 5).
+    #[prost(uint32, tag = "4")]
+    pub max_deliveries: u32,
+    /// "earliest" (default) or "latest".
+    #[prost(string, tag = "5")]
+    pub start: String,
+    /// Dead-letter topic (default `<topic>.<queue>.dlq`, created on demand).
+    #[prost(string, tag = "6")]
+    pub dead_letter_topic: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct QueueRequest {
+    #[prost(string, tag = "1")]
+    pub topic: String,
+    #[prost(string, tag = "2")]
+    pub queue: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ListQueuesRequest {}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct QueueConsumerInfo {
+    #[prost(uint64, tag = "1")]
+    pub subscription_id: u64,
+    #[prost(uint32, tag = "2")]
+    pub prefetch: u32,
+    #[prost(uint32, tag = "3")]
+    pub in_flight: u32,
+    #[prost(uint64, tag = "4")]
+    pub delivered: u64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct DescribeQueueResponse {
+    #[prost(uint32, tag = "1")]
+    pub error_code: u32,
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+    #[prost(string, tag = "3")]
+    pub topic: String,
+    #[prost(string, tag = "4")]
+    pub queue: String,
+    /// Messages waiting (not acked, not in flight), scheduled ones included.
+    #[prost(uint64, tag = "5")]
+    pub ready: u64,
+    #[prost(uint64, tag = "6")]
+    pub in_flight: u64,
+    #[prost(uint64, tag = "7")]
+    pub acked: u64,
+    #[prost(uint64, tag = "8")]
+    pub dead_lettered: u64,
+    #[prost(uint64, tag = "9")]
+    pub scheduled: u64,
+    #[prost(message, repeated, tag = "10")]
+    pub consumers: Vec<QueueConsumerInfo>,
+    #[prost(uint32, tag = "11")]
+    pub ack_timeout_ms: u32,
+    #[prost(uint32, tag = "12")]
+    pub max_deliveries: u32,
+    #[prost(string, tag = "13")]
+    pub dead_letter_topic: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ListQueuesResponse {
+    #[prost(uint32, tag = "1")]
+    pub error_code: u32,
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+    #[prost(message, repeated, tag = "3")]
+    pub queues: Vec<QueueRequest>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct QueueSubscribeRequest {
+    #[prost(string, tag = "1")]
+    pub topic: String,
+    #[prost(string, tag = "2")]
+    pub queue: String,
+    /// Most unacknowledged deliveries at once for this consumer.
+    #[prost(uint32, tag = "3")]
+    pub prefetch: u32,
+    /// Non-zero: change the prefetch of this existing subscription of the
+    /// connection instead of subscribing (0 pauses deliveries; deliveries in
+    /// flight stay with the consumer until settled).
+    #[prost(uint64, tag = "4")]
+    pub subscription_id: u64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct QueueSubscribeResponse {
+    #[prost(uint32, tag = "1")]
+    pub error_code: u32,
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+    #[prost(uint64, tag = "3")]
+    pub subscription_id: u64,
+}
+
+/// Ack / InProgress: the deliveries named; Nack also: requeue or not, and
+/// a delay before the message is available again.
+#[derive(Clone, PartialEq, Message)]
+pub struct SettleRequest {
+    #[prost(string, tag = "1")]
+    pub topic: String,
+    #[prost(string, tag = "2")]
+    pub queue: String,
+    #[prost(uint64, repeated, tag = "3")]
+    pub delivery_ids: Vec<u64>,
+    #[prost(bool, tag = "4")]
+    pub requeue: bool,
+    #[prost(uint32, tag = "5")]
+    pub delay_ms: u32,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Delivery {
+    #[prost(uint64, tag = "1")]
+    pub delivery_id: u64,
+    #[prost(uint32, tag = "2")]
+    pub partition: u32,
+    #[prost(uint64, tag = "3")]
+    pub offset: u64,
+    /// 1 on the first delivery.
+    #[prost(uint32, tag = "4")]
+    pub delivery_count: u32,
+    #[prost(int64, tag = "5")]
+    pub timestamp_ms: i64,
+    #[prost(bytes = "bytes", optional, tag = "6")]
+    pub key: Option<Bytes>,
+    #[prost(bytes = "bytes", optional, tag = "7")]
+    pub value: Option<Bytes>,
+    #[prost(message, repeated, tag = "8")]
+    pub headers: Vec<DeliveryHeader>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct DeliveryHeader {
+    #[prost(string, tag = "1")]
+    pub key: String,
+    #[prost(bytes = "bytes", optional, tag = "2")]
+    pub value: Option<Bytes>,
+}
+
+/// Pushed by the broker (api key `Deliver`, `FLAG_PUSH`, correlation id 0).
+#[derive(Clone, PartialEq, Message)]
+pub struct DeliverBatch {
+    #[prost(uint64, tag = "1")]
+    pub subscription_id: u64,
+    #[prost(string, tag = "2")]
+    pub topic: String,
+    #[prost(string, tag = "3")]
+    pub queue: String,
+    #[prost(message, repeated, tag = "4")]
+    pub deliveries: Vec<Delivery>,
+}
+
 /// A decoded request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
@@ -629,6 +830,14 @@ pub enum Request {
     ListGroups(ListGroupsRequest),
     DeleteGroup(GroupRequest),
     ResetOffsets(ResetOffsetsRequest),
+    CreateQueue(CreateQueueRequest),
+    DeleteQueue(QueueRequest),
+    ListQueues(ListQueuesRequest),
+    DescribeQueue(QueueRequest),
+    QueueSubscribe(QueueSubscribeRequest),
+    Ack(SettleRequest),
+    Nack(SettleRequest),
+    InProgress(SettleRequest),
 }
 
 impl Request {
@@ -679,6 +888,20 @@ impl Request {
             ApiKey::ListGroups => decode!(ListGroups, ListGroupsRequest),
             ApiKey::DeleteGroup => decode!(DeleteGroup, GroupRequest),
             ApiKey::ResetOffsets => decode!(ResetOffsets, ResetOffsetsRequest),
+            ApiKey::CreateQueue => decode!(CreateQueue, CreateQueueRequest),
+            ApiKey::DeleteQueue => decode!(DeleteQueue, QueueRequest),
+            ApiKey::ListQueues => decode!(ListQueues, ListQueuesRequest),
+            ApiKey::DescribeQueue => decode!(DescribeQueue, QueueRequest),
+            ApiKey::QueueSubscribe => decode!(QueueSubscribe, QueueSubscribeRequest),
+            ApiKey::Ack => decode!(Ack, SettleRequest),
+            ApiKey::Nack => decode!(Nack, SettleRequest),
+            ApiKey::InProgress => decode!(InProgress, SettleRequest),
+            ApiKey::Deliver => {
+                return Err((
+                    ErrorCode::InvalidRequest,
+                    "deliver frames are sent by the broker only".into(),
+                ));
+            }
         })
     }
 
@@ -701,6 +924,14 @@ impl Request {
             Request::ListGroups(_) => ApiKey::ListGroups,
             Request::DeleteGroup(_) => ApiKey::DeleteGroup,
             Request::ResetOffsets(_) => ApiKey::ResetOffsets,
+            Request::CreateQueue(_) => ApiKey::CreateQueue,
+            Request::DeleteQueue(_) => ApiKey::DeleteQueue,
+            Request::ListQueues(_) => ApiKey::ListQueues,
+            Request::DescribeQueue(_) => ApiKey::DescribeQueue,
+            Request::QueueSubscribe(_) => ApiKey::QueueSubscribe,
+            Request::Ack(_) => ApiKey::Ack,
+            Request::Nack(_) => ApiKey::Nack,
+            Request::InProgress(_) => ApiKey::InProgress,
         }
     }
 }

@@ -36,6 +36,7 @@ pub fn delete_topic(
 ) -> Reply {
     blocking(broker, header, move |broker| {
         broker.topics.delete(&request.name)?;
+        broker.queues.topic_deleted(&request.name);
         broker
             .groups
             .topic_deleted(&request.name, &broker.topics.partition_counts());

@@ -11,6 +11,7 @@ mod fetch;
 mod group;
 mod handshake;
 mod produce;
+mod queue;
 
 use std::sync::Arc;
 
@@ -33,7 +34,21 @@ pub enum Reply {
     Nothing,
 }
 
-pub fn dispatch(broker: &Arc<Broker>, header: FrameHeader, request: Request) -> Reply {
+/// What a handler may need from the connection it runs on.
+pub struct ConnectionContext {
+    /// Frames the broker pushes unasked (queue deliveries).
+    pub push: tokio::sync::mpsc::UnboundedSender<OutFrame>,
+    /// Queue subscriptions made on this connection: (topic, queue, id),
+    /// dropped when it closes.
+    pub subscriptions: parking_lot::Mutex<Vec<(String, String, u64)>>,
+}
+
+pub fn dispatch(
+    broker: &Arc<Broker>,
+    header: FrameHeader,
+    request: Request,
+    context: &ConnectionContext,
+) -> Reply {
     let key = request.api_key();
     broker.metrics.count_request(key);
     let span = tracing::debug_span!(
@@ -59,6 +74,14 @@ pub fn dispatch(broker: &Arc<Broker>, header: FrameHeader, request: Request) -> 
         Request::ListGroups(_) => group::list(broker, header),
         Request::DeleteGroup(req) => group::delete(broker, header, req),
         Request::ResetOffsets(req) => group::reset(broker, header, req),
+        Request::CreateQueue(req) => queue::create(broker, header, req),
+        Request::DeleteQueue(req) => queue::delete(broker, header, req),
+        Request::ListQueues(_) => queue::list(broker, header),
+        Request::DescribeQueue(req) => queue::describe(broker, header, req),
+        Request::QueueSubscribe(req) => queue::subscribe(broker, header, req, context),
+        Request::Ack(req) => queue::ack(broker, header, req),
+        Request::Nack(req) => queue::nack(broker, header, req),
+        Request::InProgress(req) => queue::in_progress(broker, header, req),
     });
     match reply {
         Reply::Later(future) => Reply::Later(future.instrument(span).boxed()),

@@ -47,6 +47,36 @@ enum Command {
     /// List, describe, reset and delete consumer groups.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Create, list, describe and delete queues.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+#[derive(Subcommand)]
+enum QueueCommand {
+    Create {
+        topic: String,
+        queue: String,
+        /// Redeliver a message not acked within this long.
+        #[arg(long, default_value_t = 30_000)]
+        ack_timeout_ms: u32,
+        /// Dead-letter a message after this many deliveries.
+        #[arg(long, default_value_t = 5)]
+        max_deliveries: u32,
+        /// earliest or latest.
+        #[arg(long, default_value = "earliest")]
+        from: String,
+    },
+    List,
+    /// Ready, in-flight, acked and dead-lettered counts, and the consumers.
+    Describe {
+        topic: String,
+        queue: String,
+    },
+    Delete {
+        topic: String,
+        queue: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -106,6 +136,10 @@ struct ProduceArgs {
     key_separator: Option<String>,
     #[arg(long, default_value = "durable")]
     acks: Acks,
+    /// Hold the messages back from queue consumers until this time:
+    /// milliseconds since the epoch, or +MS from now.
+    #[arg(long)]
+    deliver_at: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -135,6 +169,15 @@ struct ConsumeArgs {
     /// --from applies to partitions the group has no offset for).
     #[arg(long, conflicts_with = "partition")]
     group: Option<String>,
+    /// Consume from this queue (competing consumers, acked one by one).
+    #[arg(long, conflicts_with_all = ["group", "partition"])]
+    queue: Option<String>,
+    /// With --queue: most unacknowledged messages at once.
+    #[arg(long, default_value_t = 10, requires = "queue")]
+    prefetch: u32,
+    /// With --queue: nack (without requeue) instead of ack, to test dead-lettering.
+    #[arg(long, requires = "queue")]
+    nack: bool,
     /// With --group: the member is removed after this long without a heartbeat.
     #[arg(long, default_value_t = 10_000, requires = "group")]
     session_timeout_ms: u32,
@@ -198,8 +241,12 @@ async fn run(cli: Cli) -> CliResult {
         Command::Consume(args) if args.group.is_some() => {
             consume_group(client, args, cli.json).await
         }
+        Command::Consume(args) if args.queue.is_some() => {
+            consume_queue(client, args, cli.json).await
+        }
         Command::Consume(args) => consume(client, args, cli.json).await,
         Command::Group(command) => group(&client, command, cli.json).await,
+        Command::Queue(command) => queue_admin(&client, command, cli.json).await,
     }
 }
 
@@ -353,6 +400,10 @@ async fn produce(client: Client, args: ProduceArgs, json_output: bool) -> CliRes
         linger_ms: 5,
         ..ProducerConfig::default()
     };
+    let deliver_at = match &args.deliver_at {
+        None => None,
+        Some(text) => Some(parse_deliver_at(text)?),
+    };
     let producer = Producer::with_config(client, &args.topic, config).await?;
     if let Some(p) = args.partition {
         if p >= producer.partitions() {
@@ -388,6 +439,10 @@ async fn produce(client: Client, args: ProduceArgs, json_output: bool) -> CliRes
         };
         if let Some(p) = args.partition {
             record = record.with_partition(p);
+        }
+        if let Some(at) = deliver_at {
+            record =
+                record.with_header(ferry_protocol::messages::DELIVER_AT_HEADER, at.to_string());
         }
         if let Some(error) = failure.lock().ok().and_then(|f| f.clone()) {
             return Err(error.into());
@@ -637,6 +692,181 @@ async fn consume_group(client: Client, args: ConsumeArgs, json_lines: bool) -> C
     }
     // Commits what was printed and leaves, so the partitions move at once.
     consumer.close().await?;
+    Ok(())
+}
+
+fn parse_deliver_at(text: &str) -> Result<i64, CliError> {
+    let bad = || {
+        CliError::Usage(format!(
+            "--deliver-at takes milliseconds since the epoch or +MS, not {text:?}"
+        ))
+    };
+    match text.strip_prefix('+') {
+        Some(delay) => {
+            Ok(ferry_client::record::now_ms() + delay.parse::<i64>().map_err(|_| bad())?)
+        }
+        None => text.parse().map_err(|_| bad()),
+    }
+}
+
+async fn queue_admin(client: &Client, command: QueueCommand, json_output: bool) -> CliResult {
+    match command {
+        QueueCommand::Create {
+            topic,
+            queue,
+            ack_timeout_ms,
+            max_deliveries,
+            from,
+        } => {
+            let request = ferry_protocol::messages::CreateQueueRequest {
+                topic: topic.clone(),
+                queue: queue.clone(),
+                ack_timeout_ms,
+                max_deliveries,
+                start: from,
+                dead_letter_topic: String::new(),
+            };
+            client.create_queue(&request).await?;
+            if json_output {
+                print_json(json!({"created": {"topic": topic, "queue": queue}}))
+            } else {
+                println!("created queue {queue} on topic {topic}");
+                Ok(())
+            }
+        }
+        QueueCommand::List => {
+            let queues = client.list_queues().await?;
+            if json_output {
+                let list: Vec<_> = queues
+                    .iter()
+                    .map(|q| json!({"topic": q.topic, "queue": q.queue}))
+                    .collect();
+                return print_json(json!({ "queues": list }));
+            }
+            let rows: Vec<Vec<String>> = queues
+                .iter()
+                .map(|q| vec![q.topic.clone(), q.queue.clone()])
+                .collect();
+            print_table(&["TOPIC", "QUEUE"], &rows)
+        }
+        QueueCommand::Describe { topic, queue } => {
+            let d = client.describe_queue(&topic, &queue).await?;
+            if json_output {
+                let consumers: Vec<_> = d
+                    .consumers
+                    .iter()
+                    .map(|c| json!({"subscription_id": c.subscription_id, "prefetch": c.prefetch, "in_flight": c.in_flight, "delivered": c.delivered}))
+                    .collect();
+                return print_json(json!({
+                    "topic": d.topic,
+                    "queue": d.queue,
+                    "ready": d.ready,
+                    "in_flight": d.in_flight,
+                    "acked": d.acked,
+                    "dead_lettered": d.dead_lettered,
+                    "scheduled": d.scheduled,
+                    "ack_timeout_ms": d.ack_timeout_ms,
+                    "max_deliveries": d.max_deliveries,
+                    "dead_letter_topic": d.dead_letter_topic,
+                    "consumers": consumers,
+                }));
+            }
+            println!(
+                "queue {}/{}  ready {}  in flight {}  acked {}  dead-lettered {}  scheduled {}",
+                d.topic, d.queue, d.ready, d.in_flight, d.acked, d.dead_lettered, d.scheduled
+            );
+            println!(
+                "ack timeout {} ms  max deliveries {}  dead-letter topic {}",
+                d.ack_timeout_ms, d.max_deliveries, d.dead_letter_topic
+            );
+            let rows: Vec<Vec<String>> = d
+                .consumers
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.subscription_id.to_string(),
+                        c.prefetch.to_string(),
+                        c.in_flight.to_string(),
+                        c.delivered.to_string(),
+                    ]
+                })
+                .collect();
+            print_table(&["CONSUMER", "PREFETCH", "IN FLIGHT", "DELIVERED"], &rows)
+        }
+        QueueCommand::Delete { topic, queue } => {
+            client.delete_queue(&topic, &queue).await?;
+            if json_output {
+                print_json(json!({"deleted": {"topic": topic, "queue": queue}}))
+            } else {
+                println!("deleted queue {queue} on topic {topic}");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Consumes from a queue, acking (or with --nack, rejecting) each printed message.
+async fn consume_queue(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResult {
+    let queue = args.queue.clone().unwrap_or_default();
+    // Never take more than --count messages' worth of credit.
+    let prefetch = args.count.map_or(args.prefetch, |n| {
+        args.prefetch.min(n.clamp(1, u64::from(u32::MAX)) as u32)
+    });
+    let mut consumer =
+        ferry_client::QueueConsumer::subscribe(&client, &args.topic, &queue, prefetch).await?;
+    let format = if json_lines {
+        Format::Json
+    } else {
+        args.format
+    };
+    let idle = args
+        .timeout_ms
+        .map(Duration::from_millis)
+        .unwrap_or(Duration::from_secs(3600 * 24 * 365));
+    let mut printed: u64 = 0;
+    let mut settles = futures::stream::FuturesUnordered::new();
+    let stdout = std::io::stdout();
+    use futures::StreamExt;
+    while !args.count.is_some_and(|n| printed >= n) {
+        let next = tokio::select! {
+            next = consumer.recv_timeout(idle) => next,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let Some(delivery) = next else { break };
+        let delivery = delivery?;
+        let record = ferry_client::ConsumerRecord {
+            topic: delivery.topic.clone(),
+            partition: delivery.partition,
+            offset: delivery.offset,
+            timestamp_ms: delivery.timestamp_ms,
+            key: delivery.key.clone(),
+            value: delivery.value.clone(),
+            headers: delivery.headers.clone(),
+        };
+        {
+            let mut out = stdout.lock();
+            print_record(&mut out, &record, format)?;
+            out.flush()?;
+        }
+        printed += 1;
+        if args.count.is_some_and(|n| printed >= n) {
+            // Pause before the last settle frees credit for more deliveries.
+            consumer.set_prefetch(0).await?;
+        }
+        settles.push(if args.nack {
+            futures::future::Either::Left(delivery.nack(false))
+        } else {
+            futures::future::Either::Right(delivery.ack())
+        });
+    }
+    // Deliveries that arrived past --count go back unprinted.
+    while let Some(Some(Ok(extra))) = futures::FutureExt::now_or_never(consumer.recv()) {
+        settles.push(futures::future::Either::Left(extra.nack(true)));
+    }
+    // Wait for every settle to be confirmed (acks: durable) before exiting.
+    while let Some(result) = settles.next().await {
+        result?;
+    }
     Ok(())
 }
 
