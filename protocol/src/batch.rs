@@ -264,6 +264,22 @@ impl RecordIter {
         }
     }
 
+    /// Skips to the record with `offset` (reading only length prefixes), so
+    /// the next `next()` returns it. Relies on dense offset deltas, which
+    /// `validate_batch` guarantees for stored batches.
+    pub fn seek(&mut self, offset: u64) -> Result<(), ProtocolError> {
+        let target = offset.saturating_sub(self.header.base_offset);
+        let mut index = u64::from(self.header.record_count - self.remaining);
+        while index < target && self.remaining > 0 {
+            let (length, used) = get_uvarint(&self.batch[self.position..])?;
+            let start = self.position + used;
+            self.position = bounded_end(start, length, self.batch.len(), "record length")?;
+            self.remaining -= 1;
+            index += 1;
+        }
+        Ok(())
+    }
+
     fn decode_next(&mut self) -> Result<Record, ProtocolError> {
         let buf = &self.batch[..];
         let (length, used) = get_uvarint(&buf[self.position..])?;
@@ -704,6 +720,30 @@ mod tests {
                 let _ = item;
             }
         }
+    }
+
+    #[test]
+    fn seek_skips_to_the_wanted_record() {
+        let records: Vec<NewRecord> = (0..50)
+            .map(|i| NewRecord {
+                value: Some(Bytes::from(format!("v{i}"))),
+                ..NewRecord::default()
+            })
+            .collect();
+        let mut bytes = build(&records).to_vec();
+        set_base_offset(&mut bytes, 100);
+        let bytes = Bytes::from(bytes);
+        let header = check_batch(&bytes, BATCH_BYTES_LIMIT).unwrap();
+        let mut iter = RecordIter::new(bytes, header);
+        iter.seek(137).unwrap();
+        let record = iter.next().unwrap().unwrap();
+        assert_eq!(
+            (record.offset, record.value.unwrap()),
+            (137, Bytes::from("v37"))
+        );
+        iter.seek(149).unwrap();
+        assert_eq!(iter.next().unwrap().unwrap().offset, 149);
+        assert!(iter.next().is_none());
     }
 
     #[test]

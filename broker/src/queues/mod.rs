@@ -557,6 +557,11 @@ pub async fn drive(broker: Arc<Broker>, queue: Arc<Queue>) {
             continue;
         }
         let wake_at = next.unwrap_or_else(|| tokio::time::Instant::now() + far);
+        if wake_at <= tokio::time::Instant::now() {
+            // More is due right away: let connections run first.
+            tokio::task::yield_now().await;
+            continue;
+        }
         tokio::select! {
             _ = queue.wake.notified() => {}
             _ = tokio::time::sleep_until(wake_at) => {}

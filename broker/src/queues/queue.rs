@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferry_protocol::batch::{BatchIter, Record, RecordIter, BATCH_BYTES_LIMIT};
+use ferry_protocol::batch::{BatchHeader, BatchIter, Record, RecordIter, BATCH_BYTES_LIMIT};
 use ferry_protocol::frame::{encode_frame, FrameHeader, OutFrame, FLAG_PUSH};
 use ferry_protocol::messages::{ApiKey, DeliverBatch, Delivery, DeliveryHeader, DELIVER_AT_HEADER};
 use ferry_storage::Log;
@@ -39,6 +39,9 @@ pub const SCHEDULED_LIMIT: usize = 1_000_000;
 pub const PREFETCH_LIMIT: u32 = 10_000;
 /// Bytes read from a partition per refill step.
 const REFILL_READ_BYTES: usize = 512 * 1024;
+/// Scheduled messages released per driver step (bounds the time the
+/// queue's lock is held; the driver goes round again at once).
+const RELEASE_PER_STEP: usize = 2048;
 /// Deliveries per pushed frame.
 const DELIVERIES_PER_FRAME: usize = 256;
 
@@ -106,6 +109,9 @@ pub struct State {
     next_seq: u64,
     last_consumer: u64,
     pub dead: Vec<(Message, DeadReason)>,
+    /// Last batch re-read per partition (scheduled messages due one after
+    /// another usually sit in the same batch).
+    batch_cache: Vec<Option<(BatchHeader, Bytes)>>,
     pub acked: u64,
     pub dead_lettered: u64,
 }
@@ -121,7 +127,9 @@ pub struct Settle {
 impl State {
     pub fn new(def: QueueDef, settled: Vec<Settled>, acked: u64, dead_lettered: u64) -> State {
         let read_position = settled.iter().map(|s| s.cursor).collect();
+        let batch_cache = vec![None; settled.len()];
         State {
+            batch_cache,
             def,
             settled,
             read_position,
@@ -234,8 +242,8 @@ impl State {
         }
     }
 
-    /// Releases what is due; returns when the next timer fires.
-    fn release_due(&mut self, logs: &[Log], now: Instant, now_ms: i64) -> Option<Instant> {
+    /// Releases what is due.
+    fn release_due(&mut self, logs: &[Log], now: Instant, now_ms: i64) {
         while let Some(&(deadline, id)) = self.deadlines.iter().next() {
             if deadline > now {
                 break;
@@ -253,23 +261,35 @@ impl State {
                 self.ready.push_back(message);
             }
         }
+        // Scheduled messages that are due, a bounded number per step, re-read
+        // with one sequential pass per partition.
+        let mut due: BTreeMap<u32, BTreeSet<u64>> = BTreeMap::new();
+        let mut taken = 0;
         while let Some(&(at_ms, partition, offset)) = self.scheduled.iter().next() {
-            if at_ms > now_ms {
+            if at_ms > now_ms || taken == RELEASE_PER_STEP {
                 break;
             }
             self.scheduled.remove(&(at_ms, partition, offset));
-            if self.settled[partition as usize].contains(offset) {
-                continue;
+            if !self.settled[partition as usize].contains(offset) {
+                due.entry(partition).or_default().insert(offset);
+                taken += 1;
             }
-            if let Some(record) = read_record(&logs[partition as usize], offset) {
+        }
+        for (partition, offsets) in due {
+            let cache = &mut self.batch_cache[partition as usize];
+            for record in read_records(&logs[partition as usize], &offsets, cache) {
                 self.ready.push_back(Message {
                     partition,
-                    offset,
+                    offset: record.offset,
                     deliveries: 0,
                     record,
                 });
             }
         }
+    }
+
+    /// When the earliest deadline, delayed requeue or scheduled delivery is due.
+    fn next_timer(&self, now: Instant, now_ms: i64) -> Option<Instant> {
         let next_deadline = self.deadlines.iter().next().map(|(at, _)| *at);
         let next_delayed = self.delayed.keys().next().map(|(at, _)| *at);
         let next_scheduled = self.scheduled.iter().next().map(|(at_ms, _, _)| {
@@ -409,15 +429,11 @@ impl State {
     pub fn step(&mut self, logs: &[Log]) -> Option<Instant> {
         let now = Instant::now();
         let now_ms = ferry_storage::now_ms() as i64;
-        let next = self.release_due(logs, now, now_ms);
+        self.release_due(logs, now, now_ms);
         self.refill(logs, now_ms);
         let topic = self.def.topic.clone();
         self.dispatch(now, &topic);
-        // Refilling may have scheduled something earlier than `next`.
-        let scheduled = self.scheduled.iter().next().map(|(at_ms, _, _)| {
-            now + Duration::from_millis(at_ms.saturating_sub(now_ms).max(0) as u64)
-        });
-        [next, scheduled].into_iter().flatten().min()
+        self.next_timer(now, now_ms)
     }
 
     /// Backlog: unsettled messages not in flight (scheduled ones included).
@@ -441,18 +457,45 @@ pub fn deliver_at(record: &Record) -> Option<i64> {
     std::str::from_utf8(value).ok()?.trim().parse().ok()
 }
 
-/// Re-reads one record by offset.
-pub fn read_record(log: &Log, offset: u64) -> Option<Record> {
-    let read = log.read(offset, 1).ok()?;
-    for item in BatchIter::new(read.data, BATCH_BYTES_LIMIT) {
-        let (header, bytes) = item.ok()?;
-        for record in RecordIter::new(bytes, header).flatten() {
-            if record.offset == offset {
-                return Some(record);
+/// Re-reads the records at `offsets` (sorted): batch by batch, each batch
+/// read once (the last one is kept in `cache` for the next call).
+pub fn read_records(
+    log: &Log,
+    offsets: &BTreeSet<u64>,
+    cache: &mut Option<(BatchHeader, Bytes)>,
+) -> Vec<Record> {
+    let mut found = Vec::with_capacity(offsets.len());
+    let mut next = offsets.first().copied();
+    while let Some(offset) = next {
+        let cached = cache
+            .as_ref()
+            .filter(|(h, _)| h.base_offset <= offset && offset <= h.last_offset())
+            .cloned();
+        let (header, bytes) = match cached {
+            Some(batch) => batch,
+            None => {
+                // max_bytes 1: exactly the batch holding `offset`.
+                let Ok(read) = log.read(offset, 1) else { break };
+                let Some(Ok(batch)) = BatchIter::new(read.data, BATCH_BYTES_LIMIT).next() else {
+                    break;
+                };
+                *cache = Some(batch.clone());
+                batch
+            }
+        };
+        let mut records = RecordIter::new(bytes, header);
+        for wanted in offsets.range(offset..=header.last_offset()) {
+            if records.seek(*wanted).is_err() {
+                break;
+            }
+            match records.next() {
+                Some(Ok(record)) if record.offset == *wanted => found.push(record),
+                _ => break,
             }
         }
+        next = offsets.range(header.last_offset() + 1..).next().copied();
     }
-    None
+    found
 }
 
 fn to_delivery(delivery_id: u64, message: &Message) -> Delivery {
