@@ -827,7 +827,7 @@ async fn consume_queue(client: Client, args: ConsumeArgs, json_lines: bool) -> C
     let mut settles = futures::stream::FuturesUnordered::new();
     let stdout = std::io::stdout();
     use futures::StreamExt;
-    while !args.count.is_some_and(|n| printed >= n) {
+    while args.count.is_none_or(|n| printed < n) {
         let next = tokio::select! {
             next = consumer.recv_timeout(idle) => next,
             _ = tokio::signal::ctrl_c() => break,
