@@ -451,3 +451,43 @@ fn ferryctl_queue_commands() {
     assert_eq!(code, 1);
     assert!(err.contains("unknown queue"), "{err}");
 }
+
+#[tokio::test]
+async fn a_queue_and_a_group_on_one_topic_each_get_everything() {
+    let broker = Broker::start();
+    let client = broker.client().await;
+    client.create_topic("both", 2).await.unwrap();
+    create_queue(&client, "both", "q", 30_000, 5).await;
+    produce(&client, "both", 500).await;
+    let mut queue = QueueConsumer::subscribe(&client, "both", "q", 100)
+        .await
+        .unwrap();
+    let mut from_queue = BTreeSet::new();
+    while from_queue.len() < 500 {
+        let delivery = queue
+            .recv_timeout(Duration::from_secs(5))
+            .await
+            .unwrap()
+            .unwrap();
+        from_queue.insert((delivery.partition, delivery.offset));
+        drop(delivery.ack());
+    }
+    let mut config = ferry_client::GroupConfig::new("g", &["both"]);
+    config.consumer.max_wait_ms = 100;
+    let mut group = ferry_client::GroupConsumer::join(client.clone(), config)
+        .await
+        .unwrap();
+    let mut from_group = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while from_group.len() < 500 && Instant::now() < deadline {
+        for record in group.poll().await.unwrap() {
+            from_group.insert((record.partition, record.offset));
+        }
+    }
+    assert_eq!(
+        from_group, from_queue,
+        "the group sees every record the queue acked"
+    );
+    group.close().await.unwrap();
+    assert_eq!(client.describe_queue("both", "q").await.unwrap().acked, 500);
+}
