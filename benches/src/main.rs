@@ -94,12 +94,15 @@ struct ConsumeArgs {
     consumers: usize,
     #[arg(long, default_value_t = 100_000)]
     messages: u64,
-    /// Consume as a consumer group (not available yet: needs consumer groups).
+    /// Consume as members of this consumer group.
     #[arg(long, conflicts_with = "queue")]
     group: Option<String>,
-    /// Consume from a queue (not available yet: needs queues).
+    /// Consume (and ack) from this queue, created from the earliest offset if missing.
     #[arg(long)]
     queue: Option<String>,
+    /// Prefetch of each queue consumer.
+    #[arg(long, default_value_t = 100)]
+    prefetch: u32,
 }
 
 #[derive(Args)]
@@ -288,12 +291,23 @@ async fn run_workload(
         let report = scenarios::produce(addr, &spec, quiet).await?;
         reports.push(with_baseline(report, baseline, produce_baseline(acks)));
         if workload.consumers > 0 {
-            let spec = ConsumeSpec {
-                topic: workload.topic.clone(),
-                consumers: workload.consumers,
-                messages: workload.messages,
+            let report = match (&workload.group, &workload.queue) {
+                (Some(group), _) => {
+                    scenarios::consume_group(addr, &workload.topic, group, workload.consumers, workload.messages, quiet).await?
+                }
+                (_, Some(queue)) => {
+                    scenarios::consume_queue(addr, &workload.topic, queue, workload.consumers, workload.prefetch, workload.messages, quiet)
+                        .await?
+                }
+                _ => {
+                    let spec = ConsumeSpec {
+                        topic: workload.topic.clone(),
+                        consumers: workload.consumers,
+                        messages: workload.messages,
+                    };
+                    scenarios::consume(addr, &spec, quiet).await?
+                }
             };
-            let report = scenarios::consume(addr, &spec, quiet).await?;
             reports.push(with_baseline(report, baseline, "loopback_tcp"));
         }
     }

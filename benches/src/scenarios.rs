@@ -131,6 +131,9 @@ async fn produce_one(
     let latency = Arc::new(std::sync::Mutex::new(Latency::default()));
     let failure: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
     let deadline = started + SCENARIO_DEADLINE;
+    // One payload shared by every record (a refcount, no per-record
+    // allocation): the generator should not be what limits the broker.
+    let shared_value = payload(spec.size, 0, 0);
     for sequence in 0..count {
         if rate > 0 {
             let due = started + Duration::from_secs_f64(sequence as f64 / rate as f64);
@@ -150,7 +153,7 @@ async fn produce_one(
             .await
             .map_err(|e| e.to_string())?;
         let sent_at = Instant::now();
-        let value = payload(spec.size, sequence, started.elapsed().as_nanos() as u64);
+        let value = shared_value.clone();
         let (latency, failure, acked, bar) =
             (latency.clone(), failure.clone(), acked.clone(), bar.clone());
         let callback: ferry_client::Callback = Box::new(move |result| {
@@ -372,4 +375,119 @@ pub async fn e2e(addr: &str, spec: &E2eSpec, quiet: bool) -> Result<Report, Stri
         &latency,
         "end to end",
     ))
+}
+
+/// `consumers` members of consumer group `group` read `messages` in total.
+pub async fn consume_group(addr: &str, topic: &str, group: &str, consumers: usize, messages: u64, quiet: bool) -> Result<Report, String> {
+    let bar = progress(messages, quiet);
+    bar.set_message("group");
+    let received = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..consumers.max(1) {
+        let client = Client::connect(addr).await.map_err(|e| e.to_string())?;
+        let mut config = ferry_client::GroupConfig::new(group, &[topic]);
+        config.consumer.max_wait_ms = 100;
+        config.consumer.max_bytes = 4 * 1024 * 1024;
+        config.auto_commit_interval_ms = Some(1000);
+        let mut member = ferry_client::GroupConsumer::join(client, config).await.map_err(|e| e.to_string())?;
+        let (received, bytes, bar) = (received.clone(), bytes.clone(), bar.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latency = Latency::default();
+            let deadline = Instant::now() + SCENARIO_DEADLINE;
+            while received.load(Ordering::Relaxed) < messages && Instant::now() < deadline {
+                let asked = Instant::now();
+                let records = member.poll().await.map_err(|e| e.to_string())?;
+                if records.is_empty() {
+                    continue;
+                }
+                latency.record(asked.elapsed());
+                let size: u64 = records.iter().map(|r| r.value.as_ref().map_or(0, |v| v.len() as u64)).sum();
+                received.fetch_add(records.len() as u64, Ordering::Relaxed);
+                bytes.fetch_add(size, Ordering::Relaxed);
+                bar.inc(records.len() as u64);
+            }
+            member.close().await.map_err(|e| e.to_string())?;
+            Ok::<Latency, String>(latency)
+        }));
+    }
+    let mut latency = Latency::default();
+    for task in tasks {
+        latency.merge(&task.await.map_err(|e| e.to_string())??);
+    }
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    let messages = received.load(Ordering::Relaxed).min(messages);
+    Ok(Report::new("consume-group", messages, bytes.load(Ordering::Relaxed), elapsed, &latency, "poll with records"))
+}
+
+/// `consumers` competing consumers of queue `queue` (created from the
+/// earliest offset if missing) receive and ack `messages` in total. Latency
+/// is the ack round trip (ack sent to ack durable).
+pub async fn consume_queue(
+    addr: &str,
+    topic: &str,
+    queue: &str,
+    consumers: usize,
+    prefetch: u32,
+    messages: u64,
+    quiet: bool,
+) -> Result<Report, String> {
+    let admin = Client::connect(addr).await.map_err(|e| e.to_string())?;
+    let create = ferry_protocol::messages::CreateQueueRequest {
+        topic: topic.to_string(),
+        queue: queue.to_string(),
+        ..Default::default()
+    };
+    match admin.create_queue(&create).await {
+        Ok(()) => {}
+        Err(e) if e.code() == Some(ferry_protocol::ErrorCode::QueueAlreadyExists) => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let bar = progress(messages, quiet);
+    bar.set_message("queue");
+    let acked = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..consumers.max(1) {
+        let client = Client::connect(addr).await.map_err(|e| e.to_string())?;
+        let mut consumer = ferry_client::QueueConsumer::subscribe(&client, topic, queue, prefetch)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (acked, bytes, bar) = (acked.clone(), bytes.clone(), bar.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latency = Latency::default();
+            let mut confirmations = FuturesUnordered::new();
+            let deadline = Instant::now() + SCENARIO_DEADLINE;
+            while acked.load(Ordering::Relaxed) < messages && Instant::now() < deadline {
+                tokio::select! {
+                    delivery = consumer.recv_timeout(Duration::from_millis(100)) => {
+                        let Some(delivery) = delivery else { continue };
+                        let delivery = delivery.map_err(|e| e.to_string())?;
+                        bytes.fetch_add(delivery.value.as_ref().map_or(0, |v| v.len() as u64), Ordering::Relaxed);
+                        let sent = Instant::now();
+                        let ack = delivery.ack();
+                        confirmations.push(async move { (sent, ack.await) });
+                    }
+                    Some((sent, result)) = confirmations.next(), if !confirmations.is_empty() => {
+                        result.map_err(|e| e.to_string())?;
+                        latency.record(sent.elapsed());
+                        acked.fetch_add(1, Ordering::Relaxed);
+                        bar.inc(1);
+                    }
+                }
+            }
+            Ok::<Latency, String>(latency)
+        }));
+    }
+    let mut latency = Latency::default();
+    for task in tasks {
+        latency.merge(&task.await.map_err(|e| e.to_string())??);
+    }
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    let messages = acked.load(Ordering::Relaxed).min(messages);
+    Ok(Report::new("consume-queue", messages, bytes.load(Ordering::Relaxed), elapsed, &latency, "ack round trip"))
 }

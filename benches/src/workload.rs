@@ -42,6 +42,18 @@ pub struct Workload {
     /// Fsync policy for the workload's topic (`always`, `never`, ms).
     #[serde(default)]
     pub fsync: Option<String>,
+    /// Consume as members of this group instead of by partition.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Consume (and ack) through this queue instead of by partition.
+    #[serde(default)]
+    pub queue: Option<String>,
+    #[serde(default = "default_prefetch")]
+    pub prefetch: u32,
+}
+
+fn default_prefetch() -> u32 {
+    100
 }
 
 fn one() -> usize {
