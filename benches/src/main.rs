@@ -293,11 +293,27 @@ async fn run_workload(
         if workload.consumers > 0 {
             let report = match (&workload.group, &workload.queue) {
                 (Some(group), _) => {
-                    scenarios::consume_group(addr, &workload.topic, group, workload.consumers, workload.messages, quiet).await?
+                    scenarios::consume_group(
+                        addr,
+                        &workload.topic,
+                        group,
+                        workload.consumers,
+                        workload.messages,
+                        quiet,
+                    )
+                    .await?
                 }
                 (_, Some(queue)) => {
-                    scenarios::consume_queue(addr, &workload.topic, queue, workload.consumers, workload.prefetch, workload.messages, quiet)
-                        .await?
+                    scenarios::consume_queue(
+                        addr,
+                        &workload.topic,
+                        queue,
+                        workload.consumers,
+                        workload.prefetch,
+                        workload.messages,
+                        quiet,
+                    )
+                    .await?
                 }
                 _ => {
                     let spec = ConsumeSpec {

@@ -378,7 +378,14 @@ pub async fn e2e(addr: &str, spec: &E2eSpec, quiet: bool) -> Result<Report, Stri
 }
 
 /// `consumers` members of consumer group `group` read `messages` in total.
-pub async fn consume_group(addr: &str, topic: &str, group: &str, consumers: usize, messages: u64, quiet: bool) -> Result<Report, String> {
+pub async fn consume_group(
+    addr: &str,
+    topic: &str,
+    group: &str,
+    consumers: usize,
+    messages: u64,
+    quiet: bool,
+) -> Result<Report, String> {
     let bar = progress(messages, quiet);
     bar.set_message("group");
     let received = Arc::new(AtomicU64::new(0));
@@ -391,7 +398,9 @@ pub async fn consume_group(addr: &str, topic: &str, group: &str, consumers: usiz
         config.consumer.max_wait_ms = 100;
         config.consumer.max_bytes = 4 * 1024 * 1024;
         config.auto_commit_interval_ms = Some(1000);
-        let mut member = ferry_client::GroupConsumer::join(client, config).await.map_err(|e| e.to_string())?;
+        let mut member = ferry_client::GroupConsumer::join(client, config)
+            .await
+            .map_err(|e| e.to_string())?;
         let (received, bytes, bar) = (received.clone(), bytes.clone(), bar.clone());
         tasks.push(tokio::spawn(async move {
             let mut latency = Latency::default();
@@ -403,7 +412,10 @@ pub async fn consume_group(addr: &str, topic: &str, group: &str, consumers: usiz
                     continue;
                 }
                 latency.record(asked.elapsed());
-                let size: u64 = records.iter().map(|r| r.value.as_ref().map_or(0, |v| v.len() as u64)).sum();
+                let size: u64 = records
+                    .iter()
+                    .map(|r| r.value.as_ref().map_or(0, |v| v.len() as u64))
+                    .sum();
                 received.fetch_add(records.len() as u64, Ordering::Relaxed);
                 bytes.fetch_add(size, Ordering::Relaxed);
                 bar.inc(records.len() as u64);
@@ -419,7 +431,14 @@ pub async fn consume_group(addr: &str, topic: &str, group: &str, consumers: usiz
     let elapsed = started.elapsed();
     bar.finish_and_clear();
     let messages = received.load(Ordering::Relaxed).min(messages);
-    Ok(Report::new("consume-group", messages, bytes.load(Ordering::Relaxed), elapsed, &latency, "poll with records"))
+    Ok(Report::new(
+        "consume-group",
+        messages,
+        bytes.load(Ordering::Relaxed),
+        elapsed,
+        &latency,
+        "poll with records",
+    ))
 }
 
 /// `consumers` competing consumers of queue `queue` (created from the
@@ -489,5 +508,12 @@ pub async fn consume_queue(
     let elapsed = started.elapsed();
     bar.finish_and_clear();
     let messages = acked.load(Ordering::Relaxed).min(messages);
-    Ok(Report::new("consume-queue", messages, bytes.load(Ordering::Relaxed), elapsed, &latency, "ack round trip"))
+    Ok(Report::new(
+        "consume-queue",
+        messages,
+        bytes.load(Ordering::Relaxed),
+        elapsed,
+        &latency,
+        "ack round trip",
+    ))
 }
