@@ -12,9 +12,8 @@ use ferry_protocol::messages::{
     OffsetFetchRequest, OffsetFetchResponse, OffsetSpec, ResetOffsetsRequest, ResetOffsetsResponse,
     StatusResponse, RESET_TO_OFFSET,
 };
-use futures::FutureExt;
 
-use super::{blocking, respond, respond_error, Reply};
+use super::{blocking, respond, respond_error, when_durable, Reply};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::groups::{GroupView, JoinArgs};
@@ -102,18 +101,7 @@ pub fn commit(broker: &Arc<Broker>, header: FrameHeader, request: OffsetCommitRe
     })();
     match appended {
         Err(error) => Reply::Now(respond_error(broker, header, &error)),
-        Ok(durable) => {
-            let broker = broker.clone();
-            Reply::Later(
-                async move {
-                    match durable.await {
-                        Ok(()) => respond(header, &StatusResponse::default()),
-                        Err(error) => respond_error(&broker, header, &error),
-                    }
-                }
-                .boxed(),
-            )
-        }
+        Ok(durable) => when_durable(broker, header, durable, StatusResponse::default()),
     }
 }
 

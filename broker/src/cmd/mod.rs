@@ -123,6 +123,29 @@ pub fn protocol_error(header: FrameHeader, code: ErrorCode, message: String) -> 
     )
 }
 
+/// Answers with `response` once `durable` resolves (or with its error).
+pub fn when_durable<M, F>(
+    broker: &Arc<Broker>,
+    header: FrameHeader,
+    durable: F,
+    response: M,
+) -> Reply
+where
+    M: prost::Message + Send + 'static,
+    F: std::future::Future<Output = Result<(), BrokerError>> + Send + 'static,
+{
+    let broker = broker.clone();
+    Reply::Later(
+        async move {
+            match durable.await {
+                Ok(()) => respond(header, &response),
+                Err(error) => respond_error(&broker, header, &error),
+            }
+        }
+        .boxed(),
+    )
+}
+
 /// Runs blocking work (file creation, fsyncs) off the async workers.
 pub fn blocking<F>(broker: &Arc<Broker>, header: FrameHeader, work: F) -> Reply
 where

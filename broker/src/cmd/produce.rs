@@ -9,9 +9,8 @@ use bytes::Bytes;
 use ferry_protocol::batch::{self, BatchHeader};
 use ferry_protocol::frame::{FrameHeader, FLAG_NO_RESPONSE};
 use ferry_protocol::messages::{Acks, ProduceRequest, ProduceResponse};
-use futures::FutureExt;
 
-use super::{respond, respond_error, Reply};
+use super::{respond, respond_error, when_durable, Reply};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::metrics::Metrics;
@@ -42,15 +41,11 @@ pub fn produce(broker: &Arc<Broker>, header: FrameHeader, request: ProduceReques
         return Reply::Now(respond(header, &response));
     }
     let durable = log.wait_durable(last_offset + 1);
-    let broker = broker.clone();
-    Reply::Later(
-        async move {
-            match durable.await {
-                Ok(()) => respond(header, &response),
-                Err(error) => respond_error(&broker, header, &error.into()),
-            }
-        }
-        .boxed(),
+    when_durable(
+        broker,
+        header,
+        async move { durable.await.map_err(BrokerError::from) },
+        response,
     )
 }
 

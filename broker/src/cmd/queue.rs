@@ -9,9 +9,8 @@ use ferry_protocol::messages::{
     CreateQueueRequest, ListQueuesResponse, QueueRequest, QueueSubscribeRequest,
     QueueSubscribeResponse, SettleRequest, StatusResponse,
 };
-use futures::FutureExt;
 
-use super::{blocking, respond, respond_error, ConnectionContext, Reply};
+use super::{blocking, respond, respond_error, when_durable, ConnectionContext, Reply};
 use crate::broker::Broker;
 use crate::error::BrokerError;
 
@@ -134,18 +133,7 @@ pub fn ack(broker: &Arc<Broker>, header: FrameHeader, request: SettleRequest) ->
     });
     match durable {
         Err(error) => Reply::Now(respond_error(broker, header, &error)),
-        Ok(durable) => {
-            let broker = broker.clone();
-            Reply::Later(
-                async move {
-                    match durable.await {
-                        Ok(()) => respond(header, &StatusResponse::default()),
-                        Err(error) => respond_error(&broker, header, &error),
-                    }
-                }
-                .boxed(),
-            )
-        }
+        Ok(durable) => when_durable(broker, header, durable, StatusResponse::default()),
     }
 }
 

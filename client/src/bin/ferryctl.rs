@@ -250,6 +250,16 @@ async fn run(cli: Cli) -> CliResult {
     }
 }
 
+/// Prints a one-line outcome: `value` with --json, `text` otherwise.
+fn outcome(json_output: bool, value: serde_json::Value, text: String) -> CliResult {
+    if json_output {
+        print_json(value)
+    } else {
+        println!("{text}");
+        Ok(())
+    }
+}
+
 fn print_json(value: serde_json::Value) -> CliResult {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer(&mut out, &value).map_err(|e| CliError::Io(e.into()))?;
@@ -305,12 +315,11 @@ async fn topic(client: &Client, command: TopicCommand, json_output: bool) -> Cli
                 segment_ms: None,
             };
             client.create_topic_with(&name, config).await?;
-            if json_output {
-                print_json(json!({"created": name, "partitions": partitions}))
-            } else {
-                println!("created topic {name} with {partitions} partition(s)");
-                Ok(())
-            }
+            outcome(
+                json_output,
+                json!({"created": name, "partitions": partitions}),
+                format!("created topic {name} with {partitions} partition(s)"),
+            )
         }
         TopicCommand::List => {
             let topics = client.list_topics().await?;
@@ -383,12 +392,11 @@ async fn topic(client: &Client, command: TopicCommand, json_output: bool) -> Cli
         }
         TopicCommand::Delete { name } => {
             client.delete_topic(&name).await?;
-            if json_output {
-                print_json(json!({ "deleted": name }))
-            } else {
-                println!("deleted topic {name}");
-                Ok(())
-            }
+            outcome(
+                json_output,
+                json!({ "deleted": name }),
+                format!("deleted topic {name}"),
+            )
         }
     }
 }
@@ -472,6 +480,7 @@ async fn produce(client: Client, args: ProduceArgs, json_output: bool) -> CliRes
     if json_output {
         print_json(json!({"topic": args.topic, "produced": sent}))
     } else {
+        // The summary goes to stderr so stdout stays clean for pipes.
         eprintln!("produced {sent} message(s) to {}", args.topic);
         Ok(())
     }
@@ -584,12 +593,11 @@ async fn group(client: &Client, command: GroupCommand, json_output: bool) -> Cli
         }
         GroupCommand::Delete { group } => {
             client.delete_group(&group).await?;
-            if json_output {
-                print_json(json!({ "deleted": group }))
-            } else {
-                println!("deleted group {group}");
-                Ok(())
-            }
+            outcome(
+                json_output,
+                json!({ "deleted": group }),
+                format!("deleted group {group}"),
+            )
         }
     }
 }
@@ -727,12 +735,11 @@ async fn queue_admin(client: &Client, command: QueueCommand, json_output: bool) 
                 dead_letter_topic: String::new(),
             };
             client.create_queue(&request).await?;
-            if json_output {
-                print_json(json!({"created": {"topic": topic, "queue": queue}}))
-            } else {
-                println!("created queue {queue} on topic {topic}");
-                Ok(())
-            }
+            outcome(
+                json_output,
+                json!({"created": {"topic": topic, "queue": queue}}),
+                format!("created queue {queue} on topic {topic}"),
+            )
         }
         QueueCommand::List => {
             let queues = client.list_queues().await?;
@@ -795,12 +802,11 @@ async fn queue_admin(client: &Client, command: QueueCommand, json_output: bool) 
         }
         QueueCommand::Delete { topic, queue } => {
             client.delete_queue(&topic, &queue).await?;
-            if json_output {
-                print_json(json!({"deleted": {"topic": topic, "queue": queue}}))
-            } else {
-                println!("deleted queue {queue} on topic {topic}");
-                Ok(())
-            }
+            outcome(
+                json_output,
+                json!({"deleted": {"topic": topic, "queue": queue}}),
+                format!("deleted queue {queue} on topic {topic}"),
+            )
         }
     }
 }
