@@ -10,6 +10,15 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Held by tests that load the machine or measure time, so that within one
+/// test binary they do not run at the same time on CI's two cores.
+static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Waits until no other heavy or timing-sensitive test of this binary runs.
+pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    EXCLUSIVE.lock().await
+}
+
 /// How long a broker may take to report ready.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 

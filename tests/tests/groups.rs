@@ -98,6 +98,7 @@ fn settled(described: &DescribeGroupResponse, members: usize, partitions: usize)
 
 #[tokio::test]
 async fn members_share_partitions_and_rebalance_incrementally() {
+    let _exclusive = ferry_e2e::exclusive().await;
     let broker = Broker::start();
     let client = broker.client().await;
     client.create_topic("six", 6).await.unwrap();
@@ -162,6 +163,7 @@ async fn members_share_partitions_and_rebalance_incrementally() {
 
 #[tokio::test]
 async fn records_produced_while_members_come_and_go_are_all_delivered_and_commits_resume() {
+    let _exclusive = ferry_e2e::exclusive().await;
     let broker = Broker::start();
     let client = broker.client().await;
     client.create_topic("churn", 4).await.unwrap();

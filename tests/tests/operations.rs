@@ -26,6 +26,7 @@ async fn connections_past_max_connections_are_refused_with_an_error() {
 
 #[tokio::test]
 async fn idle_connections_are_closed_after_the_idle_timeout() {
+    let _exclusive = ferry_e2e::exclusive().await;
     let broker =
         Broker::start_with(&["--idle-timeout-ms", "300", "--frame-read-timeout-ms", "300"]);
     // Idle: connected, sends nothing.

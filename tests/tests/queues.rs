@@ -45,6 +45,7 @@ fn value(delivery: &ferry_client::Delivery) -> String {
 
 #[tokio::test]
 async fn four_consumers_share_100k_messages_each_acked_exactly_once() {
+    let _exclusive = ferry_e2e::exclusive().await;
     let broker = Broker::start();
     let client = broker.client().await;
     client.create_topic("work", 4).await.unwrap();
@@ -168,6 +169,7 @@ async fn a_consumer_that_disconnects_has_its_messages_redelivered_with_count_2()
 
 #[tokio::test]
 async fn rejected_and_never_acked_messages_land_in_the_dead_letter_topic() {
+    let _exclusive = ferry_e2e::exclusive().await;
     let broker = Broker::start();
     let client = broker.client().await;
     client.create_topic("p", 1).await.unwrap();
@@ -222,6 +224,7 @@ async fn rejected_and_never_acked_messages_land_in_the_dead_letter_topic() {
 
 #[tokio::test]
 async fn ack_timeout_redelivers_and_in_progress_holds_the_message() {
+    let _exclusive = ferry_e2e::exclusive().await;
     let broker = Broker::start();
     let client = broker.client().await;
     client.create_topic("t", 1).await.unwrap();
@@ -264,6 +267,7 @@ async fn ack_timeout_redelivers_and_in_progress_holds_the_message() {
 
 #[tokio::test]
 async fn acks_survive_restart_and_kill_9() {
+    let _exclusive = ferry_e2e::exclusive().await;
     let mut broker = Broker::start();
     let client = broker.client().await;
     client.create_topic("r", 2).await.unwrap();
@@ -309,6 +313,7 @@ async fn acks_survive_restart_and_kill_9() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_messages_arrive_on_time_also_across_a_restart() {
+    let _exclusive = ferry_e2e::exclusive().await;
     let mut broker = Broker::start();
     let client = broker.client().await;
     client.create_topic("s", 2).await.unwrap();

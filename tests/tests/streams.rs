@@ -122,6 +122,7 @@ async fn topics_are_created_listed_described_and_deleted() {
 
 #[tokio::test]
 async fn four_producers_100k_records_read_back_in_order_without_gaps_or_duplicates() {
+    let _exclusive = ferry_e2e::exclusive().await;
     let broker = Broker::start();
     let client = broker.client().await;
     client.create_topic("load", 4).await.unwrap();
@@ -195,6 +196,7 @@ async fn four_producers_100k_records_read_back_in_order_without_gaps_or_duplicat
 
 #[tokio::test]
 async fn a_parked_long_poll_gets_a_new_record_within_milliseconds() {
+    let _exclusive = ferry_e2e::exclusive().await;
     let broker = Broker::start();
     let client = broker.client().await;
     client.create_topic("events", 1).await.unwrap();
@@ -291,6 +293,7 @@ async fn restart_keeps_topics_and_data() {
 
 #[tokio::test]
 async fn kill_9_after_durable_acks_loses_no_acknowledged_record() {
+    let _exclusive = ferry_e2e::exclusive().await;
     let mut broker = Broker::start();
     let client = broker.client().await;
     client.create_topic("durable", 3).await.unwrap();
