@@ -307,6 +307,7 @@ fn failed_fsync_makes_the_log_read_only_and_acks_nothing_in_the_window() {
     block_on(log.wait_durable(first.last_offset + 1)).unwrap();
     fs.set_options(SimOptions {
         sync_failure_probability: 1.0,
+        ..SimOptions::default()
     });
     let second = log.append(&batch_of(&[vec![2]], 0)).unwrap();
     let waited = block_on(log.wait_durable(second.last_offset + 1));
@@ -543,4 +544,87 @@ fn missing_or_inconsistent_indexes_are_rebuilt_from_the_log() {
         );
     }
     assert_eq!(log.offset_for_timestamp(555).unwrap(), Some(56));
+}
+
+#[test]
+fn a_full_disk_is_an_error_the_log_stays_readable_and_recovers_when_space_frees() {
+    let flusher = Flusher::start(1);
+    let fs = SimFs::new(13);
+    let log = Log::open(
+        Arc::new(fs.clone()),
+        &dir(),
+        "t-0",
+        small_config(),
+        &flusher,
+    )
+    .unwrap();
+    for i in 0..5u8 {
+        log.append(&batch_of(&[vec![i; 100]], 0)).unwrap();
+    }
+    let before = read_all(&log, 0).unwrap();
+    let used: u64 = fs
+        .list_dir(&dir())
+        .unwrap()
+        .iter()
+        .map(|n| fs.read_file(&dir().join(n)).map_or(0, |b| b.len() as u64))
+        .sum();
+    fs.set_options(SimOptions {
+        capacity_bytes: Some(used + 150),
+        ..SimOptions::default()
+    });
+    let mut refused = 0;
+    for i in 0..10u8 {
+        match log.append(&batch_of(&[vec![i; 100]], 0)) {
+            Ok(_) => {}
+            Err(StorageError::DiskFull { .. }) => refused += 1,
+            Err(other) => panic!("expected DiskFull, got {other}"),
+        }
+    }
+    assert!(refused > 0, "the disk never filled");
+    let during = read_all(&log, 0).unwrap();
+    assert!(
+        during.starts_with(&before),
+        "what was written stays readable"
+    );
+    // Space comes back: appends continue right after the last good batch.
+    fs.set_options(SimOptions::default());
+    let info = log.append(&batch_of(&[vec![42; 100]], 0)).unwrap();
+    assert_eq!(info.base_offset, during.len() as u64);
+    block_on(log.wait_durable(info.last_offset + 1)).unwrap();
+    let after = read_all(&log, 0).unwrap();
+    assert_eq!(after.len(), during.len() + 1);
+    assert_eq!(after.last().unwrap().1, vec![42; 100]);
+    // And a reopen after a crash finds the same.
+    drop(log);
+    let reopened = Log::open(
+        Arc::new(fs.power_loss(3)),
+        &dir(),
+        "t-0",
+        small_config(),
+        &flusher,
+    )
+    .unwrap();
+    assert_eq!(read_all(&reopened, 0).unwrap(), after);
+}
+
+#[test]
+fn segments_roll_by_age() {
+    let flusher = Flusher::start(1);
+    let config = LogConfig {
+        segment_ms: Some(100),
+        ..LogConfig::default()
+    };
+    let log = Log::open(Arc::new(SimFs::new(14)), &dir(), "t-0", config, &flusher).unwrap();
+    log.append(&batch_of(&[vec![1]], 0)).unwrap();
+    log.append(&batch_of(&[vec![2]], 0)).unwrap();
+    let before = log.stats().segment_count;
+    // The condition is time itself: let the active segment pass its age.
+    std::thread::sleep(std::time::Duration::from_millis(120));
+    log.append(&batch_of(&[vec![3]], 0)).unwrap();
+    assert_eq!(
+        log.stats().segment_count,
+        before + 1,
+        "the old segment was sealed by age"
+    );
+    assert_eq!(read_all(&log, 0).unwrap().len(), 3);
 }

@@ -49,6 +49,9 @@ enum MetaOp {
 pub struct SimOptions {
     /// Probability that any one fsync fails with EIO.
     pub sync_failure_probability: f64,
+    /// Total bytes the disk holds; a write that would grow past it fails
+    /// with ENOSPC (having written what fitted, as a real disk may).
+    pub capacity_bytes: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -227,13 +230,32 @@ impl SimHandle {
 
 impl VFile for SimHandle {
     fn write_at(&self, position: u64, buf: &[u8]) -> io::Result<()> {
-        self.with_file(|file| {
-            apply_write(&mut file.current, position, buf);
+        let mut state = self.state.lock();
+        let room = match state.options.capacity_bytes {
+            Some(capacity) => {
+                let used: u64 = state.files.values().map(|f| f.current.len() as u64).sum();
+                let current = state
+                    .files
+                    .get(&self.inode)
+                    .map_or(0, |f| f.current.len() as u64);
+                let growth = (position + buf.len() as u64).saturating_sub(current);
+                let free = capacity.saturating_sub(used);
+                (growth > free).then(|| (current + free).saturating_sub(position) as usize)
+            }
+            None => None,
+        };
+        let fits = room.map_or(buf.len(), |r| r.min(buf.len()));
+        let file = state.files.entry(self.inode).or_default();
+        if fits > 0 {
+            apply_write(&mut file.current, position, &buf[..fits]);
             file.pending.push(DataOp::Write {
                 position,
-                data: buf.to_vec(),
+                data: buf[..fits].to_vec(),
             });
-        });
+        }
+        if room.is_some() {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
         Ok(())
     }
 
@@ -422,6 +444,7 @@ mod tests {
             3,
             SimOptions {
                 sync_failure_probability: 1.0,
+                ..SimOptions::default()
             },
         );
         let file = fs.open(Path::new("/f"), true).unwrap();
