@@ -135,6 +135,10 @@ async fn verify(client: &Client, ledger: &Shared) -> usize {
             );
         }
     }
+    let committed = client
+        .fetch_offsets("crash-group", vec![])
+        .await
+        .unwrap_or_default();
     let mut ledger = ledger.lock().unwrap();
     let mut problems = Vec::new();
     for (key, value) in &ledger.acked {
@@ -152,10 +156,6 @@ async fn verify(client: &Client, ledger: &Shared) -> usize {
             problems.push(format!("duplicate: {value:?} at {other:?} and {key:?}"));
         }
     }
-    let committed = client
-        .fetch_offsets("crash-group", vec![])
-        .await
-        .unwrap_or_default();
     for (partition, acked) in &ledger.committed {
         let now = committed
             .iter()
