@@ -39,6 +39,8 @@ use crate::broker::Broker;
 use crate::cmd::{self, Reply};
 use crate::metrics::Metrics;
 
+/// Longest the read loop dispatches frames before yielding to other tasks.
+const DISPATCH_SLICE: Duration = Duration::from_millis(1);
 /// Frames gathered into one vectored write.
 const WRITE_BATCH_FRAMES: usize = 64;
 const READ_BUFFER_BYTES: usize = 64 * 1024;
@@ -121,9 +123,21 @@ impl Connection {
         let mut eof = false;
         loop {
             let mut blocked = None;
+            // Dispatch for at most one time slice, then let the select below
+            // hand finished responses to the writer: a burst of expensive
+            // requests (large fetches are CRC-checked inline) must not hold
+            // back every response or starve the timers.
+            let slice_start = Instant::now();
+            let mut sliced = false;
             loop {
                 match self.next_frame(&mut pending) {
-                    Step::Dispatched => last_frame_at = Instant::now(),
+                    Step::Dispatched => {
+                        last_frame_at = Instant::now();
+                        if last_frame_at.duration_since(slice_start) >= DISPATCH_SLICE {
+                            sliced = true;
+                            break;
+                        }
+                    }
                     Step::NeedMore => break,
                     Step::Close(frame) => {
                         self.send(frame, None, true).await;
@@ -148,8 +162,10 @@ impl Connection {
                 None if pending.is_empty() => last_frame_at + idle,
                 None => Instant::now() + idle,
             };
-            let reading = blocked.is_none() && !eof;
+            let reading = blocked.is_none() && !eof && !sliced;
             tokio::select! {
+                // More whole frames are waiting in the buffer: come back at once.
+                _ = tokio::task::yield_now(), if sliced => {}
                 Some(out) = pending.next(), if !pending.is_empty() => {
                     if self.tx.send(out).await.is_err() {
                         return "writer closed";
