@@ -36,7 +36,7 @@ pub fn raise_fd_limit() -> u64 {
             libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
         }
     }
-    limit.rlim_cur as u64
+    limit.rlim_cur
 }
 
 /// How long a broker may take to report ready.
