@@ -533,7 +533,12 @@ impl LogInner {
                 self.checkpoint_segment
                     .store(checkpoint.segment_base, Ordering::Release);
             }
-            Err(error) => self.fail_read_only(&error),
+            // The data is durable (its fsync succeeded above); a checkpoint
+            // is only a shortcut for recovery, which scans from the previous
+            // one instead. So a full disk here is not fatal: retry later.
+            Err(error) => {
+                tracing::warn!(partition = %self.name, %error, "could not write the recovery checkpoint; will retry");
+            }
         }
     }
 

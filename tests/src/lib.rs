@@ -80,6 +80,20 @@ impl Broker {
         Broker::start_with(&[])
     }
 
+    /// A broker on `data_dir` (which the caller owns).
+    pub fn start_in(data_dir: &Path, extra_args: &[&str]) -> Broker {
+        let mut broker = Broker {
+            child: None,
+            addr: String::new(),
+            data_dir: data_dir.to_path_buf(),
+            _temp: None,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            log: Arc::new(Mutex::new(Vec::new())),
+        };
+        broker.spawn();
+        broker
+    }
+
     pub fn start_with(extra_args: &[&str]) -> Broker {
         let temp = Arc::new(tempfile::tempdir().expect("temp dir"));
         let data_dir = temp.path().join("data");
