@@ -248,3 +248,85 @@ async fn a_thousand_idle_connections_on_a_thousand_partitions() {
     );
     assert_eq!(client.list_topics().await.unwrap().len(), 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_consumer_with_producers_at_full_rate_keeps_memory_under_the_cap() {
+    let _exclusive = ferry_e2e::exclusive().await;
+    let cap: u64 = 16 * 1024 * 1024;
+    let broker = Broker::start_with(&[
+        "--max-in-flight-bytes",
+        &cap.to_string(),
+        "--frame-read-timeout-ms",
+        "60000",
+    ]);
+    let client = broker.client().await;
+    client.create_topic("flood", 4).await.unwrap();
+    let baseline = rss_anon_kib(broker.pid());
+    // A consumer that asks for everything and stops reading.
+    let mut stalled = admit(&broker.addr).await.expect("admitted");
+    for id in 2..200u32 {
+        let fetch = FetchRequest {
+            topic: "flood".into(),
+            partition: id % 4,
+            offset: 0,
+            max_bytes: 10 * 1024 * 1024,
+            max_wait_ms: 5_000,
+            min_bytes: 1,
+        };
+        let frame = encode_frame(
+            FrameHeader::request(ApiKey::Fetch as u16, 1, id),
+            &fetch,
+            None,
+        );
+        stalled.write_all(&frame.head).await.unwrap();
+    }
+    // Four producers at full rate for 3 s, sampled for memory meanwhile.
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(baseline));
+    let sampler = {
+        let (peak, pid) = (peak.clone(), broker.pid());
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_anon_kib(pid), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let mut producers = Vec::new();
+    for _ in 0..4 {
+        let client = ferry_client::Client::connect(&broker.addr).await.unwrap();
+        producers.push(tokio::spawn(async move {
+            let producer = ferry_client::Producer::new(client, "flood").await.unwrap();
+            let value = bytes::Bytes::from(vec![3u8; 1024]);
+            let until = Instant::now() + Duration::from_secs(3);
+            let mut acked = 0u64;
+            while Instant::now() < until {
+                let sends: Vec<_> = (0..2000)
+                    .map(|_| producer.send(ferry_client::ProducerRecord::new(value.clone())))
+                    .collect();
+                for sent in futures::future::join_all(sends).await {
+                    sent.expect("producers are slowed, never failed");
+                    acked += 1;
+                }
+            }
+            acked
+        }));
+    }
+    let mut acked = 0;
+    for producer in producers {
+        acked += producer.await.unwrap();
+    }
+    sampler.abort();
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    let connections = 6; // stalled consumer, 4 producers, admin client
+    let bound_kib = baseline + (connections * cap / 1024) * 11 / 10;
+    eprintln!(
+        "stalled consumer + 4 producers: {acked} records acked in 3 s; broker heap {baseline} KiB -> peak {peak} KiB \
+         (cap {} KiB per connection, bound {bound_kib} KiB)",
+        cap / 1024
+    );
+    assert!(acked > 0);
+    assert!(
+        peak <= bound_kib,
+        "heap peaked at {peak} KiB, above {bound_kib} KiB"
+    );
+}
