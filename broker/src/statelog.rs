@@ -28,6 +28,7 @@ use crate::error::{BrokerError, Result};
 const SNAPSHOT_MAGIC: &[u8; 8] = b"FSNP0001";
 const SNAPSHOT_MAX_BYTES: u64 = 1024 * 1024 * 1024;
 const STATE_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
+const STATE_INDEX_BYTES: u64 = 64 * 1024;
 
 #[derive(Serialize, Deserialize)]
 struct Envelope<S> {
@@ -63,6 +64,8 @@ impl StateLog {
         let config = LogConfig {
             segment_bytes: STATE_SEGMENT_BYTES,
             fsync: FsyncPolicy::Always,
+            // 8 MiB segments need ~2k index entries; a full index just rolls.
+            index_max_bytes: STATE_INDEX_BYTES,
             ..LogConfig::default()
         };
         let log = Log::open(vfs.clone(), &dir, &format!("__{name}"), config, flusher)?;

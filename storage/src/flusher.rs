@@ -121,6 +121,37 @@ impl Flusher {
         }
     }
 
+    /// A flusher without threads, for tests: requested fsyncs wait until
+    /// [`Flusher::run_pending`], so a simulated power loss can strike while
+    /// they are still queued.
+    pub fn manual() -> Flusher {
+        Flusher {
+            shared: Arc::new(FlusherShared {
+                queue: Mutex::new(VecDeque::new()),
+                ready: Condvar::new(),
+                logs: Mutex::new(Vec::new()),
+                stopping: AtomicBool::new(false),
+            }),
+            threads: Vec::new(),
+        }
+    }
+
+    /// Queues an fsync of every interval-policy log whose interval has
+    /// passed, as the ticker thread does every `TICK_MS` (manual flushers).
+    pub fn tick_now(&self) {
+        self.shared.tick();
+    }
+
+    /// Runs every queued fsync now (manual flushers); returns how many ran.
+    pub fn run_pending(&self) -> usize {
+        let queued: Vec<_> = self.shared.queue.lock().drain(..).collect();
+        for log in &queued {
+            log.sync_queued.store(false, Ordering::Release);
+            log.sync_now();
+        }
+        queued.len()
+    }
+
     pub(crate) fn shared(&self) -> Arc<FlusherShared> {
         self.shared.clone()
     }
