@@ -6,8 +6,13 @@
 //!   (lost write / inconsistent offset),
 //! - no value sits at two offsets (duplicate: acks=durable, no retries),
 //! - committed group offsets never went backwards,
+//! - reads are monotonic: within one group session, and in the verifier's
+//!   read from the start, a partition's offsets only go up,
 //! - no queue message whose ack was acknowledged is delivered again,
-//! - the broker starts, recovers and serves.
+//! - the broker starts, recovers and serves,
+//!
+//! and at the end that no acknowledged record went unseen: the group and
+//! the queue each delivered every one of them at least once.
 //!
 //! CI runs 20 cycles; `FERRY_CRASH_CYCLES=500` is the long mode.
 
@@ -33,6 +38,9 @@ struct Ledger {
     committed: HashMap<u32, u64>,
     /// Queue messages whose ack the broker confirmed.
     queue_acked: HashSet<(u32, u64)>,
+    /// Every record a group member or queue consumer was given.
+    group_seen: HashSet<(u32, u64)>,
+    queue_seen: HashSet<(u32, u64)>,
     violations: Vec<String>,
 }
 
@@ -68,16 +76,46 @@ async fn produce(client: Client, cycle: usize, ledger: Shared) {
     }
 }
 
-async fn consume_group(client: Client, ledger: Shared) {
+fn group_config() -> GroupConfig {
     let mut config = GroupConfig::new("crash-group", &[TOPIC]);
     config.auto_commit_interval_ms = None;
     config.session_timeout_ms = 1000;
+    config.offset_reset = SeekTo::Earliest;
     config.consumer.max_wait_ms = 50;
-    let Ok(mut member) = GroupConsumer::join(client.clone(), config).await else {
+    config
+}
+
+/// Records what one poll of a group session delivered; offsets must rise.
+fn record_group_poll(
+    ledger: &Shared,
+    last: &mut HashMap<u32, u64>,
+    records: &[ferry_client::ConsumerRecord],
+) {
+    let mut ledger = ledger.lock().unwrap();
+    for record in records {
+        if let Some(previous) = last.insert(record.partition, record.offset) {
+            if record.offset <= previous {
+                ledger.violations.push(format!(
+                    "non-monotonic group read on partition {}: {} after {previous}",
+                    record.partition, record.offset
+                ));
+            }
+        }
+        ledger.group_seen.insert((record.partition, record.offset));
+    }
+}
+
+async fn consume_group(client: Client, ledger: Shared) {
+    let Ok(mut member) = GroupConsumer::join(client.clone(), group_config()).await else {
         return;
     };
+    let mut last = HashMap::new();
     loop {
-        if member.poll().await.is_err() || member.commit().await.is_err() {
+        let Ok(records) = member.poll().await else {
+            return;
+        };
+        record_group_poll(&ledger, &mut last, &records);
+        if member.commit().await.is_err() {
             return;
         }
         let Ok(offsets) = client.fetch_offsets("crash-group", vec![]).await else {
@@ -99,6 +137,7 @@ async fn consume_queue(client: Client, ledger: Shared) {
     };
     while let Some(Ok(delivery)) = consumer.recv().await {
         let key = (delivery.partition, delivery.offset);
+        ledger.lock().unwrap().queue_seen.insert(key);
         if ledger.lock().unwrap().queue_acked.contains(&key) {
             ledger.lock().unwrap().violations.push(format!(
                 "queue message {key:?} delivered again after its ack was confirmed"
@@ -126,9 +165,20 @@ async fn verify(client: &Client, ledger: &Shared) -> usize {
         .unwrap();
     consumer.assign_all(SeekTo::Earliest).await.unwrap();
     let mut stored: HashMap<(u32, u64), String> = HashMap::new();
+    let mut problems = Vec::new();
+    let mut next: HashMap<u32, u64> = HashMap::new();
     let total: u64 = ends.iter().sum();
     while (stored.len() as u64) < total {
         for record in consumer.poll().await.unwrap() {
+            // From the start, a partition reads as 0, 1, 2, ...: no gap, no step back.
+            let expected = next.entry(record.partition).or_insert(0);
+            if record.offset != *expected {
+                problems.push(format!(
+                    "partition {} read offset {} where {} was next",
+                    record.partition, record.offset, expected
+                ));
+            }
+            *expected = record.offset + 1;
             stored.insert(
                 (record.partition, record.offset),
                 String::from_utf8(record.value.unwrap().to_vec()).unwrap(),
@@ -140,7 +190,6 @@ async fn verify(client: &Client, ledger: &Shared) -> usize {
         .await
         .unwrap_or_default();
     let mut ledger = ledger.lock().unwrap();
-    let mut problems = Vec::new();
     for (key, value) in &ledger.acked {
         match stored.get(key) {
             Some(found) if found == value => {}
@@ -170,6 +219,62 @@ async fn verify(client: &Client, ledger: &Shared) -> usize {
     }
     ledger.violations.extend(problems);
     ledger.acked.len()
+}
+
+fn unseen(ledger: &Shared, seen: fn(&Ledger) -> &HashSet<(u32, u64)>) -> HashSet<(u32, u64)> {
+    let ledger = ledger.lock().unwrap();
+    let seen = seen(&ledger);
+    ledger
+        .acked
+        .keys()
+        .filter(|key| !seen.contains(key))
+        .copied()
+        .collect()
+}
+
+/// Jepsen's "unseen": with the broker up, a group member and a queue
+/// consumer run until each has been given every acknowledged record.
+async fn check_nothing_unseen(client: &Client, ledger: &Shared) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut group_unseen = unseen(ledger, |l| &l.group_seen);
+    let mut member = GroupConsumer::join(client.clone(), group_config())
+        .await
+        .unwrap();
+    let mut last = HashMap::new();
+    while !group_unseen.is_empty() && tokio::time::Instant::now() < deadline {
+        let records = member.poll().await.unwrap();
+        record_group_poll(ledger, &mut last, &records);
+        for record in &records {
+            group_unseen.remove(&(record.partition, record.offset));
+        }
+    }
+    let mut queue_unseen = unseen(ledger, |l| &l.queue_seen);
+    let mut consumer = QueueConsumer::subscribe(client, TOPIC, "crash-queue", 500)
+        .await
+        .unwrap();
+    let mut acks = Vec::new();
+    while !queue_unseen.is_empty() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(Ok(delivery)) = consumer.recv_timeout(left).await else {
+            break;
+        };
+        queue_unseen.remove(&(delivery.partition, delivery.offset));
+        // Queued now, confirmed in batches: the prefetch window keeps moving.
+        acks.push(delivery.ack());
+    }
+    for confirmed in futures::future::join_all(acks).await {
+        confirmed.unwrap();
+    }
+    assert!(
+        group_unseen.is_empty() && queue_unseen.is_empty(),
+        "acknowledged but never delivered: group {} (e.g. {:?}), queue {} (e.g. {:?})",
+        group_unseen.len(),
+        group_unseen.iter().next(),
+        queue_unseen.len(),
+        queue_unseen.iter().next()
+    );
+    let violations = ledger.lock().unwrap().violations.clone();
+    assert!(violations.is_empty(), "at the end: {violations:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,9 +327,11 @@ async fn kill_9_crash_loop_loses_nothing_acknowledged() {
         let violations = ledger.lock().unwrap().violations.clone();
         assert!(violations.is_empty(), "cycle {cycle}: {violations:#?}");
     }
+    check_nothing_unseen(&broker.client().await, &ledger).await;
     let ledger = ledger.lock().unwrap();
     eprintln!(
-        "crash loop: {cycles} cycles, {verified} acknowledged records verified, {} queue acks, 0 lost",
+        "crash loop: {cycles} cycles, {verified} acknowledged records verified, {} queue acks, \
+         every one seen by the group and the queue, 0 lost",
         ledger.queue_acked.len()
     );
     assert!(
