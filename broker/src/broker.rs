@@ -31,14 +31,25 @@ impl Broker {
     pub fn open(config: Config) -> Result<Arc<Broker>> {
         let flusher = Flusher::start(config.fsync_threads);
         let vfs = Arc::new(OsFs::new());
-        let offsets = OffsetStore::open(vfs.clone(), &config.data_dir, &flusher)?;
+        let offsets = OffsetStore::open_with(
+            vfs.clone(),
+            &config.data_dir,
+            &flusher,
+            config.state_snapshot_bytes,
+        )?;
         let topics = Topics::open(
             vfs.clone(),
             &config.data_dir,
             config.log_defaults(),
             flusher,
         )?;
-        let queues = Queues::open(vfs, &config.data_dir, topics.flusher(), &topics)?;
+        let queues = Queues::open_with(
+            vfs,
+            &config.data_dir,
+            topics.flusher(),
+            &topics,
+            config.state_snapshot_bytes,
+        )?;
         let groups = GroupCoordinator::new(GroupConfig {
             default_session_timeout_ms: config.group_session_timeout_ms,
             empty_group_retention_ms: config.group_retention_ms,

@@ -10,6 +10,9 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use ferry_storage::{FsyncPolicy, LogConfig};
 use serde::Deserialize;
 
+pub const STATE_SNAPSHOT_BYTES_MIN: u64 = 4096;
+pub const STATE_SNAPSHOT_BYTES_LIMIT: u64 = 1024 * 1024 * 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -88,6 +91,10 @@ pub struct Config {
     /// Groups without members are deleted, with their offsets, after this long (ms).
     #[arg(long, env = "FERRY_GROUP_RETENTION_MS", default_value_t = 7 * 24 * 3600 * 1000)]
     pub group_retention_ms: u64,
+    /// Internal state logs (group offsets, queue acks) are snapshotted once
+    /// this large, by housekeeping and at shutdown.
+    #[arg(long, env = "FERRY_STATE_SNAPSHOT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub state_snapshot_bytes: u64,
     /// How long a graceful shutdown waits for in-flight requests (ms).
     #[arg(long, env = "FERRY_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
     pub shutdown_timeout_ms: u64,
@@ -117,6 +124,7 @@ struct FileConfig {
     fsync: Option<String>,
     fsync_threads: Option<usize>,
     shutdown_timeout_ms: Option<u64>,
+    state_snapshot_bytes: Option<u64>,
     group_session_timeout_ms: Option<u32>,
     group_retention_ms: Option<u64>,
 }
@@ -182,7 +190,8 @@ impl Config {
             segment_bytes,
             retention_check_ms,
             fsync_threads,
-            shutdown_timeout_ms
+            shutdown_timeout_ms,
+            state_snapshot_bytes
         );
         take_optional!(metrics_listen, segment_ms, retention_ms, retention_bytes);
         take!(group_session_timeout_ms, group_retention_ms);
@@ -216,6 +225,13 @@ impl Config {
             || self.default_partitions > crate::topics::MAX_PARTITIONS_PER_TOPIC
         {
             return Err("default_partitions out of range".into());
+        }
+        if !(STATE_SNAPSHOT_BYTES_MIN..=STATE_SNAPSHOT_BYTES_LIMIT)
+            .contains(&self.state_snapshot_bytes)
+        {
+            return Err(format!(
+                "state_snapshot_bytes must be in [{STATE_SNAPSHOT_BYTES_MIN}, {STATE_SNAPSHOT_BYTES_LIMIT}]"
+            ));
         }
         self.log_defaults().validate().map_err(|e| e.to_string())
     }

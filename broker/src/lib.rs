@@ -58,6 +58,8 @@ pub async fn run(config: Config) -> Result<(), String> {
     let closing = broker.clone();
     tokio::task::spawn_blocking(move || {
         closing.topics.close_all();
+        // A snapshot now makes the next start replay less.
+        compact_state(&closing);
         if let Err(error) = closing.offsets.close() {
             tracing::error!(%error, "closing the group offset log failed");
         }
@@ -119,6 +121,11 @@ fn group_housekeeping(broker: &Broker) {
             tracing::warn!(group = %group, %error, "could not delete expired group offsets");
         }
     }
+    compact_state(broker);
+}
+
+/// Snapshots the internal state logs that have grown past the threshold.
+fn compact_state(broker: &Broker) {
     if let Err(error) = broker.offsets.maybe_compact() {
         tracing::warn!(%error, "group offset compaction failed");
     }

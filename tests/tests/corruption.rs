@@ -6,9 +6,12 @@
 
 use std::path::{Path, PathBuf};
 
-use ferry_client::{Consumer, Producer, ProducerRecord, SeekTo};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use ferry_client::{Client, Consumer, Producer, ProducerRecord, QueueConsumer, SeekTo};
 use ferry_e2e::Broker;
-use ferry_protocol::messages::FetchRequest;
+use ferry_protocol::messages::{CreateQueueRequest, FetchRequest};
 use ferry_protocol::ErrorCode;
 
 fn segments(dir: &Path, suffix: &str) -> Vec<PathBuf> {
@@ -173,4 +176,108 @@ async fn damaged_indexes_metadata_and_internal_state_are_recovered() {
         committed.iter().all(|c| c.offset == Some(7)),
         "{committed:?}"
     );
+}
+
+/// Takes `count` deliveries from queue `q` of `jobs` and acks each before
+/// the next (one ack-log batch each, so the log grows).
+async fn ack_some(client: &Client, count: usize, acked: &mut BTreeSet<u64>) {
+    let mut consumer = QueueConsumer::subscribe(client, "jobs", "q", 500)
+        .await
+        .unwrap();
+    for _ in 0..count {
+        let delivery = consumer
+            .recv_timeout(Duration::from_secs(10))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            acked.insert(delivery.offset),
+            "acked message delivered again"
+        );
+        delivery.ack().await.unwrap();
+    }
+}
+
+/// Commits the group's offset many times (the state log grows past the
+/// snapshot threshold), ending at `last`.
+async fn commit_many(client: &Client, last: u64) {
+    for offset in (last - 60)..=last {
+        client
+            .reset_offsets("g", "jobs", SeekTo::Offset(offset))
+            .await
+            .unwrap();
+    }
+}
+
+fn flip_middle_byte(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[tokio::test]
+async fn corrupt_state_snapshots_and_a_torn_ack_log_lose_no_ack_or_commit() {
+    // Tiny snapshot threshold: every clean shutdown below writes snapshots.
+    let mut broker = Broker::start_with(&["--state-snapshot-bytes", "4096"]);
+    fill(&broker, "jobs", 1, 600).await;
+    let client = broker.client().await;
+    let queue = CreateQueueRequest {
+        topic: "jobs".into(),
+        queue: "q".into(),
+        ack_timeout_ms: 60_000,
+        ..CreateQueueRequest::default()
+    };
+    client.create_queue(&queue).await.unwrap();
+    let mut acked = BTreeSet::new();
+    // Two generations of snapshots: the newest and the one it replaced.
+    ack_some(&client, 200, &mut acked).await;
+    commit_many(&client, 100).await;
+    assert!(broker.terminate().success());
+    broker.restart();
+    let client = broker.client().await;
+    ack_some(&client, 200, &mut acked).await;
+    commit_many(&client, 150).await;
+    assert!(broker.terminate().success());
+    let data = broker.data_dir.clone();
+    for state in ["queue-acks", "group-offsets"] {
+        let dir = data.join("internal").join(state);
+        assert!(
+            dir.join(format!("{state}.snapshot.prev")).exists(),
+            "{state}: no previous snapshot: the test tests nothing: {:?}",
+            std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    (e.file_name(), e.metadata().unwrap().len())
+                })
+                .collect::<Vec<_>>()
+        );
+        flip_middle_byte(&dir.join(format!("{state}.snapshot")));
+    }
+    // And a torn write at the end of the ack log.
+    let ack_log = segments(&data.join("internal/queue-acks"), ".log")
+        .pop()
+        .unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&ack_log)
+        .unwrap();
+    std::io::Write::write_all(&mut file, &[0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 1]).unwrap();
+    drop(file);
+    broker.restart();
+    assert!(broker.log_contains("state snapshot is corrupt"));
+    let client = broker.client().await;
+    let described = client.describe_queue("jobs", "q").await.unwrap();
+    assert_eq!((described.acked, described.ready), (400, 200));
+    let committed = client.fetch_offsets("g", vec![]).await.unwrap();
+    assert!(
+        committed.iter().all(|c| c.offset == Some(150)),
+        "{committed:?}"
+    );
+    // Exactly the 200 unacked messages come, none of the acked ones.
+    let mut rest = BTreeSet::new();
+    ack_some(&client, 200, &mut rest).await;
+    assert!(rest.is_disjoint(&acked), "an acked message came back");
+    assert_eq!(client.describe_queue("jobs", "q").await.unwrap().ready, 0);
 }

@@ -49,7 +49,7 @@ pub const QUEUES_LIMIT: usize = 10_000;
 pub const DEFAULT_ACK_TIMEOUT_MS: u32 = 30_000;
 pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
 /// Compact the ack log past this size.
-const ACK_SNAPSHOT_AFTER_BYTES: u64 = 64 * 1024 * 1024;
+pub const ACK_SNAPSHOT_AFTER_BYTES: u64 = 64 * 1024 * 1024;
 
 pub type QueueKey = (String, String);
 
@@ -135,6 +135,7 @@ pub struct Queues {
     ack_order: Mutex<()>,
     admin: Mutex<()>,
     next_subscription: AtomicU64,
+    snapshot_after_bytes: u64,
 }
 
 impl Queues {
@@ -143,6 +144,17 @@ impl Queues {
         data_dir: &Path,
         flusher: &Flusher,
         topics: &Topics,
+    ) -> Result<Queues> {
+        Queues::open_with(vfs, data_dir, flusher, topics, ACK_SNAPSHOT_AFTER_BYTES)
+    }
+
+    /// [`Queues::open`] with the ack-log size that triggers a snapshot.
+    pub fn open_with(
+        vfs: Arc<dyn Vfs>,
+        data_dir: &Path,
+        flusher: &Flusher,
+        topics: &Topics,
+        snapshot_after_bytes: u64,
     ) -> Result<Queues> {
         let meta_dir = data_dir.join("meta");
         let (acks, mut state) =
@@ -182,6 +194,7 @@ impl Queues {
             ack_order: Mutex::new(()),
             admin: Mutex::new(()),
             next_subscription: AtomicU64::new(1),
+            snapshot_after_bytes,
         })
     }
 
@@ -490,7 +503,7 @@ impl Queues {
 
     /// Snapshots the ack state once its log is large (blocking).
     pub fn maybe_compact(&self) -> Result<()> {
-        if self.acks.size_bytes() < ACK_SNAPSHOT_AFTER_BYTES {
+        if self.acks.size_bytes() < self.snapshot_after_bytes {
             return Ok(());
         }
         let (snapshot, covers) = {
