@@ -56,10 +56,12 @@ pub fn binary(name: &str) -> PathBuf {
         } else {
             "ferry-client"
         };
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", package, "--bin", name])
-            .status()
-            .expect("cargo build");
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "-p", package, "--bin", name]);
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo build");
         assert!(status.success(), "building {name} failed");
     }
     path
