@@ -98,11 +98,7 @@ pub async fn produce(addr: &str, spec: &ProduceSpec, quiet: bool) -> Result<Repo
             produce_one(producer, &spec, share, rate, started, bar, acked).await
         }));
     }
-    let mut latency = Latency::default();
-    for task in tasks {
-        let part = task.await.map_err(|e| e.to_string())??;
-        latency.merge(&part);
-    }
+    let latency = Latency::join(tasks).await?;
     let elapsed = started.elapsed();
     bar.finish_and_clear();
     let messages = acked.load(Ordering::Relaxed);
@@ -254,10 +250,7 @@ pub async fn consume(addr: &str, spec: &ConsumeSpec, quiet: bool) -> Result<Repo
             Ok::<Latency, String>(latency)
         }));
     }
-    let mut latency = Latency::default();
-    for task in tasks {
-        latency.merge(&task.await.map_err(|e| e.to_string())??);
-    }
+    let latency = Latency::join(tasks).await?;
     let elapsed = started.elapsed();
     bar.finish_and_clear();
     let messages = received.load(Ordering::Relaxed).min(spec.messages);
@@ -424,10 +417,7 @@ pub async fn consume_group(
             Ok::<Latency, String>(latency)
         }));
     }
-    let mut latency = Latency::default();
-    for task in tasks {
-        latency.merge(&task.await.map_err(|e| e.to_string())??);
-    }
+    let latency = Latency::join(tasks).await?;
     let elapsed = started.elapsed();
     bar.finish_and_clear();
     let messages = received.load(Ordering::Relaxed).min(messages);
@@ -501,10 +491,7 @@ pub async fn consume_queue(
             Ok::<Latency, String>(latency)
         }));
     }
-    let mut latency = Latency::default();
-    for task in tasks {
-        latency.merge(&task.await.map_err(|e| e.to_string())??);
-    }
+    let latency = Latency::join(tasks).await?;
     let elapsed = started.elapsed();
     bar.finish_and_clear();
     let messages = acked.load(Ordering::Relaxed).min(messages);

@@ -32,6 +32,18 @@ impl Latency {
         let _ = self.histogram.add(&other.histogram);
     }
 
+    /// Waits for every worker and merges what each recorded; the first
+    /// failure (or panic) is the result.
+    pub async fn join(
+        workers: Vec<tokio::task::JoinHandle<Result<Latency, String>>>,
+    ) -> Result<Latency, String> {
+        let mut latency = Latency::default();
+        for worker in workers {
+            latency.merge(&worker.await.map_err(|e| e.to_string())??);
+        }
+        Ok(latency)
+    }
+
     pub fn count(&self) -> u64 {
         self.histogram.len()
     }

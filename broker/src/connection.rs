@@ -366,35 +366,20 @@ async fn write_loop(
 /// Writes every frame (heads and tails) with as few vectored writes as the
 /// socket allows.
 async fn write_frames(writer: &mut OwnedWriteHalf, batch: &[Outgoing]) -> std::io::Result<()> {
-    let mut pieces: Vec<&[u8]> = Vec::with_capacity(batch.len() * 2);
-    for out in batch {
-        pieces.push(&out.frame.head);
-        if !out.frame.tail.is_empty() {
-            pieces.push(&out.frame.tail);
-        }
-    }
-    let mut index = 0;
-    let mut offset = 0;
-    while index < pieces.len() {
-        let slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&pieces[index][offset..]))
-            .chain(pieces[index + 1..].iter().map(|p| IoSlice::new(p)))
-            .take(1024)
-            .collect();
-        let mut written = writer.write_vectored(&slices).await?;
+    let mut slices: Vec<IoSlice<'_>> = batch
+        .iter()
+        .flat_map(|out| [IoSlice::new(&out.frame.head), IoSlice::new(&out.frame.tail)])
+        .filter(|slice| !slice.is_empty())
+        .collect();
+    // At most two slices per frame: far under the OS limit of 1024 (IOV_MAX).
+    debug_assert!(slices.len() <= 2 * WRITE_BATCH_FRAMES);
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let written = writer.write_vectored(rest).await?;
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
-        while written > 0 && index < pieces.len() {
-            let left = pieces[index].len() - offset;
-            if written >= left {
-                written -= left;
-                index += 1;
-                offset = 0;
-            } else {
-                offset += written;
-                written = 0;
-            }
-        }
+        IoSlice::advance_slices(&mut rest, written);
     }
     Ok(())
 }

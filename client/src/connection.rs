@@ -248,31 +248,20 @@ async fn write_frames(
     write: &mut tokio::net::tcp::OwnedWriteHalf,
     batch: &[OutFrame],
 ) -> std::io::Result<()> {
-    let pieces: Vec<&[u8]> = batch
+    let mut slices: Vec<IoSlice<'_>> = batch
         .iter()
-        .flat_map(|f| [&f.head[..], &f.tail[..]])
-        .filter(|p| !p.is_empty())
+        .flat_map(|f| [IoSlice::new(&f.head), IoSlice::new(&f.tail)])
+        .filter(|slice| !slice.is_empty())
         .collect();
-    let (mut index, mut offset) = (0, 0);
-    while index < pieces.len() {
-        let slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&pieces[index][offset..]))
-            .chain(pieces[index + 1..].iter().map(|p| IoSlice::new(p)))
-            .collect();
-        let mut written = write.write_vectored(&slices).await?;
+    // At most two slices per frame: far under the OS limit of 1024 (IOV_MAX).
+    debug_assert!(slices.len() <= 2 * WRITE_BATCH_FRAMES);
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let written = write.write_vectored(rest).await?;
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
-        while written > 0 {
-            let left = pieces[index].len() - offset;
-            if written >= left {
-                written -= left;
-                index += 1;
-                offset = 0;
-            } else {
-                offset += written;
-                written = 0;
-            }
-        }
+        IoSlice::advance_slices(&mut rest, written);
     }
     Ok(())
 }

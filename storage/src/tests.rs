@@ -67,6 +67,11 @@ fn read_all(log: &Log, from: u64) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
     Ok(out)
 }
 
+/// The test partition on `fs`, with `small_config()`.
+fn open_small(fs: &SimFs, flusher: &Flusher) -> Log {
+    Log::open(Arc::new(fs.clone()), &dir(), "t-0", small_config(), flusher).unwrap()
+}
+
 fn dir() -> PathBuf {
     PathBuf::from("/data/p0")
 }
@@ -81,7 +86,7 @@ proptest! {
     ) {
         let fs = SimFs::new(1);
         let flusher = Flusher::start(1);
-        let log = Log::open(Arc::new(fs), &dir(), "t-0", small_config(), &flusher).unwrap();
+        let log = open_small(&fs, &flusher);
         let mut expected = Vec::new();
         for (i, values) in batches.iter().enumerate() {
             let info = log.append(&batch_of(values, i as i64)).unwrap();
@@ -102,7 +107,7 @@ proptest! {
     ) {
         let fs = SimFs::new(2);
         let flusher = Flusher::start(1);
-        let log = Log::open(Arc::new(fs), &dir(), "t-0", small_config(), &flusher).unwrap();
+        let log = open_small(&fs, &flusher);
         for chunk in timestamps.chunks(3) {
             let mut builder = BatchBuilder::new();
             for ts in chunk {
@@ -146,14 +151,7 @@ fn reading_mid_batch_returns_the_whole_batch() {
 fn clean_reopen_keeps_everything_and_continues() {
     let fs = SimFs::new(4);
     let flusher = Flusher::start(1);
-    let log = Log::open(
-        Arc::new(fs.clone()),
-        &dir(),
-        "t-0",
-        small_config(),
-        &flusher,
-    )
-    .unwrap();
+    let log = open_small(&fs, &flusher);
     for i in 0..50u8 {
         log.append(&batch_of(&[vec![i; 100]], i64::from(i)))
             .unwrap();
@@ -166,7 +164,7 @@ fn clean_reopen_keeps_everything_and_continues() {
     );
     // A power loss right after a clean close loses nothing.
     let fs = fs.power_loss(77);
-    let log = Log::open(Arc::new(fs), &dir(), "t-0", small_config(), &flusher).unwrap();
+    let log = open_small(&fs, &flusher);
     assert_eq!(read_all(&log, 0).unwrap(), before);
     assert!(log.stats().segment_count > 1);
     assert_eq!(
@@ -295,14 +293,7 @@ fn run_power_loss_schedule(seed: u64, flusher: &Flusher) {
 fn failed_fsync_makes_the_log_read_only_and_acks_nothing_in_the_window() {
     let flusher = Flusher::start(1);
     let fs = SimFs::new(6);
-    let log = Log::open(
-        Arc::new(fs.clone()),
-        &dir(),
-        "t-0",
-        small_config(),
-        &flusher,
-    )
-    .unwrap();
+    let log = open_small(&fs, &flusher);
     let first = log.append(&batch_of(&[vec![1]], 0)).unwrap();
     block_on(log.wait_durable(first.last_offset + 1)).unwrap();
     fs.set_options(SimOptions {
@@ -342,14 +333,7 @@ fn failed_fsync_makes_the_log_read_only_and_acks_nothing_in_the_window() {
 fn corruption_in_sealed_data_fences_instead_of_truncating() {
     let flusher = Flusher::start(1);
     let fs = SimFs::new(8);
-    let log = Log::open(
-        Arc::new(fs.clone()),
-        &dir(),
-        "t-0",
-        small_config(),
-        &flusher,
-    )
-    .unwrap();
+    let log = open_small(&fs, &flusher);
     for i in 0..100u8 {
         let info = log.append(&batch_of(&[vec![i; 100]], 0)).unwrap();
         block_on(log.wait_durable(info.last_offset + 1)).unwrap();
@@ -364,7 +348,7 @@ fn corruption_in_sealed_data_fences_instead_of_truncating() {
     let batch_bytes = batch_of(&[vec![0; 100]], 0).len();
     bytes[4 * batch_bytes + 60] ^= 0x01;
     fs.write_file(&segment, bytes);
-    let log = Log::open(Arc::new(fs), &dir(), "t-0", small_config(), &flusher).unwrap();
+    let log = open_small(&fs, &flusher);
     assert_eq!(log.end_offset(), 100, "nothing truncated");
     assert!(read_all(&log, 0)
         .unwrap_err()
@@ -393,14 +377,7 @@ fn corruption_in_sealed_data_fences_instead_of_truncating() {
 fn verify_pass_finds_bit_rot_without_a_read() {
     let flusher = Flusher::start(1);
     let fs = SimFs::new(9);
-    let log = Log::open(
-        Arc::new(fs.clone()),
-        &dir(),
-        "t-0",
-        small_config(),
-        &flusher,
-    )
-    .unwrap();
+    let log = open_small(&fs, &flusher);
     for i in 0..10u8 {
         log.append(&batch_of(&[vec![i; 100]], 0)).unwrap();
     }
@@ -410,7 +387,7 @@ fn verify_pass_finds_bit_rot_without_a_read() {
     let len = bytes.len();
     bytes[len - 5] ^= 0xff;
     fs.write_file(&segment, bytes);
-    let log = Log::open(Arc::new(fs), &dir(), "t-0", small_config(), &flusher).unwrap();
+    let log = open_small(&fs, &flusher);
     assert_eq!(log.verify().unwrap(), Some(9));
     assert!(log.health_problem().unwrap().contains("fenced at offset 9"));
 }
@@ -506,14 +483,7 @@ fn concurrent_durable_appends_share_fsyncs() {
 fn missing_or_inconsistent_indexes_are_rebuilt_from_the_log() {
     let flusher = Flusher::start(1);
     let fs = SimFs::new(12);
-    let log = Log::open(
-        Arc::new(fs.clone()),
-        &dir(),
-        "t-0",
-        small_config(),
-        &flusher,
-    )
-    .unwrap();
+    let log = open_small(&fs, &flusher);
     for i in 0..120u8 {
         log.append(&batch_of(&[vec![i; 100]], i64::from(i) * 10))
             .unwrap();
@@ -530,7 +500,7 @@ fn missing_or_inconsistent_indexes_are_rebuilt_from_the_log() {
     let mut garbled = fs.read_file(&second).unwrap();
     garbled.iter_mut().take(16).for_each(|b| *b ^= 0x5a);
     fs.write_file(&second, garbled);
-    let log = Log::open(Arc::new(fs), &dir(), "t-0", small_config(), &flusher).unwrap();
+    let log = open_small(&fs, &flusher);
     assert_eq!(read_all(&log, 0).unwrap(), before);
     for probe in [0u64, 37, 64, 119] {
         let read = log.read(probe, 1).unwrap();
@@ -550,14 +520,7 @@ fn missing_or_inconsistent_indexes_are_rebuilt_from_the_log() {
 fn a_full_disk_is_an_error_the_log_stays_readable_and_recovers_when_space_frees() {
     let flusher = Flusher::start(1);
     let fs = SimFs::new(13);
-    let log = Log::open(
-        Arc::new(fs.clone()),
-        &dir(),
-        "t-0",
-        small_config(),
-        &flusher,
-    )
-    .unwrap();
+    let log = open_small(&fs, &flusher);
     for i in 0..5u8 {
         log.append(&batch_of(&[vec![i; 100]], 0)).unwrap();
     }

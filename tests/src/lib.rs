@@ -230,3 +230,41 @@ impl Drop for Broker {
         self.kill9();
     }
 }
+
+/// The end offset of every partition of `topic`, in partition order.
+pub async fn end_offsets(client: &ferry_client::Client, topic: &str) -> Vec<u64> {
+    client
+        .describe_topic(topic)
+        .await
+        .expect("describe topic")
+        .partitions
+        .iter()
+        .map(|p| p.end_offset)
+        .collect()
+}
+
+/// Reads every record of every partition from the start, until `expected`
+/// records arrived (or 60 s passed), in the order the consumer got them.
+pub async fn read_all(
+    client: &ferry_client::Client,
+    topic: &str,
+    expected: usize,
+) -> Vec<ferry_client::ConsumerRecord> {
+    let config = ferry_client::ConsumerConfig {
+        max_wait_ms: 200,
+        ..ferry_client::ConsumerConfig::default()
+    };
+    let mut consumer = ferry_client::Consumer::with_config(client.clone(), topic, config)
+        .await
+        .expect("consumer");
+    consumer
+        .assign_all(ferry_client::SeekTo::Earliest)
+        .await
+        .expect("assign");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut records = Vec::with_capacity(expected);
+    while records.len() < expected && std::time::Instant::now() < deadline {
+        records.extend(consumer.poll().await.expect("poll"));
+    }
+    records
+}

@@ -151,15 +151,10 @@ async fn damaged_indexes_metadata_and_internal_state_are_recovered() {
     bytes[last] ^= 0x01;
     std::fs::write(&meta, bytes).unwrap();
     // Tear the tail of the group-offset log (as a crash mid-write would).
-    let offsets_log = segments(&data.join("internal/group-offsets"), ".log")
-        .pop()
-        .unwrap();
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&offsets_log)
-        .unwrap();
-    std::io::Write::write_all(&mut file, &[0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 9]).unwrap();
-    drop(file);
+    tear_tail(
+        &data.join("internal/group-offsets"),
+        &[0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 9],
+    );
     broker.restart();
     assert!(broker.log_contains("topic metadata is corrupt"));
     let client = broker.client().await;
@@ -209,6 +204,14 @@ async fn commit_many(client: &Client, last: u64) {
     }
 }
 
+/// Appends `garbage` to the newest log segment in `dir`, as a write torn
+/// by a crash would leave it.
+fn tear_tail(dir: &Path, garbage: &[u8]) {
+    let log = segments(dir, ".log").pop().expect("a log segment");
+    let mut file = std::fs::OpenOptions::new().append(true).open(log).unwrap();
+    std::io::Write::write_all(&mut file, garbage).unwrap();
+}
+
 fn flip_middle_byte(path: &Path) {
     let mut bytes = std::fs::read(path).unwrap();
     let middle = bytes.len() / 2;
@@ -256,15 +259,10 @@ async fn corrupt_state_snapshots_and_a_torn_ack_log_lose_no_ack_or_commit() {
         flip_middle_byte(&dir.join(format!("{state}.snapshot")));
     }
     // And a torn write at the end of the ack log.
-    let ack_log = segments(&data.join("internal/queue-acks"), ".log")
-        .pop()
-        .unwrap();
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&ack_log)
-        .unwrap();
-    std::io::Write::write_all(&mut file, &[0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 1]).unwrap();
-    drop(file);
+    tear_tail(
+        &data.join("internal/queue-acks"),
+        &[0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 1],
+    );
     broker.restart();
     assert!(broker.log_contains("state snapshot is corrupt"));
     let client = broker.client().await;

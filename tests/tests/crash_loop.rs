@@ -153,38 +153,27 @@ async fn consume_queue(client: Client, ledger: Shared) {
 
 /// Reads every partition from the start and checks the ledger against it.
 async fn verify(client: &Client, ledger: &Shared) -> usize {
-    let ends: Vec<u64> = client
-        .describe_topic(TOPIC)
-        .await
-        .unwrap()
-        .partitions
-        .iter()
-        .map(|p| p.end_offset)
-        .collect();
-    let mut consumer = ferry_client::Consumer::new(client.clone(), TOPIC)
-        .await
-        .unwrap();
-    consumer.assign_all(SeekTo::Earliest).await.unwrap();
+    let total: u64 = ferry_e2e::end_offsets(client, TOPIC).await.iter().sum();
     let mut stored: HashMap<(u32, u64), String> = HashMap::new();
     let mut problems = Vec::new();
     let mut next: HashMap<u32, u64> = HashMap::new();
-    let total: u64 = ends.iter().sum();
-    while (stored.len() as u64) < total {
-        for record in consumer.poll().await.unwrap() {
-            // From the start, a partition reads as 0, 1, 2, ...: no gap, no step back.
-            let expected = next.entry(record.partition).or_insert(0);
-            if record.offset != *expected {
-                problems.push(format!(
-                    "partition {} read offset {} where {} was next",
-                    record.partition, record.offset, expected
-                ));
-            }
-            *expected = record.offset + 1;
-            stored.insert(
-                (record.partition, record.offset),
-                String::from_utf8(record.value.unwrap().to_vec()).unwrap(),
-            );
+    for record in ferry_e2e::read_all(client, TOPIC, total as usize).await {
+        // From the start, a partition reads as 0, 1, 2, ...: no gap, no step back.
+        let expected = next.entry(record.partition).or_insert(0);
+        if record.offset != *expected {
+            problems.push(format!(
+                "partition {} read offset {} where {} was next",
+                record.partition, record.offset, expected
+            ));
         }
+        *expected = record.offset + 1;
+        stored.insert(
+            (record.partition, record.offset),
+            String::from_utf8(record.value.unwrap().to_vec()).unwrap(),
+        );
+    }
+    if (stored.len() as u64) < total {
+        problems.push(format!("read {} of {total} records", stored.len()));
     }
     let committed = client
         .fetch_offsets("crash-group", vec![])

@@ -198,14 +198,7 @@ async fn records_produced_while_members_come_and_go_are_all_delivered_and_commit
     second.task.abort();
     let fourth = spawn_member(&client, config("churn-g", "churn", 1000), seen.clone()).await;
     producing.await.unwrap();
-    let ends: Vec<u64> = client
-        .describe_topic("churn")
-        .await
-        .unwrap()
-        .partitions
-        .iter()
-        .map(|p| p.end_offset)
-        .collect();
+    let ends = ferry_e2e::end_offsets(&client, "churn").await;
     assert_eq!(ends.iter().sum::<u64>(), total);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

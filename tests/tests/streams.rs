@@ -6,38 +6,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferry_client::{
-    Acks, Client, ClientError, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord,
-    SeekTo, TopicConfig,
+    Acks, Client, ClientError, Producer, ProducerConfig, ProducerRecord, SeekTo, TopicConfig,
 };
-use ferry_e2e::Broker;
+use ferry_e2e::{end_offsets, read_all, Broker};
 use ferry_protocol::messages::FetchRequest;
 use ferry_protocol::ErrorCode;
-
-/// Reads every record of every partition from the start, until `expected`
-/// records arrived (or the deadline).
-async fn read_all(
-    client: &Client,
-    topic: &str,
-    expected: usize,
-) -> Vec<ferry_client::ConsumerRecord> {
-    let mut consumer = Consumer::with_config(
-        client.clone(),
-        topic,
-        ConsumerConfig {
-            max_wait_ms: 200,
-            ..ConsumerConfig::default()
-        },
-    )
-    .await
-    .unwrap();
-    consumer.assign_all(SeekTo::Earliest).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut records = Vec::with_capacity(expected);
-    while records.len() < expected && Instant::now() < deadline {
-        records.extend(consumer.poll().await.unwrap());
-    }
-    records
-}
 
 #[tokio::test]
 async fn topics_are_created_listed_described_and_deleted() {
@@ -327,26 +300,15 @@ async fn kill_9_after_durable_acks_loses_no_acknowledged_record() {
         "recovery ran after kill -9"
     );
     let client = broker.client().await;
-    let mut present: HashMap<(u32, u64), String> = HashMap::new();
-    let mut consumer = Consumer::new(client.clone(), "durable").await.unwrap();
-    consumer.assign_all(SeekTo::Earliest).await.unwrap();
-    let ends: Vec<u64> = client
-        .describe_topic("durable")
+    let total: u64 = end_offsets(&client, "durable").await.iter().sum();
+    let present: HashMap<(u32, u64), String> = read_all(&client, "durable", total as usize)
         .await
-        .unwrap()
-        .partitions
-        .iter()
-        .map(|p| p.end_offset)
+        .into_iter()
+        .map(|r| {
+            let value = String::from_utf8(r.value.unwrap().to_vec()).unwrap();
+            ((r.partition, r.offset), value)
+        })
         .collect();
-    let total: u64 = ends.iter().sum();
-    while (present.len() as u64) < total {
-        for record in consumer.poll().await.unwrap() {
-            present.insert(
-                (record.partition, record.offset),
-                String::from_utf8(record.value.unwrap().to_vec()).unwrap(),
-            );
-        }
-    }
     for (partition, offset, value) in acked {
         assert_eq!(
             present.get(&(partition, offset)),
