@@ -269,7 +269,7 @@ async fn run_workload(
         fsync: workload.fsync.clone(),
         ..TopicConfig::default()
     };
-    match client.create_topic_with(&workload.topic, config).await {
+    match client.create_topic_with(&workload.topic, &config).await {
         Ok(()) => {}
         Err(e) if e.code() == Some(ferry_protocol::ErrorCode::TopicAlreadyExists) => {}
         Err(e) => return Err(e.to_string()),

@@ -85,7 +85,7 @@ pub async fn produce(addr: &str, spec: &ProduceSpec, quiet: bool) -> Result<Repo
             batch_bytes: spec.batch_bytes,
             ..ProducerConfig::default()
         };
-        let producer = Producer::with_config(client, &spec.topic, config)
+        let producer = Producer::with_config(&client, &spec.topic, config)
             .await
             .map_err(|e| e.to_string())?;
         let (spec, bar, acked) = (spec.clone(), bar.clone(), acked.clone());
@@ -219,7 +219,7 @@ pub async fn consume(addr: &str, spec: &ConsumeSpec, quiet: bool) -> Result<Repo
             max_bytes: 4 * 1024 * 1024,
             ..ConsumerConfig::default()
         };
-        let mut consumer = Consumer::with_config(client, &spec.topic, config)
+        let mut consumer = Consumer::with_config(&client, &spec.topic, config)
             .await
             .map_err(|e| e.to_string())?;
         consumer
@@ -289,7 +289,7 @@ pub async fn e2e(addr: &str, spec: &E2eSpec, quiet: bool) -> Result<Report, Stri
         max_wait_ms: 100,
         ..ConsumerConfig::default()
     };
-    let mut consumer = Consumer::with_config(consumer_client, &spec.topic, config)
+    let mut consumer = Consumer::with_config(&consumer_client, &spec.topic, config)
         .await
         .map_err(|e| e.to_string())?;
     consumer
@@ -331,7 +331,7 @@ pub async fn e2e(addr: &str, spec: &E2eSpec, quiet: bool) -> Result<Report, Stri
         linger_ms: 0,
         ..ProducerConfig::default()
     };
-    let producer = Producer::with_config(client, &spec.topic, config)
+    let producer = Producer::with_config(&client, &spec.topic, config)
         .await
         .map_err(|e| e.to_string())?;
     let mut pending = FuturesUnordered::new();
@@ -391,7 +391,7 @@ pub async fn consume_group(
         config.consumer.max_wait_ms = 100;
         config.consumer.max_bytes = 4 * 1024 * 1024;
         config.auto_commit_interval_ms = Some(1000);
-        let mut member = ferry_client::GroupConsumer::join(client, config)
+        let mut member = ferry_client::GroupConsumer::join(&client, config)
             .await
             .map_err(|e| e.to_string())?;
         let (received, bytes, bar) = (received.clone(), bytes.clone(), bar.clone());
@@ -444,12 +444,8 @@ pub async fn consume_queue(
     quiet: bool,
 ) -> Result<Report, String> {
     let admin = Client::connect(addr).await.map_err(|e| e.to_string())?;
-    let create = ferry_protocol::messages::CreateQueueRequest {
-        topic: topic.to_string(),
-        queue: queue.to_string(),
-        ..Default::default()
-    };
-    match admin.create_queue(&create).await {
+    let config = ferry_client::QueueConfig::default();
+    match admin.create_queue(topic, queue, &config).await {
         Ok(()) => {}
         Err(e) if e.code() == Some(ferry_protocol::ErrorCode::QueueAlreadyExists) => {}
         Err(e) => return Err(e.to_string()),

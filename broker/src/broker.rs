@@ -12,16 +12,19 @@ use crate::error::Result;
 use crate::groups::offsets::OffsetStore;
 use crate::groups::{GroupConfig, GroupCoordinator};
 use crate::metrics::Metrics;
+use crate::queues::driver::Handles;
 use crate::queues::Queues;
 use crate::topics::Topics;
 
 pub struct Broker {
     pub config: Config,
-    pub topics: Topics,
+    pub topics: Arc<Topics>,
     pub groups: GroupCoordinator,
     pub offsets: OffsetStore,
-    pub queues: Queues,
+    pub queues: Arc<Queues>,
     pub metrics: Metrics,
+    /// When this broker was opened (for uptime).
+    pub started_at: std::time::Instant,
     /// Cancelled when the broker starts shutting down.
     pub shutdown: CancellationToken,
 }
@@ -56,12 +59,22 @@ impl Broker {
         });
         Ok(Arc::new(Broker {
             config,
-            topics,
+            topics: Arc::new(topics),
             groups,
             offsets,
-            queues,
+            queues: Arc::new(queues),
             metrics: Metrics::default(),
+            started_at: std::time::Instant::now(),
             shutdown: CancellationToken::new(),
         }))
+    }
+
+    /// What a queue driver may touch.
+    pub fn queue_handles(&self) -> Handles {
+        Handles {
+            topics: self.topics.clone(),
+            queues: self.queues.clone(),
+            shutdown: self.shutdown.clone(),
+        }
     }
 }

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use ferry_protocol::frame::{self, FrameHeader, OutFrame, FRAME_HEADER_BYTES, LENGTH_PREFIX_BYTES};
-use ferry_protocol::messages::{ApiKey, Request};
+use ferry_protocol::{ApiKey, Request};
 use ferry_protocol::{ErrorCode, ProtocolError};
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
@@ -66,7 +66,14 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     // Pushed deliveries: bounded by the consumers' prefetch credit.
     let (push_tx, push_rx) = mpsc::unbounded_channel();
     let write_timeout = Duration::from_millis(broker.config.frame_read_timeout_ms);
-    let writer = tokio::spawn(write_loop(writer, rx, push_rx, write_timeout, peer));
+    let writer = tokio::spawn(write_loop(
+        writer,
+        rx,
+        push_rx,
+        write_timeout,
+        peer,
+        broker.clone(),
+    ));
     let mut connection = Connection {
         broker: broker.clone(),
         reader,
@@ -219,6 +226,17 @@ impl Connection {
             Ok(None) => return Step::NeedMore,
             Err(error) => return Step::Close(self.refuse(error)),
         };
+        self.decode_and_dispatch(frame, budget, pending)
+    }
+
+    /// Decodes one whole frame (the first must be a handshake) and queues
+    /// its reply, which holds the request's budget until it is written.
+    fn decode_and_dispatch(
+        &mut self,
+        frame: frame::Frame,
+        budget: Budget,
+        pending: &mut FuturesUnordered<futures::future::BoxFuture<'static, Outgoing>>,
+    ) -> Step {
         let header = frame.header;
         let request = match Request::decode(&header, frame.body) {
             Ok(request) => request,
@@ -310,11 +328,23 @@ async fn write_loop(
     mut pushes: mpsc::UnboundedReceiver<OutFrame>,
     timeout: Duration,
     peer: SocketAddr,
+    broker: Arc<Broker>,
 ) {
-    let pushed = |frame| Outgoing {
-        frame,
-        _budget: None,
-        close_after: false,
+    let pushed = |frame: OutFrame| {
+        let header = frame
+            .head
+            .get(LENGTH_PREFIX_BYTES..LENGTH_PREFIX_BYTES + FRAME_HEADER_BYTES);
+        let key = header
+            .and_then(|bytes| FrameHeader::parse(bytes).ok())
+            .and_then(|header| ApiKey::from_u16(header.api_key));
+        if let Some(key) = key {
+            broker.metrics.count_push(key);
+        }
+        Outgoing {
+            frame,
+            _budget: None,
+            close_after: false,
+        }
     };
     let mut batch: Vec<Outgoing> = Vec::with_capacity(WRITE_BATCH_FRAMES);
     let mut pushing = true;

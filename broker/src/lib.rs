@@ -9,6 +9,7 @@ pub mod broker;
 pub mod cmd;
 pub mod config;
 pub mod connection;
+pub mod domain;
 pub mod error;
 pub mod groups;
 pub mod metafile;
@@ -43,13 +44,15 @@ pub async fn run(config: Config) -> Result<(), String> {
     tracing::info!(listen = %local, data_dir = %broker.config.data_dir.display(), "ferry broker ready");
     if let Some(metrics_addr) = broker.config.metrics_listen {
         let shutdown = broker.shutdown.clone();
-        tokio::spawn(metrics::serve(broker.clone(), metrics_addr, shutdown));
+        let scraped = broker.clone();
+        let render = move || scraped.metrics.render(scraped.topics.fsyncs());
+        tokio::spawn(metrics::serve(render, metrics_addr, shutdown));
     }
     tokio::spawn(retention_loop(broker.clone()));
     tokio::spawn(group_sweeper(broker.clone()));
     for (topic, name) in broker.queues.list() {
         if let Ok(queue) = broker.queues.get(&topic, &name) {
-            tokio::spawn(queues::drive(broker.clone(), queue));
+            tokio::spawn(queues::drive(broker.queue_handles(), queue));
         }
     }
     tokio::spawn(wait_for_signal(broker.clone()));

@@ -26,18 +26,17 @@ pub fn write<T: Serialize>(
     magic: &[u8; 8],
     value: &T,
 ) -> Result<()> {
-    let json = serde_json::to_vec(value).map_err(|e| BrokerError::Metadata(e.to_string()))?;
+    let json = serde_json::to_vec(value)?;
     let mut bytes = Vec::with_capacity(json.len() + 12);
     bytes.extend_from_slice(magic);
     bytes.extend_from_slice(&crc32fast::hash(&json).to_be_bytes());
     bytes.extend_from_slice(&json);
-    write_atomic(vfs, dir, name, &bytes)
-        .map_err(|e| BrokerError::Metadata(format!("writing {}: {e}", dir.join(name).display())))
+    write_atomic(vfs, dir, name, &bytes).map_err(BrokerError::metadata_io(dir.join(name)))
 }
 
 pub fn read<T: DeserializeOwned>(vfs: &dyn Vfs, path: &Path, magic: &[u8; 8]) -> Result<Loaded<T>> {
-    let bytes = read_small_file(vfs, path, METAFILE_MAX_BYTES)
-        .map_err(|e| BrokerError::Metadata(format!("{}: {e}", path.display())))?;
+    let bytes =
+        read_small_file(vfs, path, METAFILE_MAX_BYTES).map_err(BrokerError::metadata_io(path))?;
     let Some(bytes) = bytes else {
         return Ok(Loaded::Missing);
     };

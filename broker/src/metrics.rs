@@ -4,14 +4,11 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
-use ferry_protocol::messages::ApiKey;
+use ferry_protocol::api::{ApiKey, API_COUNT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-
-use crate::broker::Broker;
 
 /// Longest HTTP request head the metrics endpoint reads.
 const METRICS_REQUEST_MAX_BYTES: usize = 8192;
@@ -21,7 +18,10 @@ pub struct Metrics {
     pub connections_open: AtomicU64,
     pub connections_accepted: AtomicU64,
     pub connections_refused: AtomicU64,
-    pub requests: [AtomicU64; 16],
+    /// Requests received, indexed by [`ApiKey::index`].
+    pub requests: [AtomicU64; API_COUNT],
+    /// Frames pushed unasked (queue deliveries), indexed by [`ApiKey::index`].
+    pub pushes: [AtomicU64; API_COUNT],
     pub request_errors: AtomicU64,
     pub produce_records: AtomicU64,
     pub produce_bytes: AtomicU64,
@@ -31,9 +31,11 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn count_request(&self, key: ApiKey) {
-        if let Some(counter) = self.requests.get(key as usize) {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
+        self.requests[key.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count_push(&self, key: ApiKey) {
+        self.pushes[key.index()].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn add(counter: &AtomicU64, value: u64) {
@@ -41,85 +43,112 @@ impl Metrics {
     }
 
     pub fn render(&self, fsyncs: u64) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let scalars: [(&str, &str, &str, u64); 9] = [
+            (
+                "ferry_connections_open",
+                "Open client connections.",
+                "gauge",
+                get(&self.connections_open),
+            ),
+            (
+                "ferry_connections_accepted_total",
+                "Connections accepted.",
+                "counter",
+                get(&self.connections_accepted),
+            ),
+            (
+                "ferry_connections_refused_total",
+                "Connections refused over max_connections.",
+                "counter",
+                get(&self.connections_refused),
+            ),
+            (
+                "ferry_request_errors_total",
+                "Requests answered with an error code.",
+                "counter",
+                get(&self.request_errors),
+            ),
+            (
+                "ferry_protocol_errors_total",
+                "Connections closed for bad frames.",
+                "counter",
+                get(&self.protocol_errors),
+            ),
+            (
+                "ferry_produce_records_total",
+                "Records appended.",
+                "counter",
+                get(&self.produce_records),
+            ),
+            (
+                "ferry_produce_bytes_total",
+                "Record batch bytes appended.",
+                "counter",
+                get(&self.produce_bytes),
+            ),
+            (
+                "ferry_fetch_bytes_total",
+                "Record batch bytes served by fetch.",
+                "counter",
+                get(&self.fetch_bytes),
+            ),
+            (
+                "ferry_fsyncs_total",
+                "Group-commit fsyncs run by partitions since start.",
+                "counter",
+                fsyncs,
+            ),
+        ];
         let mut out = String::new();
-        let mut line = |name: &str, help: &str, kind: &str, value: u64| {
+        for (name, help, kind, value) in scalars {
             out.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
             ));
-        };
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        line(
-            "ferry_connections_open",
-            "Open client connections.",
-            "gauge",
-            get(&self.connections_open),
-        );
-        line(
-            "ferry_connections_accepted_total",
-            "Connections accepted.",
-            "counter",
-            get(&self.connections_accepted),
-        );
-        line(
-            "ferry_connections_refused_total",
-            "Connections refused over max_connections.",
-            "counter",
-            get(&self.connections_refused),
-        );
-        line(
-            "ferry_request_errors_total",
-            "Requests answered with an error code.",
-            "counter",
-            get(&self.request_errors),
-        );
-        line(
-            "ferry_protocol_errors_total",
-            "Connections closed for bad frames.",
-            "counter",
-            get(&self.protocol_errors),
-        );
-        line(
-            "ferry_produce_records_total",
-            "Records appended.",
-            "counter",
-            get(&self.produce_records),
-        );
-        line(
-            "ferry_produce_bytes_total",
-            "Record batch bytes appended.",
-            "counter",
-            get(&self.produce_bytes),
-        );
-        line(
-            "ferry_fetch_bytes_total",
-            "Record batch bytes served by fetch.",
-            "counter",
-            get(&self.fetch_bytes),
-        );
-        line(
-            "ferry_fsyncs_total",
-            "Group-commit fsyncs run by open partitions.",
-            "counter",
-            fsyncs,
-        );
-        out.push_str("# HELP ferry_requests_total Requests received by API.\n# TYPE ferry_requests_total counter\n");
-        for key in ApiKey::ALL {
-            let value = self.requests.get(key as usize).map_or(0, get);
-            out.push_str(&format!(
-                "ferry_requests_total{{api=\"{}\"}} {value}\n",
-                key.name()
-            ));
         }
+        let requests = ApiKey::ALL.into_iter().filter(|k| !k.row().push);
+        let values = requests.map(|key| (key, get(&self.requests[key.index()])));
+        render_by_api(
+            &mut out,
+            "ferry_requests_total",
+            "Requests received by API.",
+            values,
+        );
+        let pushes = ApiKey::ALL.into_iter().filter(|k| k.row().push);
+        let values = pushes.map(|key| (key, get(&self.pushes[key.index()])));
+        render_by_api(
+            &mut out,
+            "ferry_pushes_total",
+            "Frames pushed to clients unasked, by API.",
+            values,
+        );
         out
     }
 }
 
-/// Serves `GET /metrics` until shutdown.
-pub async fn serve(
-    broker: Arc<Broker>,
+/// One counter family labelled by API.
+fn render_by_api(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    values: impl Iterator<Item = (ApiKey, u64)>,
+) {
+    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+    for (key, value) in values {
+        out.push_str(&format!("{name}{{api=\"{}\"}} {value}\n", key.name()));
+    }
+}
+
+/// Serves `GET /metrics` until shutdown; `render` (run on the blocking
+/// pool) produces the body.
+pub async fn serve<R>(
+    render: R,
     addr: SocketAddr,
     shutdown: CancellationToken,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    R: Fn() -> String + Clone + Send + Sync + 'static,
+{
     let listener = TcpListener::bind(addr).await?;
     tracing::info!(%addr, "metrics endpoint listening");
     loop {
@@ -127,7 +156,7 @@ pub async fn serve(
             accepted = listener.accept() => accepted?,
             _ = shutdown.cancelled() => return Ok(()),
         };
-        let broker = broker.clone();
+        let render = render.clone();
         tokio::spawn(async move {
             let mut head = vec![0u8; METRICS_REQUEST_MAX_BYTES];
             let read =
@@ -136,13 +165,8 @@ pub async fn serve(
             let Ok(Ok(n)) = read else { return };
             let ok = head[..n].starts_with(b"GET /metrics");
             let (status, body) = if ok {
-                let fsyncs = tokio::task::spawn_blocking({
-                    let broker = broker.clone();
-                    move || broker.topics.fsyncs()
-                })
-                .await
-                .unwrap_or(0);
-                ("200 OK", broker.metrics.render(fsyncs))
+                let body = tokio::task::spawn_blocking(render).await;
+                ("200 OK", body.unwrap_or_default())
             } else {
                 ("404 Not Found", "try GET /metrics\n".to_string())
             };

@@ -135,7 +135,7 @@ impl StateLog {
         let mut builder = BatchBuilder::new();
         let now = ferry_storage::now_ms() as i64;
         for op in ops {
-            let value = serde_json::to_vec(op).map_err(|e| BrokerError::Metadata(e.to_string()))?;
+            let value = serde_json::to_vec(op)?;
             builder.push(&NewRecord {
                 timestamp_ms: now,
                 value: Some(Bytes::from(value)),
@@ -167,20 +167,21 @@ impl StateLog {
         let json = serde_json::to_vec(&Envelope {
             covers_offset,
             state,
-        })
-        .map_err(|e| BrokerError::Metadata(e.to_string()))?;
+        })?;
         let mut bytes = Vec::with_capacity(json.len() + 12);
         bytes.extend_from_slice(SNAPSHOT_MAGIC);
         bytes.extend_from_slice(&crc32fast::hash(&json).to_be_bytes());
         bytes.extend_from_slice(&json);
         let current = self.dir.join(&self.snapshot_file);
-        let metadata = |e: std::io::Error| BrokerError::Metadata(e.to_string());
         if self.vfs.exists(&current) {
             // write_atomic's directory fsync makes this rename durable too.
             let previous = self.dir.join(format!("{}.prev", self.snapshot_file));
-            self.vfs.rename(&current, &previous).map_err(metadata)?;
+            self.vfs
+                .rename(&current, &previous)
+                .map_err(BrokerError::metadata_io(&current))?;
         }
-        write_atomic(&*self.vfs, &self.dir, &self.snapshot_file, &bytes).map_err(metadata)?;
+        write_atomic(&*self.vfs, &self.dir, &self.snapshot_file, &bytes)
+            .map_err(BrokerError::metadata_io(&current))?;
         self.log.sync()?;
         let keep_from = std::mem::replace(&mut *current_covers, covers_offset);
         let deleted = self.log.delete_segments_below(keep_from)?;
@@ -252,9 +253,9 @@ fn replay<Op: DeserializeOwned>(log: &Log, from: u64, mut apply: impl FnMut(Op))
     while offset < log.end_offset() {
         let read = log.read(offset, 4 * 1024 * 1024)?;
         for item in BatchIter::new(read.data, BATCH_BYTES_LIMIT) {
-            let (header, bytes) = item.map_err(|e| BrokerError::Metadata(e.to_string()))?;
+            let (header, bytes) = item.map_err(BrokerError::InvalidBatch)?;
             for record in RecordIter::new(bytes, header) {
-                let record = record.map_err(|e| BrokerError::Metadata(e.to_string()))?;
+                let record = record.map_err(BrokerError::InvalidBatch)?;
                 if record.offset < offset {
                     continue;
                 }

@@ -14,68 +14,89 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ferry_protocol::messages::TopicConfig;
 use ferry_storage::vfs::Vfs;
 use ferry_storage::{Flusher, FsyncPolicy, Log, LogConfig};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::TopicName;
 use crate::error::{BrokerError, Result};
 use crate::metafile::{self, Loaded};
 
 pub const MAX_PARTITIONS_PER_TOPIC: u32 = 4096;
 pub const MAX_TOPICS: usize = 10_000;
-pub const TOPIC_NAME_MAX_BYTES: usize = 200;
 pub const METADATA_FILE: &str = "topics.meta";
 const METADATA_MAGIC: &[u8; 8] = b"FMETA001";
 
-/// What is persisted per topic.
+/// A topic's settings as a creator chose them; `None` takes the broker's
+/// default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicSettings {
+    pub partitions: Option<u32>,
+    pub retention_ms: Option<u64>,
+    pub retention_bytes: Option<u64>,
+    pub segment_bytes: Option<u64>,
+    pub segment_ms: Option<u64>,
+    pub fsync: Option<FsyncPolicy>,
+}
+
+/// What is persisted per topic (`fsync` as its text form, as before).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicMeta {
-    pub name: String,
+    pub name: TopicName,
     pub partitions: u32,
     pub retention_ms: Option<u64>,
     pub retention_bytes: Option<u64>,
     pub segment_bytes: Option<u64>,
     pub segment_ms: Option<u64>,
-    pub fsync: Option<String>,
+    #[serde(with = "fsync_text")]
+    pub fsync: Option<FsyncPolicy>,
     pub created_ms: u64,
 }
 
+/// `Option<FsyncPolicy>` stored as `"always"`, `"never"` or `"<ms>"`.
+mod fsync_text {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(
+        value: &Option<FsyncPolicy>,
+        s: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        value.map(|p| p.to_string()).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Option<FsyncPolicy>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| t.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
 impl TopicMeta {
-    pub fn to_config(&self) -> TopicConfig {
-        TopicConfig {
-            partitions: self.partitions,
+    /// The settings the topic was created with.
+    pub fn settings(&self) -> TopicSettings {
+        TopicSettings {
+            partitions: Some(self.partitions),
             retention_ms: self.retention_ms,
             retention_bytes: self.retention_bytes,
             segment_bytes: self.segment_bytes,
-            fsync: self.fsync.clone(),
             segment_ms: self.segment_ms,
+            fsync: self.fsync,
         }
     }
 
     fn log_config(&self, defaults: &LogConfig) -> Result<LogConfig> {
         let mut config = defaults.clone();
-        if let Some(ms) = self.retention_ms {
-            config.retention_ms = Some(ms);
-        }
-        if let Some(bytes) = self.retention_bytes {
-            config.retention_bytes = Some(bytes);
-        }
-        if let Some(bytes) = self.segment_bytes {
-            config.segment_bytes = bytes;
-        }
-        if let Some(ms) = self.segment_ms {
-            config.segment_ms = Some(ms);
-        }
-        if let Some(fsync) = &self.fsync {
-            config.fsync = fsync
-                .parse::<FsyncPolicy>()
-                .map_err(BrokerError::InvalidConfig)?;
-        }
+        config.retention_ms = self.retention_ms.or(config.retention_ms);
+        config.retention_bytes = self.retention_bytes.or(config.retention_bytes);
+        config.segment_bytes = self.segment_bytes.unwrap_or(config.segment_bytes);
+        config.segment_ms = self.segment_ms.or(config.segment_ms);
+        config.fsync = self.fsync.unwrap_or(config.fsync);
         config
             .validate()
-            .map_err(|e| BrokerError::InvalidConfig(e.to_string()))?;
+            .map_err(|e| BrokerError::InvalidTopicConfig(e.to_string()))?;
         Ok(config)
     }
 }
@@ -91,35 +112,10 @@ impl Topic {
         self.partitions
             .get(partition as usize)
             .ok_or_else(|| BrokerError::UnknownPartition {
-                topic: self.meta.name.clone(),
+                topic: self.meta.name.to_string(),
                 partition,
             })
     }
-}
-
-pub fn validate_topic_name(name: &str) -> Result<()> {
-    let invalid = |reason| {
-        Err(BrokerError::InvalidTopicName {
-            name: name.chars().take(64).collect(),
-            reason,
-        })
-    };
-    if name.is_empty() {
-        return invalid("empty");
-    }
-    if name.len() > TOPIC_NAME_MAX_BYTES {
-        return invalid("longer than 200 bytes");
-    }
-    if name == "." || name == ".." {
-        return invalid("'.' and '..' are reserved");
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-    {
-        return invalid("only ASCII letters, digits, '.', '_' and '-' are allowed");
-    }
-    Ok(())
 }
 
 pub struct Topics {
@@ -130,6 +126,8 @@ pub struct Topics {
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     /// Serializes create/delete and metadata writes.
     admin: Mutex<()>,
+    /// Fsyncs run by partitions of deleted topics, so the total never drops.
+    retired_fsyncs: std::sync::atomic::AtomicU64,
 }
 
 impl Topics {
@@ -144,7 +142,7 @@ impl Topics {
         let meta_dir = data_dir.join("meta");
         for dir in [&topics_dir, &meta_dir] {
             vfs.create_dir_all(dir)
-                .map_err(|e| BrokerError::Metadata(format!("{}: {e}", dir.display())))?;
+                .map_err(BrokerError::metadata_io(dir))?;
         }
         let registry = Topics {
             vfs,
@@ -153,13 +151,14 @@ impl Topics {
             flusher,
             topics: RwLock::new(HashMap::new()),
             admin: Mutex::new(()),
+            retired_fsyncs: std::sync::atomic::AtomicU64::new(0),
         };
         let metas = registry.load_metadata()?;
         registry.remove_leftover_dirs(&metas)?;
         let mut opened = HashMap::new();
         for meta in metas.into_values() {
             let topic = registry.open_topic(meta)?;
-            opened.insert(topic.meta.name.clone(), Arc::new(topic));
+            opened.insert(topic.meta.name.to_string(), Arc::new(topic));
         }
         tracing::info!(topics = opened.len(), "topics opened");
         *registry.topics.write() = opened;
@@ -194,14 +193,14 @@ impl Topics {
     fn load_metadata(&self) -> Result<BTreeMap<String, TopicMeta>> {
         let path = self.data_dir.join("meta").join(METADATA_FILE);
         let valid = |metas: &[TopicMeta]| {
-            metas.iter().all(|m| {
-                validate_topic_name(&m.name).is_ok() && m.partitions <= MAX_PARTITIONS_PER_TOPIC
-            })
+            metas
+                .iter()
+                .all(|m| m.partitions <= MAX_PARTITIONS_PER_TOPIC)
         };
         match metafile::read::<Vec<TopicMeta>>(&*self.vfs, &path, METADATA_MAGIC)? {
             Loaded::Missing => Ok(BTreeMap::new()),
             Loaded::Valid(metas) if valid(&metas) => {
-                Ok(metas.into_iter().map(|m| (m.name.clone(), m)).collect())
+                Ok(metas.into_iter().map(|m| (m.name.to_string(), m)).collect())
             }
             Loaded::Valid(_) | Loaded::Corrupt => {
                 let aside = path.with_extension("meta.corrupt");
@@ -223,13 +222,13 @@ impl Topics {
         let list = |dir: &Path| {
             self.vfs
                 .list_dir(dir)
-                .map_err(|e| BrokerError::Metadata(format!("{}: {e}", dir.display())))
+                .map_err(BrokerError::metadata_io(dir))
         };
         let mut metas = BTreeMap::new();
         for name in list(&topics_dir)? {
-            if validate_topic_name(&name).is_err() {
+            let Ok(topic) = TopicName::new(name.as_str()) else {
                 continue;
-            }
+            };
             let partitions = list(&topics_dir.join(&name))?
                 .iter()
                 .filter_map(|p| p.parse::<u32>().ok())
@@ -239,7 +238,7 @@ impl Topics {
                 metas.insert(
                     name.clone(),
                     TopicMeta {
-                        name,
+                        name: topic,
                         partitions,
                         retention_ms: None,
                         retention_bytes: None,
@@ -259,7 +258,7 @@ impl Topics {
         let names = self
             .vfs
             .list_dir(&topics_dir)
-            .map_err(|e| BrokerError::Metadata(format!("{}: {e}", topics_dir.display())))?;
+            .map_err(BrokerError::metadata_io(&topics_dir))?;
         for name in names {
             if !metas.contains_key(&name) {
                 tracing::warn!(dir = %topics_dir.join(&name).display(), "removing a topic directory not in the metadata");
@@ -315,39 +314,39 @@ impl Topics {
     /// Creates a topic (blocking: creates files and fsyncs).
     pub fn create(
         &self,
-        name: &str,
-        config: Option<TopicConfig>,
+        name: &TopicName,
+        settings: TopicSettings,
         default_partitions: u32,
     ) -> Result<Arc<Topic>> {
-        validate_topic_name(name)?;
-        let config = config.unwrap_or_default();
-        let partitions = if config.partitions == 0 {
-            default_partitions
-        } else {
-            config.partitions
+        let partitions = match settings.partitions {
+            None | Some(0) => default_partitions,
+            Some(n) => n,
         };
         if partitions > MAX_PARTITIONS_PER_TOPIC {
-            return Err(BrokerError::InvalidConfig(format!(
-                "{partitions} partitions is above the limit of {MAX_PARTITIONS_PER_TOPIC}"
-            )));
+            return Err(BrokerError::OverLimit {
+                what: "the partition count",
+                requested: u64::from(partitions),
+                limit: u64::from(MAX_PARTITIONS_PER_TOPIC),
+            });
         }
         let _admin = self.admin.lock();
-        if self.topics.read().contains_key(name) {
+        if self.topics.read().contains_key(name.as_str()) {
             return Err(BrokerError::TopicExists(name.to_string()));
         }
         if self.topics.read().len() >= MAX_TOPICS {
-            return Err(BrokerError::InvalidConfig(format!(
-                "the broker holds the maximum of {MAX_TOPICS} topics"
-            )));
+            return Err(BrokerError::Full {
+                what: "topics",
+                limit: MAX_TOPICS as u64,
+            });
         }
         let meta = TopicMeta {
-            name: name.to_string(),
+            name: name.clone(),
             partitions,
-            retention_ms: config.retention_ms,
-            retention_bytes: config.retention_bytes,
-            segment_bytes: config.segment_bytes,
-            segment_ms: config.segment_ms,
-            fsync: config.fsync,
+            retention_ms: settings.retention_ms,
+            retention_bytes: settings.retention_bytes,
+            segment_bytes: settings.segment_bytes,
+            segment_ms: settings.segment_ms,
+            fsync: settings.fsync,
             created_ms: ferry_storage::now_ms(),
         };
         meta.log_config(&self.defaults)?;
@@ -365,7 +364,7 @@ impl Topics {
             return Err(e);
         }
         self.topics.write().insert(name.to_string(), topic.clone());
-        tracing::info!(topic = name, partitions, "topic created");
+        tracing::info!(topic = %name, partitions, "topic created");
         Ok(topic)
     }
 
@@ -379,13 +378,17 @@ impl Topics {
             }
             topics
                 .values()
-                .filter(|t| t.meta.name != name)
+                .filter(|t| t.meta.name.as_str() != name)
                 .map(|t| t.meta.clone())
                 .collect()
         };
         remaining.sort_by(|a, b| a.name.cmp(&b.name));
         self.write_metadata(remaining.iter())?;
-        self.topics.write().remove(name);
+        if let Some(topic) = self.topics.write().remove(name) {
+            let fsyncs: u64 = topic.partitions.iter().map(|log| log.stats().fsyncs).sum();
+            self.retired_fsyncs
+                .fetch_add(fsyncs, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Err(error) = self.vfs.remove_dir_all(&self.topic_dir(name)) {
             tracing::warn!(topic = name, %error, "topic deleted but its directory could not be removed; it goes at next start");
         }
@@ -416,12 +419,18 @@ impl Topics {
     }
 
     /// Total fsyncs run across partitions (a scrapeable counter).
+    /// Fsyncs run by every partition since start, deleted topics included
+    /// (monotonic, as a Prometheus counter must be).
     pub fn fsyncs(&self) -> u64 {
-        self.list()
+        let open: u64 = self
+            .list()
             .iter()
             .flat_map(|t| t.partitions.iter())
             .map(|log| log.stats().fsyncs)
-            .sum()
+            .sum();
+        open + self
+            .retired_fsyncs
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -429,16 +438,6 @@ impl Topics {
 mod tests {
     use super::*;
     use ferry_storage::vfs::SimFs;
-
-    #[test]
-    fn names_are_validated() {
-        for good in ["a", "orders.v1", "A-b_c.9"] {
-            assert!(validate_topic_name(good).is_ok(), "{good}");
-        }
-        for bad in ["", ".", "..", "a/b", "sp ace", "é", &"x".repeat(201)] {
-            assert!(validate_topic_name(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn topics_survive_reopen_and_corrupt_metadata_is_rebuilt() {
@@ -454,24 +453,35 @@ mod tests {
             .unwrap()
         };
         let topics = open(&fs);
-        let config = TopicConfig {
-            partitions: 3,
+        let name = |n: &str| TopicName::new(n).unwrap();
+        let settings = TopicSettings {
+            partitions: Some(3),
             retention_ms: Some(5000),
-            ..TopicConfig::default()
+            fsync: Some(FsyncPolicy::IntervalMs(100)),
+            ..TopicSettings::default()
         };
-        topics.create("orders", Some(config), 1).unwrap();
+        topics.create(&name("orders"), settings, 1).unwrap();
         assert!(matches!(
-            topics.create("orders", None, 1),
+            topics.create(&name("orders"), TopicSettings::default(), 1),
             Err(BrokerError::TopicExists(_))
         ));
-        topics.create("gone", None, 2).unwrap();
+        topics
+            .create(&name("gone"), TopicSettings::default(), 2)
+            .unwrap();
         topics.delete("gone").unwrap();
         drop(topics);
         let fs = fs.power_loss(5);
         let topics = open(&fs);
-        let names: Vec<String> = topics.list().iter().map(|t| t.meta.name.clone()).collect();
+        let names: Vec<String> = topics
+            .list()
+            .iter()
+            .map(|t| t.meta.name.to_string())
+            .collect();
         assert_eq!(names, vec!["orders".to_string()]);
-        assert_eq!(topics.get("orders").unwrap().meta.retention_ms, Some(5000));
+        let orders = topics.get("orders").unwrap();
+        assert_eq!(orders.meta.retention_ms, Some(5000));
+        assert_eq!(orders.meta.fsync, Some(FsyncPolicy::IntervalMs(100)));
+        drop(orders);
         drop(topics);
         let path = data.join("meta").join(METADATA_FILE);
         let mut bytes = fs.read_file(&path).unwrap();

@@ -22,16 +22,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use ferry_broker::domain::{QueueName, StartFrom, TopicName};
 use ferry_broker::groups::offsets::OffsetStore;
-use ferry_broker::queues::Queues;
-use ferry_broker::topics::{Topic, Topics};
+use ferry_broker::queues::{Delivered, DeliverySink, QueueDef, QueueSpec, Queues};
+use ferry_broker::topics::{Topic, TopicSettings, Topics};
 use ferry_protocol::batch::{BatchBuilder, BatchIter, NewRecord, RecordIter};
-use ferry_protocol::frame::split_frame;
-use ferry_protocol::messages::{CreateQueueRequest, DeliverBatch, TopicConfig};
 use ferry_storage::vfs::{SimFs, SimOptions};
-use ferry_storage::{now_ms, Flusher, LogConfig};
-use prost::Message;
+use ferry_storage::{now_ms, Flusher, FsyncPolicy, LogConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -130,16 +128,20 @@ fn open(fs: &SimFs, seed: u64, round: u64) -> Broker {
 }
 
 fn create(broker: &Broker, mode: Mode) {
-    let config = TopicConfig {
-        partitions: 2,
-        fsync: (mode == Mode::Interval).then(|| INTERVAL_MS.to_string()),
-        ..TopicConfig::default()
+    let settings = TopicSettings {
+        partitions: Some(2),
+        fsync: (mode == Mode::Interval).then_some(FsyncPolicy::IntervalMs(INTERVAL_MS)),
+        ..TopicSettings::default()
     };
-    broker.topics.create("t", Some(config), 1).unwrap();
-    let request = CreateQueueRequest {
-        topic: "t".into(),
-        queue: "q".into(),
-        ..CreateQueueRequest::default()
+    let topic = TopicName::new("t").unwrap();
+    broker.topics.create(&topic, settings, 1).unwrap();
+    let request = QueueSpec {
+        topic,
+        name: QueueName::new("q").unwrap(),
+        ack_timeout_ms: None,
+        max_deliveries: None,
+        start: StartFrom::Earliest,
+        dead_letter_topic: None,
     };
     // Queue creation waits for its own fsync: flush while it runs.
     std::thread::scope(|scope| {
@@ -246,17 +248,30 @@ fn commit(broker: &Broker, rng: &mut StdRng, acked: &mut Acked) {
     }
 }
 
+/// A subscriber that takes deliveries from the step's answer directly.
+struct Discard;
+
+impl DeliverySink for Discard {
+    fn deliver(&self, _: u64, _: &QueueDef, _: Vec<Delivered>) -> bool {
+        true
+    }
+}
+
 /// Takes deliveries from the queue and acks some of them.
 fn deliver_and_ack(broker: &Broker, rng: &mut StdRng, acked: &mut Acked) {
     let queue = broker.queues.get("t", "q").unwrap();
-    let (push, mut pushed) = tokio::sync::mpsc::unbounded_channel();
-    broker.queues.subscribe("t", "q", 50, push).unwrap();
-    queue.state.lock().step(&queue.logs);
+    broker
+        .queues
+        .subscribe("t", "q", 50, Arc::new(Discard))
+        .unwrap();
+    let wall_ms = now_ms() as i64;
+    let step = queue
+        .state
+        .lock()
+        .step(&queue.logs, tokio::time::Instant::now(), wall_ms);
     let mut ids = Vec::new();
-    while let Ok(frame) = pushed.try_recv() {
-        let mut bytes = BytesMut::from(&frame.head[..]);
-        let frame = split_frame(&mut bytes, 1 << 26).unwrap().unwrap();
-        for delivery in DeliverBatch::decode(frame.body).unwrap().deliveries {
+    for (_, deliveries) in step.deliveries {
+        for delivery in deliveries {
             if rng.gen_bool(0.5) {
                 ids.push((delivery.delivery_id, delivery.partition, delivery.offset));
             }

@@ -11,7 +11,7 @@ use ferry_client::{Client, Consumer, SeekTo};
 async fn main() -> Result<(), ferry_client::ClientError> {
     let addr = std::env::var("FERRY_BROKER").unwrap_or_else(|_| "127.0.0.1:7171".into());
     let client = Client::connect(&addr).await?;
-    let mut consumer = Consumer::new(client, "greetings").await?;
+    let mut consumer = Consumer::new(&client, "greetings").await?;
     consumer.assign_all(SeekTo::Earliest).await?;
     loop {
         for record in consumer.poll().await? {

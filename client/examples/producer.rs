@@ -16,7 +16,7 @@ async fn main() -> Result<(), ferry_client::ClientError> {
         Err(e) if e.code() == Some(ferry_protocol::ErrorCode::TopicAlreadyExists) => {}
         Err(e) => return Err(e),
     }
-    let producer = Producer::new(client, "greetings").await?;
+    let producer = Producer::new(&client, "greetings").await?;
     // Queue every send first so they share batches, then await the acks.
     let sends: Vec<_> = ["ada", "grace", "linus", "barbara"]
         .iter()

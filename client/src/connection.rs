@@ -10,14 +10,12 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_protocol::api::{Api, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN};
 use ferry_protocol::codec::FrameCodec;
 use ferry_protocol::frame::{
     encode_frame, Frame, FrameHeader, OutFrame, FLAG_ERROR, FLAG_NO_RESPONSE, FLAG_PUSH,
 };
-use ferry_protocol::messages::{
-    ApiKey, ErrorResponse, HandshakeRequest, HandshakeResponse, PROTOCOL_VERSION_MAX,
-    PROTOCOL_VERSION_MIN,
-};
+use ferry_protocol::messages::{ErrorResponse, HandshakeRequest, WireMessage};
 use ferry_protocol::ErrorCode;
 use futures::StreamExt;
 use parking_lot::Mutex;
@@ -38,8 +36,11 @@ type Waiters = Arc<Mutex<Option<HashMap<u32, oneshot::Sender<Frame>>>>>;
 /// What the broker told us at handshake.
 #[derive(Debug, Clone)]
 pub struct BrokerInfo {
+    /// The broker's version.
     pub broker_version: String,
+    /// Largest frame the broker accepts.
     pub max_frame_bytes: usize,
+    /// Largest record batch the broker accepts.
     pub max_batch_bytes: usize,
 }
 
@@ -50,41 +51,6 @@ pub struct Connection {
     closed: Arc<AtomicBool>,
     pub info: BrokerInfo,
 }
-
-/// A response from any API: every one has `error_code` and `error_message`
-/// as fields 1 and 2.
-pub trait Response: Message + Default {
-    fn error(&self) -> (u32, &str);
-}
-
-macro_rules! responses {
-    ($($t:ty),*) => {$(
-        impl Response for $t {
-            fn error(&self) -> (u32, &str) {
-                (self.error_code, &self.error_message)
-            }
-        }
-    )*};
-}
-
-use ferry_protocol::messages as m;
-responses!(
-    m::HandshakeResponse,
-    m::StatusResponse,
-    m::ListTopicsResponse,
-    m::DescribeTopicResponse,
-    m::ProduceResponse,
-    m::FetchResponse,
-    m::ListOffsetsResponse,
-    m::GroupAssignmentResponse,
-    m::OffsetFetchResponse,
-    m::DescribeGroupResponse,
-    m::ListGroupsResponse,
-    m::ResetOffsetsResponse,
-    m::DescribeQueueResponse,
-    m::ListQueuesResponse,
-    m::QueueSubscribeResponse
-);
 
 impl Connection {
     /// Connects, sets `TCP_NODELAY` and performs the handshake.
@@ -127,10 +93,9 @@ impl Connection {
             min_version: u32::from(PROTOCOL_VERSION_MIN),
             max_version: u32::from(PROTOCOL_VERSION_MAX),
         };
-        let answer: HandshakeResponse =
-            tokio::time::timeout(timeout, connection.request(ApiKey::Handshake, &hello))
-                .await
-                .map_err(|_| unreachable("handshake timed out".into()))??;
+        let answer = tokio::time::timeout(timeout, connection.call(&hello))
+            .await
+            .map_err(|_| unreachable("handshake timed out".into()))??;
         connection.info = BrokerInfo {
             broker_version: answer.broker_version,
             max_frame_bytes: answer.max_frame_bytes as usize,
@@ -143,30 +108,26 @@ impl Connection {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Sends a request and waits for its response.
-    pub async fn request<Req: Message, Resp: Response>(
-        &self,
-        key: ApiKey,
-        request: &Req,
-    ) -> Result<Resp> {
-        self.request_with_tail(key, request, None).await
+    /// Sends a request and waits for its response (key and response type
+    /// come from the API table).
+    pub async fn call<R: Api>(&self, request: &R) -> Result<R::Response> {
+        self.call_with_tail(request, None).await
     }
 
-    /// Like [`Connection::request`], with raw bytes appended as field
-    /// `tail.0` (zero-copy record batches).
-    pub async fn request_with_tail<Req: Message, Resp: Response>(
+    /// Like [`Connection::call`], with raw bytes sent as the API's tail
+    /// field (zero-copy record batches).
+    pub async fn call_with_tail<R: Api>(
         &self,
-        key: ApiKey,
-        request: &Req,
-        tail: Option<(u32, bytes::Bytes)>,
-    ) -> Result<Resp> {
+        request: &R,
+        tail: Option<bytes::Bytes>,
+    ) -> Result<R::Response> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         match self.waiters.lock().as_mut() {
             Some(waiters) => waiters.insert(id, tx),
             None => return Err(ClientError::Disconnected("connection closed".into())),
         };
-        let frame = encode_frame(FrameHeader::request(key as u16, 1, id), request, tail);
+        let frame = encode_request(FrameHeader::request(R::KEY as u16, 1, id), request, tail);
         if self.writer.send(frame).await.is_err() {
             self.forget(id);
             return Err(ClientError::Disconnected("connection closed".into()));
@@ -174,21 +135,16 @@ impl Connection {
         let frame = rx.await.map_err(|_| {
             ClientError::Disconnected("connection closed before the response".into())
         })?;
-        decode_response(frame)
+        decode_response::<R::Response>(frame)
     }
 
     /// Sends a request that gets no response (produce with acks = none).
-    pub async fn send_only<Req: Message>(
-        &self,
-        key: ApiKey,
-        request: &Req,
-        tail: Option<(u32, bytes::Bytes)>,
-    ) -> Result<()> {
+    pub async fn send_only<R: Api>(&self, request: &R, tail: Option<bytes::Bytes>) -> Result<()> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut header = FrameHeader::request(key as u16, 1, id);
+        let mut header = FrameHeader::request(R::KEY as u16, 1, id);
         header.flags |= FLAG_NO_RESPONSE;
         self.writer
-            .send(encode_frame(header, request, tail))
+            .send(encode_request(header, request, tail))
             .await
             .map_err(|_| ClientError::Disconnected("connection closed".into()))
     }
@@ -200,7 +156,22 @@ impl Connection {
     }
 }
 
-fn decode_response<Resp: Response>(frame: Frame) -> Result<Resp> {
+/// A request frame; `tail` goes out as the API's raw tail field.
+fn encode_request<R: Api>(
+    header: FrameHeader,
+    request: &R,
+    tail: Option<bytes::Bytes>,
+) -> OutFrame {
+    debug_assert!(
+        tail.is_none() || R::REQUEST_TAIL.is_some(),
+        "{:?} has no tail",
+        R::KEY
+    );
+    let tail = tail.zip(R::REQUEST_TAIL).map(|(bytes, tag)| (tag, bytes));
+    encode_frame(header, request, tail)
+}
+
+fn decode_response<Resp: WireMessage>(frame: Frame) -> Result<Resp> {
     if frame.header.has(FLAG_ERROR) {
         let error = ErrorResponse::decode(frame.body)
             .map_err(|e| ClientError::Disconnected(format!("undecodable error response: {e}")))?;
@@ -211,7 +182,7 @@ fn decode_response<Resp: Response>(frame: Frame) -> Result<Resp> {
     }
     let response = Resp::decode(frame.body)
         .map_err(|e| ClientError::Disconnected(format!("undecodable response: {e}")))?;
-    let (code, message) = response.error();
+    let (code, message) = response.status().unwrap_or((0, ""));
     if code != 0 {
         return Err(ClientError::Broker {
             code: ErrorCode::from_u32(code),

@@ -9,11 +9,15 @@ use std::time::Duration;
 use ferry_protocol::batch::{BatchIter, RecordIter, BATCH_BYTES_LIMIT};
 use ferry_protocol::messages::{FetchRequest, FetchResponse};
 use futures::stream::FuturesUnordered;
-use futures::StreamExt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use crate::client::{Client, SeekTo};
+use futures::{Stream, StreamExt};
+
+use crate::client::Client;
 use crate::error::{ClientError, Result};
 use crate::record::ConsumerRecord;
+use crate::seek::SeekTo;
 
 /// Consumer settings.
 ///
@@ -51,7 +55,7 @@ type Fetching = futures::future::BoxFuture<'static, (u32, u64, u64, Result<Fetch
 /// # async fn demo() -> Result<(), ferry_client::ClientError> {
 /// use ferry_client::{Client, Consumer, SeekTo};
 /// let client = Client::connect("127.0.0.1:7171").await?;
-/// let mut consumer = Consumer::new(client, "orders").await?;
+/// let mut consumer = Consumer::new(&client, "orders").await?;
 /// consumer.assign_all(SeekTo::Earliest).await?;
 /// loop {
 ///     for record in consumer.poll().await? {
@@ -75,18 +79,20 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    pub async fn new(client: Client, topic: &str) -> Result<Consumer> {
+    /// A consumer of `topic` with default settings; assign partitions next.
+    pub async fn new(client: &Client, topic: &str) -> Result<Consumer> {
         Consumer::with_config(client, topic, ConsumerConfig::default()).await
     }
 
+    /// Like `new`, with settings.
     pub async fn with_config(
-        client: Client,
+        client: &Client,
         topic: &str,
         config: ConsumerConfig,
     ) -> Result<Consumer> {
         let partitions = client.partition_count(topic).await?;
         Ok(Consumer {
-            client,
+            client: client.clone(),
             topic: topic.to_string(),
             partitions,
             config,
@@ -98,6 +104,7 @@ impl Consumer {
         })
     }
 
+    /// Number of partitions of the topic.
     pub fn partitions(&self) -> u32 {
         self.partitions
     }
@@ -108,6 +115,7 @@ impl Consumer {
         self.assign(&all, from).await
     }
 
+    /// Starts reading `partitions` from `from` (others stay as they are).
     pub async fn assign(&mut self, partitions: &[u32], from: SeekTo) -> Result<()> {
         for partition in partitions {
             self.seek(*partition, from).await?;
@@ -147,6 +155,7 @@ impl Consumer {
         self.positions.get(&partition).copied()
     }
 
+    /// The partitions being read.
     pub fn assignment(&self) -> Vec<u32> {
         self.positions.keys().copied().collect()
     }
@@ -197,7 +206,7 @@ impl Consumer {
             let client = self.client.clone();
             let (partition, offset, generation) = (*partition, *offset, self.generation);
             self.in_flight.push(Box::pin(async move {
-                let result = client.fetch(&request).await;
+                let result = client.call(&request).await;
                 (partition, generation, offset, result)
             }));
         }
@@ -224,5 +233,38 @@ impl Consumer {
             .map_or(response.next_offset.max(offset), |r| r.offset + 1);
         self.positions.insert(partition, next);
         Ok(records)
+    }
+}
+
+/// Records one at a time, in order per partition; long polls that expire
+/// empty are not items. With no partition assigned, yields an error.
+impl Stream for Consumer {
+    type Item = Result<ConsumerRecord>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(record) = this.ready.pop_front() {
+                return Poll::Ready(Some(Ok(record)));
+            }
+            if this.positions.is_empty() {
+                let error = ClientError::InvalidArgument("no partition assigned".into());
+                return Poll::Ready(Some(Err(error)));
+            }
+            this.park_fetches();
+            let Poll::Ready(Some((partition, generation, offset, result))) =
+                this.in_flight.poll_next_unpin(cx)
+            else {
+                return Poll::Pending;
+            };
+            if generation != this.generation {
+                continue;
+            }
+            this.parked.insert(partition, false);
+            match result.and_then(|response| this.decode(partition, offset, &response)) {
+                Ok(records) => this.ready.extend(records),
+                Err(error) => return Poll::Ready(Some(Err(error))),
+            }
+        }
     }
 }

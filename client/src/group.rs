@@ -25,31 +25,78 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::client::{Client, SeekTo};
+use crate::client::Client;
 use crate::consumer::{Consumer, ConsumerConfig};
 use crate::error::{ClientError, Result};
 use crate::record::ConsumerRecord;
+use crate::seek::SeekTo;
 
 type Tp = (String, u32);
 /// A poll in progress: it owns the member state until it finishes.
 type PollFuture = BoxFuture<'static, (Box<Inner>, Result<Vec<ConsumerRecord>>)>;
 
+/// How the broker spreads a group's partitions over its members. The group
+/// keeps the assignor of its first member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Assignor {
+    /// Balanced, moving as few partitions as possible when members change.
+    #[default]
+    Sticky,
+    /// Contiguous ranges of each topic's partitions per member.
+    Range,
+    /// Partitions dealt out one by one.
+    RoundRobin,
+}
+
+impl Assignor {
+    /// The name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Assignor::Sticky => "sticky",
+            Assignor::Range => "range",
+            Assignor::RoundRobin => "roundrobin",
+        }
+    }
+}
+
+impl std::str::FromStr for Assignor {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sticky" => Ok(Assignor::Sticky),
+            "range" => Ok(Assignor::Range),
+            "roundrobin" | "round-robin" => Ok(Assignor::RoundRobin),
+            _ => Err(format!(
+                "assignor must be sticky, range or roundrobin, not {s:?}"
+            )),
+        }
+    }
+}
+
+/// A group member's settings.
 #[derive(Debug, Clone)]
 pub struct GroupConfig {
+    /// The group to join.
     pub group: String,
+    /// Topics to consume.
     pub topics: Vec<String>,
     /// Removed from the group after this long without a heartbeat.
     pub session_timeout_ms: u32,
-    /// "sticky" (default), "range" or "roundrobin".
-    pub assignor: String,
+    /// How partitions are spread over members.
+    pub assignor: Assignor,
     /// Where partitions without a committed offset start: Earliest or Latest.
     pub offset_reset: SeekTo,
     /// Commit automatically this often; `None` = only on `commit()`.
     pub auto_commit_interval_ms: Option<u64>,
+    /// Fetch settings of the member's partitions.
     pub consumer: ConsumerConfig,
 }
 
 impl GroupConfig {
+    /// Settings for joining `group` to consume `topics`, with defaults.
+    ///
     /// ```
     /// use ferry_client::GroupConfig;
     /// let config = GroupConfig::new("billing", &["orders"]);
@@ -61,7 +108,7 @@ impl GroupConfig {
             group: group.to_string(),
             topics: topics.iter().map(|t| t.to_string()).collect(),
             session_timeout_ms: 10_000,
-            assignor: String::new(),
+            assignor: Assignor::Sticky,
             offset_reset: SeekTo::Earliest,
             auto_commit_interval_ms: Some(5_000),
             consumer: ConsumerConfig::default(),
@@ -104,7 +151,7 @@ struct Inner {
 /// use futures::StreamExt;
 /// use ferry_client::{Client, GroupConfig, GroupConsumer};
 /// let client = Client::connect("127.0.0.1:7171").await?;
-/// let mut consumer = GroupConsumer::join(client, GroupConfig::new("billing", &["orders"])).await?;
+/// let mut consumer = GroupConsumer::join(&client, GroupConfig::new("billing", &["orders"])).await?;
 /// while let Some(record) = consumer.next().await {
 ///     let record = record?;
 ///     println!("{}/{}@{}", record.topic, record.partition, record.offset);
@@ -118,13 +165,14 @@ pub struct GroupConsumer {
 }
 
 impl GroupConsumer {
-    pub async fn join(client: Client, config: GroupConfig) -> Result<GroupConsumer> {
+    /// Joins the group and starts heartbeating in the background.
+    pub async fn join(client: &Client, config: GroupConfig) -> Result<GroupConsumer> {
         if config.topics.is_empty() {
             return Err(ClientError::InvalidArgument(
                 "subscribe to at least one topic".into(),
             ));
         }
-        let answer = client.join_group(&join_request(&config, "")).await?;
+        let answer = client.call(&join_request(&config, "")).await?;
         let shared = Arc::new(Shared {
             membership: Mutex::new(Membership {
                 member_id: answer.member_id.clone(),
@@ -145,13 +193,12 @@ impl GroupConsumer {
         ));
         let mut consumers = BTreeMap::new();
         for topic in &config.topics {
-            let consumer =
-                Consumer::with_config(client.clone(), topic, config.consumer.clone()).await?;
+            let consumer = Consumer::with_config(client, topic, config.consumer.clone()).await?;
             consumers.insert(topic.clone(), consumer);
         }
         Ok(GroupConsumer {
             inner: Some(Box::new(Inner {
-                client,
+                client: client.clone(),
                 config,
                 shared,
                 consumers,
@@ -215,6 +262,7 @@ impl GroupConsumer {
         }
     }
 
+    /// The id the broker gave this member.
     pub fn member_id(&self) -> Option<String> {
         self.inner
             .as_ref()
@@ -363,14 +411,10 @@ impl Inner {
         if added.is_empty() {
             return Ok(());
         }
-        let wire = added
-            .iter()
-            .map(|(topic, partition)| TopicPartition {
-                topic: topic.clone(),
-                partition: *partition,
-            })
-            .collect();
-        let committed = self.client.fetch_offsets(&self.config.group, wire).await?;
+        let committed = self
+            .client
+            .fetch_offsets(&self.config.group, &added)
+            .await?;
         for entry in committed {
             let Some(consumer) = self.consumers.get_mut(&entry.topic) else {
                 continue;
@@ -416,13 +460,14 @@ impl Inner {
             (membership.member_id.clone(), membership.epoch)
         };
         self.client
-            .commit_offsets(&OffsetCommitRequest {
+            .call(&OffsetCommitRequest {
                 group: self.config.group.clone(),
                 member_id,
                 member_epoch,
                 offsets,
             })
             .await
+            .map(drop)
     }
 }
 
@@ -432,7 +477,7 @@ fn join_request(config: &GroupConfig, member_id: &str) -> JoinGroupRequest {
         member_id: member_id.to_string(),
         client_id: "ferry-client".into(),
         topics: config.topics.clone(),
-        assignor: config.assignor.clone(),
+        assignor: config.assignor.name().to_string(),
         session_timeout_ms: config.session_timeout_ms,
         offset_reset: match config.offset_reset {
             SeekTo::Latest => "latest".into(),
@@ -478,7 +523,7 @@ async fn heartbeat_loop(
                 })
                 .collect(),
         };
-        let answer = match client.heartbeat(&request).await {
+        let answer = match client.call(&request).await {
             Ok(answer) => answer,
             Err(e)
                 if matches!(
@@ -487,7 +532,7 @@ async fn heartbeat_loop(
                 ) =>
             {
                 tracing::info!(group = %config.group, member = %member_id, "rejoining the group");
-                match client.join_group(&join_request(&config, &member_id)).await {
+                match client.call(&join_request(&config, &member_id)).await {
                     Ok(answer) => answer,
                     Err(e) => {
                         shared.membership.lock().error = Some(e);

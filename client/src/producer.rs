@@ -31,6 +31,7 @@ use crate::record::{now_ms, partition_for_key, ProducerRecord, RecordMetadata};
 /// ```
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
+    /// When a send counts as done.
     pub acks: Acks,
     /// How long a batch may wait for more records.
     pub linger_ms: u64,
@@ -85,7 +86,7 @@ enum Command {
 /// # async fn demo() -> Result<(), ferry_client::ClientError> {
 /// use ferry_client::{Client, Producer, ProducerRecord};
 /// let client = Client::connect("127.0.0.1:7171").await?;
-/// let producer = Producer::new(client, "orders").await?;
+/// let producer = Producer::new(&client, "orders").await?;
 /// // Many sends in flight at once; each resolves to the record's offset.
 /// let sends: Vec<_> = (0..100).map(|i| producer.send(ProducerRecord::new(format!("order {i}")))).collect();
 /// for sent in futures::future::join_all(sends).await {
@@ -99,12 +100,14 @@ pub struct Producer {
 }
 
 impl Producer {
-    pub async fn new(client: Client, topic: &str) -> Result<Producer> {
+    /// A producer to `topic` with default settings.
+    pub async fn new(client: &Client, topic: &str) -> Result<Producer> {
         Producer::with_config(client, topic, ProducerConfig::default()).await
     }
 
+    /// Like `new`, with settings.
     pub async fn with_config(
-        client: Client,
+        client: &Client,
         topic: &str,
         config: ProducerConfig,
     ) -> Result<Producer> {
@@ -122,7 +125,7 @@ impl Producer {
             .max(BATCH_HEADER_BYTES + 64);
         let (tx, rx) = mpsc::channel(config.queue_records.max(1));
         let accumulator = Accumulator {
-            client,
+            client: client.clone(),
             topic: topic.to_string(),
             partitions,
             batch_bytes: config.batch_bytes.clamp(1024, max_batch),
@@ -136,6 +139,7 @@ impl Producer {
         Ok(Producer { tx, partitions })
     }
 
+    /// Number of partitions of the topic.
     pub fn partitions(&self) -> u32 {
         self.partitions
     }
@@ -179,7 +183,7 @@ impl Producer {
         deliver_at_ms: i64,
     ) -> impl Future<Output = Result<RecordMetadata>> + Send + 'static {
         self.send(record.with_header(
-            ferry_protocol::messages::DELIVER_AT_HEADER,
+            ferry_protocol::batch::DELIVER_AT_HEADER,
             deliver_at_ms.to_string(),
         ))
     }
@@ -375,7 +379,7 @@ impl Accumulator {
         let bytes = batch.builder.finish();
         let replies = batch.replies;
         // Queue the request on the connection now, in partition order.
-        let request = async move { client.produce(&topic, partition, bytes, acks).await };
+        let request = async move { client.wire().produce(&topic, partition, bytes, acks).await };
         let mut request = Box::pin(request);
         let first_poll = futures::poll!(request.as_mut());
         sending.push(Box::pin(async move {

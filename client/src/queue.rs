@@ -20,8 +20,7 @@ use bytes::Bytes;
 use ferry_protocol::batch::RecordHeader;
 use ferry_protocol::frame::Frame;
 use ferry_protocol::messages::{
-    ApiKey, DeliverBatch, QueueSubscribeRequest, QueueSubscribeResponse, SettleRequest,
-    StatusResponse,
+    AckRequest, DeliverBatch, InProgressRequest, NackRequest, QueueSubscribeRequest, StatusResponse,
 };
 use futures::Stream;
 use prost::Message;
@@ -50,16 +49,25 @@ struct Settle {
 
 /// One message pushed by the broker.
 pub struct Delivery {
+    /// Topic of the record.
     pub topic: String,
+    /// Queue it was delivered from.
     pub queue: String,
+    /// Partition of the record.
     pub partition: u32,
+    /// Offset of the record in its partition.
     pub offset: u64,
+    /// Names this delivery when settling it.
     pub delivery_id: u64,
     /// 1 on the first delivery, more on redeliveries.
     pub delivery_count: u32,
+    /// Record timestamp (ms since the epoch).
     pub timestamp_ms: i64,
+    /// Record key (`None` = null).
     pub key: Option<Bytes>,
+    /// Record value (`None` = null).
     pub value: Option<Bytes>,
+    /// Record headers, in order.
     pub headers: Vec<RecordHeader>,
     settle: mpsc::UnboundedSender<Settle>,
 }
@@ -120,6 +128,7 @@ impl Delivery {
         self.settle(Kind::InProgress)
     }
 
+    /// The value of the first header named `key`.
     pub fn header(&self, key: &str) -> Option<&Bytes> {
         self.headers
             .iter()
@@ -178,8 +187,7 @@ impl QueueConsumer {
             prefetch,
             subscription_id: 0,
         };
-        let answer: QueueSubscribeResponse =
-            connection.request(ApiKey::QueueSubscribe, &request).await?;
+        let answer = connection.call(&request).await?;
         let (settle, settles) = mpsc::unbounded_channel();
         tokio::spawn(settle_loop(
             connection.clone(),
@@ -207,12 +215,10 @@ impl QueueConsumer {
             prefetch,
             subscription_id: self.subscription_id,
         };
-        self.connection
-            .request::<_, QueueSubscribeResponse>(ApiKey::QueueSubscribe, &request)
-            .await
-            .map(drop)
+        self.connection.call(&request).await.map(drop)
     }
 
+    /// The broker's id of this subscription.
     pub fn subscription_id(&self) -> u64 {
         self.subscription_id
     }
@@ -308,24 +314,9 @@ async fn settle_loop(
             }
         }
         for group in groups {
-            let (key, requeue, delay_ms) = match group[0].kind {
-                Kind::Ack => (ApiKey::Ack, false, 0),
-                Kind::Requeue(delay) => (ApiKey::Nack, true, delay),
-                Kind::Reject => (ApiKey::Nack, false, 0),
-                Kind::InProgress => (ApiKey::InProgress, false, 0),
-            };
-            let request = SettleRequest {
-                topic: topic.clone(),
-                queue: queue.clone(),
-                delivery_ids: group.iter().map(|s| s.delivery_id).collect(),
-                requeue,
-                delay_ms,
-            };
-            let connection = connection.clone();
+            let ids = group.iter().map(|s| s.delivery_id).collect();
             // Sent in order; answered concurrently.
-            let answer =
-                async move { connection.request::<_, StatusResponse>(key, &request).await };
-            let mut answer = Box::pin(answer);
+            let mut answer = settle_request(&connection, group[0].kind, &topic, &queue, ids);
             let first = futures::poll!(answer.as_mut());
             tokio::spawn(async move {
                 let result = match first {
@@ -338,4 +329,50 @@ async fn settle_loop(
             });
         }
     }
+}
+
+/// The settle request for `kind`, sent when first polled.
+fn settle_request(
+    connection: &Arc<Connection>,
+    kind: Kind,
+    topic: &str,
+    queue: &str,
+    delivery_ids: Vec<u64>,
+) -> futures::future::BoxFuture<'static, Result<StatusResponse>> {
+    let connection = connection.clone();
+    let (topic, queue) = (topic.to_string(), queue.to_string());
+    Box::pin(async move {
+        match kind {
+            Kind::Ack => {
+                let request = AckRequest {
+                    topic,
+                    queue,
+                    delivery_ids,
+                };
+                connection.call(&request).await
+            }
+            Kind::InProgress => {
+                let request = InProgressRequest {
+                    topic,
+                    queue,
+                    delivery_ids,
+                };
+                connection.call(&request).await
+            }
+            Kind::Requeue(_) | Kind::Reject => {
+                let (requeue, delay_ms) = match kind {
+                    Kind::Requeue(delay_ms) => (true, delay_ms),
+                    _ => (false, 0),
+                };
+                let request = NackRequest {
+                    topic,
+                    queue,
+                    delivery_ids,
+                    requeue,
+                    delay_ms,
+                };
+                connection.call(&request).await
+            }
+        }
+    })
 }

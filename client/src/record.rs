@@ -16,8 +16,11 @@ use ferry_protocol::batch::{NewRecord, Record, RecordHeader};
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerRecord {
+    /// Record key (`None` = null).
     pub key: Option<Bytes>,
+    /// Record value (`None` = null).
     pub value: Option<Bytes>,
+    /// Record headers, in order.
     pub headers: Vec<RecordHeader>,
     /// Milliseconds since the epoch; `None` means now.
     pub timestamp_ms: Option<i64>,
@@ -26,6 +29,7 @@ pub struct ProducerRecord {
 }
 
 impl ProducerRecord {
+    /// A record with this value, no key, no headers.
     pub fn new(value: impl Into<Bytes>) -> ProducerRecord {
         ProducerRecord {
             value: Some(value.into()),
@@ -33,11 +37,13 @@ impl ProducerRecord {
         }
     }
 
+    /// Sets the key (it picks the partition unless one is set).
     pub fn with_key(mut self, key: impl Into<Bytes>) -> ProducerRecord {
         self.key = Some(key.into());
         self
     }
 
+    /// Adds a header.
     pub fn with_header(mut self, key: &str, value: impl Into<Bytes>) -> ProducerRecord {
         self.headers.push(RecordHeader {
             key: key.to_string(),
@@ -46,11 +52,13 @@ impl ProducerRecord {
         self
     }
 
+    /// Sends to this partition.
     pub fn with_partition(mut self, partition: u32) -> ProducerRecord {
         self.partition = Some(partition);
         self
     }
 
+    /// Sets the timestamp (default: now).
     pub fn with_timestamp(mut self, timestamp_ms: i64) -> ProducerRecord {
         self.timestamp_ms = Some(timestamp_ms);
         self
@@ -75,6 +83,7 @@ impl ProducerRecord {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordMetadata {
+    /// Partition of the record.
     pub partition: u32,
     /// `None` when produced with `Acks::None`.
     pub offset: Option<u64>,
@@ -92,12 +101,19 @@ pub struct RecordMetadata {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerRecord {
+    /// Topic of the record.
     pub topic: String,
+    /// Partition of the record.
     pub partition: u32,
+    /// Offset of the record in its partition.
     pub offset: u64,
+    /// Record timestamp (ms since the epoch).
     pub timestamp_ms: i64,
+    /// Record key (`None` = null).
     pub key: Option<Bytes>,
+    /// Record value (`None` = null).
     pub value: Option<Bytes>,
+    /// Record headers, in order.
     pub headers: Vec<RecordHeader>,
 }
 
@@ -114,6 +130,7 @@ impl ConsumerRecord {
         }
     }
 
+    /// The value of the first header named `key`.
     pub fn header(&self, key: &str) -> Option<&Bytes> {
         self.headers
             .iter()
@@ -122,6 +139,7 @@ impl ConsumerRecord {
     }
 }
 
+/// Milliseconds since the Unix epoch, as record timestamps count them.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -133,8 +151,8 @@ pub fn now_ms() -> i64 {
 /// Stable across versions and languages (see PROTOCOL.md).
 ///
 /// ```
-/// assert_eq!(ferry_client::record::partition_for_key(b"", 4), (0xcbf2_9ce4_8422_2325u64 % 4) as u32);
-/// assert!(ferry_client::record::partition_for_key(b"user-1", 8) < 8);
+/// assert_eq!(ferry_client::partition_for_key(b"", 4), (0xcbf2_9ce4_8422_2325u64 % 4) as u32);
+/// assert!(ferry_client::partition_for_key(b"user-1", 8) < 8);
 /// ```
 pub fn partition_for_key(key: &[u8], partitions: u32) -> u32 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;

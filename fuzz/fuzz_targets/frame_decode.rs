@@ -5,7 +5,7 @@
 
 use bytes::BytesMut;
 use ferry_protocol::frame::split_frame;
-use ferry_protocol::messages::Request;
+use ferry_protocol::Request;
 use libfuzzer_sys::fuzz_target;
 
 const MAX_FRAME_BYTES: usize = 64 * 1024;

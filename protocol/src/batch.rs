@@ -30,6 +30,11 @@ use bytes::{Bytes, BytesMut};
 use crate::error::ProtocolError;
 use crate::varint::{get_uvarint, get_varint, put_uvarint, put_varint};
 
+/// The record header that holds a scheduled delivery time: milliseconds
+/// since the epoch, as ASCII decimal. Queue consumers do not get the record
+/// before then.
+pub const DELIVER_AT_HEADER: &str = "x-ferry-deliver-at";
+
 pub const BATCH_HEADER_BYTES: usize = 53;
 /// Bytes before the CRC-covered region: base_offset, batch_length, crc.
 pub const BATCH_PREFIX_BYTES: usize = 16;

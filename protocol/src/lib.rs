@@ -1,15 +1,19 @@
 //! Ferry's wire protocol, with no I/O: the record batch format shared by the
 //! client, the broker and the storage engine ([`batch`]), variable-length
-//! integers ([`varint`]), frames ([`frame`]), typed messages ([`messages`]),
-//! error codes ([`error`]) and a `tokio_util` codec over frames ([`codec`]).
+//! integers ([`varint`]), frames ([`frame`]), the API table ([`api`]), the
+//! message bodies ([`messages`]), the generated schema ([`schema`]), error
+//! codes ([`error`]) and a `tokio_util` codec over frames ([`codec`]).
 //!
 //! The format of every byte is written down in `PROTOCOL.md` next to this crate.
 
+pub mod api;
 pub mod batch;
 pub mod codec;
 pub mod error;
 pub mod frame;
 pub mod messages;
+pub mod schema;
 pub mod varint;
 
+pub use api::{Api, ApiKey, Request};
 pub use error::{ErrorCode, ProtocolError};

@@ -51,11 +51,8 @@ pub fn binary(name: &str) -> PathBuf {
     let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
     let path = profile_dir.join(name);
     if !path.exists() {
-        let package = if name == "ferry-broker" {
-            "ferry-broker"
-        } else {
-            "ferry-client"
-        };
+        // Each binary is built by the package of the same name.
+        let package = name;
         let mut build = Command::new(env!("CARGO"));
         build.args(["build", "-p", package, "--bin", name]);
         if profile_dir.ends_with("release") {
@@ -254,7 +251,7 @@ pub async fn read_all(
         max_wait_ms: 200,
         ..ferry_client::ConsumerConfig::default()
     };
-    let mut consumer = ferry_client::Consumer::with_config(client.clone(), topic, config)
+    let mut consumer = ferry_client::Consumer::with_config(client, topic, config)
         .await
         .expect("consumer");
     consumer

@@ -116,3 +116,31 @@ fn ferryctl_reports_an_unreachable_broker_and_bad_arguments() {
     assert_eq!(code, 2);
     assert!(err.contains("earliest"));
 }
+
+#[test]
+fn status_reports_version_data_dir_and_counts() {
+    let broker = Broker::start();
+    let (code, _, err) = broker.ferryctl(&["topic", "create", "events", "--partitions", "3"], "");
+    assert_eq!(code, 0, "{err}");
+
+    let (code, out, err) = broker.ferryctl(&["status", "--json"], "");
+    assert_eq!(code, 0, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(status["topics"], 1);
+    assert_eq!(status["partitions"], 3);
+    assert_eq!(status["groups"], 0);
+    assert_eq!(status["queues"], 0);
+    assert_eq!(status["unhealthy_partitions"], 0);
+    assert!(status["uptime_ms"].is_u64(), "{out}");
+    assert!(status["connections_open"].as_u64().unwrap() >= 1, "{out}");
+    let data_dir = status["data_dir"].as_str().unwrap();
+    assert_eq!(std::path::Path::new(data_dir), broker.data_dir);
+
+    let (code, out, err) = broker.ferryctl(&["status"], "");
+    assert_eq!(code, 0, "{err}");
+    let version = format!("version  {}", env!("CARGO_PKG_VERSION"));
+    assert!(out.lines().any(|l| l.starts_with("version")), "{out}");
+    assert!(out.lines().any(|l| l == version), "{out}");
+    assert!(out.lines().any(|l| l == "health  ok"), "{out}");
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ferry_client::{Client, Consumer, Producer, ProducerRecord, QueueConsumer, SeekTo};
 use ferry_e2e::Broker;
-use ferry_protocol::messages::{CreateQueueRequest, FetchRequest};
+use ferry_protocol::messages::FetchRequest;
 use ferry_protocol::ErrorCode;
 
 fn segments(dir: &Path, suffix: &str) -> Vec<PathBuf> {
@@ -27,7 +27,7 @@ fn segments(dir: &Path, suffix: &str) -> Vec<PathBuf> {
 async fn fill(broker: &Broker, topic: &str, partitions: u32, per_partition: u32) {
     let client = broker.client().await;
     client.create_topic(topic, partitions).await.unwrap();
-    let producer = Producer::new(client, topic).await.unwrap();
+    let producer = Producer::new(&client, topic).await.unwrap();
     for p in 0..partitions {
         for i in 0..per_partition {
             producer
@@ -44,7 +44,7 @@ async fn read_all(
     partition: u32,
 ) -> Result<Vec<String>, ferry_client::ClientError> {
     let end = client.describe_topic(topic).await?.partitions[partition as usize].end_offset;
-    let mut consumer = Consumer::new(client.clone(), topic).await?;
+    let mut consumer = Consumer::new(client, topic).await?;
     consumer.assign(&[partition], SeekTo::Earliest).await?;
     let mut values = Vec::new();
     while (values.len() as u64) < end {
@@ -80,6 +80,7 @@ async fn a_flipped_bit_in_sealed_data_fences_only_that_partition() {
         .clone();
     assert!(problem.contains("fenced"), "{problem}");
     let late = client
+        .wire()
         .fetch(&FetchRequest {
             topic: "rot".into(),
             partition: 0,
@@ -116,7 +117,7 @@ async fn a_torn_active_tail_is_cut_to_the_last_intact_batch() {
         .enumerate()
         .all(|(i, v)| v.starts_with(&format!("0-{i}-"))));
     assert!(broker.log_contains("truncating torn or corrupt tail"));
-    let producer = Producer::new(client.clone(), "torn").await.unwrap();
+    let producer = Producer::new(&client, "torn").await.unwrap();
     assert_eq!(
         producer
             .send(ProducerRecord::new("again"))
@@ -166,7 +167,7 @@ async fn damaged_indexes_metadata_and_internal_state_are_recovered() {
             .enumerate()
             .all(|(i, v)| v.starts_with(&format!("{p}-{i}-"))));
     }
-    let committed = client.fetch_offsets("g", vec![]).await.unwrap();
+    let committed = client.fetch_offsets("g", &[]).await.unwrap();
     assert!(
         committed.iter().all(|c| c.offset == Some(7)),
         "{committed:?}"
@@ -225,13 +226,11 @@ async fn corrupt_state_snapshots_and_a_torn_ack_log_lose_no_ack_or_commit() {
     let mut broker = Broker::start_with(&["--state-snapshot-bytes", "4096"]);
     fill(&broker, "jobs", 1, 600).await;
     let client = broker.client().await;
-    let queue = CreateQueueRequest {
-        topic: "jobs".into(),
-        queue: "q".into(),
+    let queue = ferry_client::QueueConfig {
         ack_timeout_ms: 60_000,
-        ..CreateQueueRequest::default()
+        ..ferry_client::QueueConfig::default()
     };
-    client.create_queue(&queue).await.unwrap();
+    client.create_queue("jobs", "q", &queue).await.unwrap();
     let mut acked = BTreeSet::new();
     // Two generations of snapshots: the newest and the one it replaced.
     ack_some(&client, 200, &mut acked).await;
@@ -268,7 +267,7 @@ async fn corrupt_state_snapshots_and_a_torn_ack_log_lose_no_ack_or_commit() {
     let client = broker.client().await;
     let described = client.describe_queue("jobs", "q").await.unwrap();
     assert_eq!((described.acked, described.ready), (400, 200));
-    let committed = client.fetch_offsets("g", vec![]).await.unwrap();
+    let committed = client.fetch_offsets("g", &[]).await.unwrap();
     assert!(
         committed.iter().all(|c| c.offset == Some(150)),
         "{committed:?}"

@@ -25,7 +25,6 @@ use ferry_client::{
     Client, GroupConfig, GroupConsumer, Producer, ProducerRecord, QueueConsumer, SeekTo,
 };
 use ferry_e2e::Broker;
-use ferry_protocol::messages::CreateQueueRequest;
 use rand::Rng;
 
 const TOPIC: &str = "crash";
@@ -48,7 +47,7 @@ struct Ledger {
 type Shared = Arc<Mutex<Ledger>>;
 
 async fn produce(client: Client, cycle: usize, ledger: Shared) {
-    let Ok(producer) = Producer::new(client, TOPIC).await else {
+    let Ok(producer) = Producer::new(&client, TOPIC).await else {
         return;
     };
     for i in 0.. {
@@ -107,7 +106,7 @@ fn record_group_poll(
 }
 
 async fn consume_group(client: Client, ledger: Shared) {
-    let Ok(mut member) = GroupConsumer::join(client.clone(), group_config()).await else {
+    let Ok(mut member) = GroupConsumer::join(&client, group_config()).await else {
         return;
     };
     let mut last = HashMap::new();
@@ -119,7 +118,7 @@ async fn consume_group(client: Client, ledger: Shared) {
         if member.commit().await.is_err() {
             return;
         }
-        let Ok(offsets) = client.fetch_offsets("crash-group", vec![]).await else {
+        let Ok(offsets) = client.fetch_offsets("crash-group", &[]).await else {
             return;
         };
         let mut ledger = ledger.lock().unwrap();
@@ -176,7 +175,7 @@ async fn verify(client: &Client, ledger: &Shared) -> usize {
         problems.push(format!("read {} of {total} records", stored.len()));
     }
     let committed = client
-        .fetch_offsets("crash-group", vec![])
+        .fetch_offsets("crash-group", &[])
         .await
         .unwrap_or_default();
     let mut ledger = ledger.lock().unwrap();
@@ -229,9 +228,7 @@ async fn check_nothing_unseen(client: &Client, ledger: &Shared) {
     let records = ledger.lock().unwrap().acked.len() as u64;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60 + records / 5_000);
     let mut group_unseen = unseen(ledger, |l| &l.group_seen);
-    let mut member = GroupConsumer::join(client.clone(), group_config())
-        .await
-        .unwrap();
+    let mut member = GroupConsumer::join(client, group_config()).await.unwrap();
     let mut last = HashMap::new();
     while !group_unseen.is_empty() && tokio::time::Instant::now() < deadline {
         let records = member.poll().await.unwrap();
@@ -280,13 +277,15 @@ async fn kill_9_crash_loop_loses_nothing_acknowledged() {
     let client = broker.client().await;
     client.create_topic(TOPIC, PARTITIONS).await.unwrap();
     client
-        .create_queue(&CreateQueueRequest {
-            topic: TOPIC.into(),
-            queue: "crash-queue".into(),
-            ack_timeout_ms: 2000,
-            max_deliveries: 1000,
-            ..CreateQueueRequest::default()
-        })
+        .create_queue(
+            TOPIC,
+            "crash-queue",
+            &ferry_client::QueueConfig {
+                ack_timeout_ms: 2000,
+                max_deliveries: 1000,
+                ..ferry_client::QueueConfig::default()
+            },
+        )
         .await
         .unwrap();
     let ledger: Shared = Arc::default();

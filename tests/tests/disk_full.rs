@@ -67,6 +67,7 @@ async fn a_full_disk_is_a_clear_error_and_writes_resume_once_space_is_freed() {
     let mut full = None;
     for _ in 0..2000 {
         match client
+            .wire()
             .produce("fill", 0, batch(64 * 1024), Acks::Durable)
             .await
         {
@@ -84,6 +85,7 @@ async fn a_full_disk_is_a_clear_error_and_writes_resume_once_space_is_freed() {
     let described = client.describe_topic("fill").await.unwrap();
     assert_eq!(described.partitions[0].end_offset, acked);
     let read = client
+        .wire()
         .fetch(&ferry_protocol::messages::FetchRequest {
             topic: "fill".into(),
             partition: 0,
@@ -97,14 +99,13 @@ async fn a_full_disk_is_a_clear_error_and_writes_resume_once_space_is_freed() {
     // Free space: writes are accepted again, at the next offset.
     std::fs::remove_file(&other).unwrap();
     let (base, _) = client
+        .wire()
         .produce("fill", 0, batch(1024), Acks::Durable)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(base, acked);
-    let producer = ferry_client::Producer::new(client.clone(), "fill")
-        .await
-        .unwrap();
+    let producer = ferry_client::Producer::new(&client, "fill").await.unwrap();
     producer.send(ProducerRecord::new("after")).await.unwrap();
     assert!(
         broker.terminate().success(),

@@ -28,7 +28,7 @@ struct Member {
 }
 
 async fn spawn_member(client: &Client, config: GroupConfig, seen: Seen) -> Member {
-    let mut consumer = GroupConsumer::join(client.clone(), config).await.unwrap();
+    let mut consumer = GroupConsumer::join(client, config).await.unwrap();
     assert!(consumer.member_id().is_some());
     let stop = Arc::new(tokio::sync::Notify::new());
     let stopper = stop.clone();
@@ -171,7 +171,7 @@ async fn records_produced_while_members_come_and_go_are_all_delivered_and_commit
     let producing = {
         let client = Client::connect(&broker.addr).await.unwrap();
         tokio::spawn(async move {
-            let producer = Producer::new(client, "churn").await.unwrap();
+            let producer = Producer::new(&client, "churn").await.unwrap();
             for chunk in 0..20u64 {
                 let sends: Vec<_> = (0..total / 20)
                     .map(|i| {
@@ -227,7 +227,7 @@ async fn records_produced_while_members_come_and_go_are_all_delivered_and_commit
         );
     }
     // A new member resumes exactly after the committed offsets.
-    let producer = Producer::new(client.clone(), "churn").await.unwrap();
+    let producer = Producer::new(&client, "churn").await.unwrap();
     for i in 0..10 {
         producer
             .send(ProducerRecord::new(format!("late-{i}")).with_key(format!("{i}")))
@@ -253,7 +253,7 @@ async fn two_groups_each_receive_every_record() {
     let broker = Broker::start();
     let client = broker.client().await;
     client.create_topic("fan", 3).await.unwrap();
-    let producer = Producer::new(client.clone(), "fan").await.unwrap();
+    let producer = Producer::new(&client, "fan").await.unwrap();
     let sends: Vec<_> = (0..1000)
         .map(|i| producer.send(ProducerRecord::new(format!("{i}"))))
         .collect();
@@ -291,7 +291,7 @@ async fn a_fenced_member_cannot_commit_and_offsets_survive_kill_9() {
     let mut broker = Broker::start();
     let client = broker.client().await;
     client.create_topic("fence", 1).await.unwrap();
-    let producer = Producer::new(client.clone(), "fence").await.unwrap();
+    let producer = Producer::new(&client, "fence").await.unwrap();
     for i in 0..10 {
         producer
             .send(ProducerRecord::new(format!("{i}")))
@@ -300,7 +300,8 @@ async fn a_fenced_member_cannot_commit_and_offsets_survive_kill_9() {
     }
     // A member that never heartbeats: removed after its 200 ms session.
     let joined = client
-        .join_group(&ferry_protocol::messages::JoinGroupRequest {
+        .wire()
+        .call(&ferry_protocol::messages::JoinGroupRequest {
             group: "f".into(),
             client_id: "zombie".into(),
             topics: vec!["fence".into()],
@@ -322,7 +323,8 @@ async fn a_fenced_member_cannot_commit_and_offsets_survive_kill_9() {
         }],
     };
     client
-        .commit_offsets(&commit(&joined.member_id, 3))
+        .wire()
+        .call(&commit(&joined.member_id, 3))
         .await
         .unwrap();
     wait_for(&client, "f", Duration::from_secs(5), |d| {
@@ -330,11 +332,12 @@ async fn a_fenced_member_cannot_commit_and_offsets_survive_kill_9() {
     })
     .await;
     let stale = client
-        .commit_offsets(&commit(&joined.member_id, 9))
+        .wire()
+        .call(&commit(&joined.member_id, 9))
         .await
         .unwrap_err();
     assert_eq!(stale.code(), Some(ErrorCode::FencedMember), "{stale}");
-    let committed = client.fetch_offsets("f", vec![]).await.unwrap();
+    let committed = client.fetch_offsets("f", &[]).await.unwrap();
     assert_eq!(
         committed[0].offset,
         Some(3),
@@ -349,7 +352,7 @@ async fn a_fenced_member_cannot_commit_and_offsets_survive_kill_9() {
     broker.kill9();
     broker.restart();
     let client = broker.client().await;
-    let committed = client.fetch_offsets("f", vec![]).await.unwrap();
+    let committed = client.fetch_offsets("f", &[]).await.unwrap();
     assert_eq!(committed[0].offset, Some(7));
     let described = client.describe_group("f").await.unwrap();
     assert_eq!(
@@ -453,7 +456,7 @@ async fn empty_groups_expire_and_deleting_a_topic_drops_its_offsets() {
     let client = broker.client().await;
     client.create_topic("a", 1).await.unwrap();
     client.create_topic("b", 1).await.unwrap();
-    let producer = Producer::new(client.clone(), "b").await.unwrap();
+    let producer = Producer::new(&client, "b").await.unwrap();
     producer.send(ProducerRecord::new("x")).await.unwrap();
     client
         .reset_offsets("short-lived", "a", ferry_client::SeekTo::Earliest)
@@ -470,7 +473,7 @@ async fn empty_groups_expire_and_deleting_a_topic_drops_its_offsets() {
     // Deleting topic a removes its offsets from every group.
     client.delete_topic("a").await.unwrap();
     let left: Vec<String> = client
-        .fetch_offsets("keeps-b", vec![])
+        .fetch_offsets("keeps-b", &[])
         .await
         .unwrap()
         .into_iter()

@@ -7,7 +7,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use ferry_e2e::Broker;
 use ferry_protocol::frame::{encode_frame, split_frame, Frame, FrameHeader, FLAG_ERROR};
-use ferry_protocol::messages::{ApiKey, ErrorResponse, HandshakeRequest};
+use ferry_protocol::messages::{ErrorResponse, HandshakeRequest};
+use ferry_protocol::ApiKey;
 use ferry_protocol::ErrorCode;
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -226,12 +227,14 @@ async fn corrupt_and_lying_batches_are_refused_and_nothing_is_stored() {
         Bytes::from_static(b"not a batch at all"),
     ] {
         let error = client
+            .wire()
             .produce("strict", 0, bad, ferry_client::Acks::Durable)
             .await
             .unwrap_err();
         assert_eq!(error.code(), Some(ErrorCode::CorruptBatch), "{error}");
     }
     let error = client
+        .wire()
         .produce("nope", 0, good.clone(), ferry_client::Acks::Durable)
         .await
         .unwrap_err();
@@ -241,6 +244,7 @@ async fn corrupt_and_lying_batches_are_refused_and_nothing_is_stored() {
         0
     );
     let (base, _) = client
+        .wire()
         .produce("strict", 0, good, ferry_client::Acks::Durable)
         .await
         .unwrap()

@@ -96,7 +96,7 @@ async fn the_client_reconnects_after_a_broker_restart() {
     broker.restart();
     // Same Client value: the next request reconnects.
     assert_eq!(client.list_topics().await.unwrap()[0].name, "r");
-    let producer = Producer::new(client, "r").await.unwrap();
+    let producer = Producer::new(&client, "r").await.unwrap();
     producer.send(ProducerRecord::new("x")).await.unwrap();
 }
 
@@ -110,7 +110,7 @@ async fn metrics_are_scrapeable() {
     let broker = Broker::start_with(&["--metrics-listen", &metrics_addr]);
     let client = broker.client().await;
     client.create_topic("m", 1).await.unwrap();
-    let producer = Producer::new(client, "m").await.unwrap();
+    let producer = Producer::new(&client, "m").await.unwrap();
     producer.send(ProducerRecord::new("x")).await.unwrap();
     let mut stream = TcpStream::connect(&metrics_addr).await.unwrap();
     stream

@@ -6,12 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferry_client::{Client, Producer, ProducerConfig, ProducerRecord, QueueConsumer};
+use ferry_client::{Client, Producer, ProducerConfig, ProducerRecord, QueueConfig, QueueConsumer};
 use ferry_e2e::Broker;
-use ferry_protocol::messages::CreateQueueRequest;
 
 async fn produce(client: &Client, topic: &str, count: u64) {
-    let producer = Producer::new(client.clone(), topic).await.unwrap();
+    let producer = Producer::new(client, topic).await.unwrap();
     let sends: Vec<_> = (0..count)
         .map(|i| producer.send(ProducerRecord::new(format!("{i}")).with_key(format!("{}", i % 97))))
         .collect();
@@ -28,13 +27,15 @@ async fn create_queue(
     max_deliveries: u32,
 ) {
     client
-        .create_queue(&CreateQueueRequest {
-            topic: topic.into(),
-            queue: queue.into(),
-            ack_timeout_ms,
-            max_deliveries,
-            ..CreateQueueRequest::default()
-        })
+        .create_queue(
+            topic,
+            queue,
+            &QueueConfig {
+                ack_timeout_ms,
+                max_deliveries,
+                ..QueueConfig::default()
+            },
+        )
         .await
         .unwrap();
 }
@@ -196,7 +197,7 @@ async fn rejected_and_never_acked_messages_land_in_the_dead_letter_topic() {
         deliveries_of_1, 3,
         "delivered max_deliveries times, then dead-lettered"
     );
-    let mut dlq = ferry_client::Consumer::new(client.clone(), "p.q.dlq")
+    let mut dlq = ferry_client::Consumer::new(&client, "p.q.dlq")
         .await
         .unwrap();
     dlq.assign_all(ferry_client::SeekTo::Earliest)
@@ -319,7 +320,7 @@ async fn scheduled_messages_arrive_on_time_also_across_a_restart() {
     client.create_topic("s", 2).await.unwrap();
     create_queue(&client, "s", "q", 30_000, 5).await;
     let producer = Producer::with_config(
-        client.clone(),
+        &client,
         "s",
         ProducerConfig {
             linger_ms: 5,
@@ -328,7 +329,7 @@ async fn scheduled_messages_arrive_on_time_also_across_a_restart() {
     )
     .await
     .unwrap();
-    let now = ferry_client::record::now_ms();
+    let now = ferry_client::now_ms();
     let total = 10_000i64;
     let sends: Vec<_> = (0..total)
         .map(|i| {
@@ -358,7 +359,7 @@ async fn scheduled_messages_arrive_on_time_also_across_a_restart() {
             );
         };
         let delivery = delivery.unwrap();
-        let arrived = ferry_client::record::now_ms();
+        let arrived = ferry_client::now_ms();
         let due: i64 = value(&delivery).parse().unwrap();
         if arrived < due {
             early += 1;
@@ -479,7 +480,7 @@ async fn a_queue_and_a_group_on_one_topic_each_get_everything() {
     }
     let mut config = ferry_client::GroupConfig::new("g", &["both"]);
     config.consumer.max_wait_ms = 100;
-    let mut group = ferry_client::GroupConsumer::join(client.clone(), config)
+    let mut group = ferry_client::GroupConsumer::join(&client, config)
         .await
         .unwrap();
     let mut from_group = BTreeSet::new();

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use ferry_e2e::Broker;
 use ferry_protocol::frame::{encode_frame, split_frame, FrameHeader, FLAG_ERROR};
-use ferry_protocol::messages::{ApiKey, ErrorResponse, FetchRequest, HandshakeRequest};
+use ferry_protocol::messages::{ErrorResponse, FetchRequest, HandshakeRequest};
+use ferry_protocol::ApiKey;
 use ferry_protocol::ErrorCode;
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -72,9 +73,7 @@ async fn a_client_that_never_reads_is_disconnected_and_memory_stays_bounded() {
     ]);
     let client = broker.client().await;
     client.create_topic("big", 1).await.unwrap();
-    let producer = ferry_client::Producer::new(client.clone(), "big")
-        .await
-        .unwrap();
+    let producer = ferry_client::Producer::new(&client, "big").await.unwrap();
     let value = bytes::Bytes::from(vec![7u8; 64 * 1024]);
     let sends: Vec<_> = (0..160)
         .map(|_| producer.send(ferry_client::ProducerRecord::new(value.clone())))
@@ -295,7 +294,7 @@ async fn a_stalled_consumer_with_producers_at_full_rate_keeps_memory_under_the_c
     for _ in 0..4 {
         let client = ferry_client::Client::connect(&broker.addr).await.unwrap();
         producers.push(tokio::spawn(async move {
-            let producer = ferry_client::Producer::new(client, "flood").await.unwrap();
+            let producer = ferry_client::Producer::new(&client, "flood").await.unwrap();
             let value = bytes::Bytes::from(vec![3u8; 1024]);
             let until = Instant::now() + Duration::from_secs(3);
             let mut acked = 0u64;

@@ -20,7 +20,7 @@ async fn topics_are_created_listed_described_and_deleted() {
     client
         .create_topic_with(
             "audit",
-            TopicConfig {
+            &TopicConfig {
                 partitions: 1,
                 retention_ms: Some(86_400_000),
                 fsync: Some("never".into()),
@@ -77,7 +77,7 @@ async fn topics_are_created_listed_described_and_deleted() {
         ..TopicConfig::default()
     };
     assert_eq!(
-        code(client.create_topic_with("t", bad_fsync).await),
+        code(client.create_topic_with("t", &bad_fsync).await),
         Some(ErrorCode::InvalidConfig)
     );
 
@@ -105,7 +105,7 @@ async fn four_producers_100k_records_read_back_in_order_without_gaps_or_duplicat
     for p in 0..producers {
         let client = Client::connect(&broker.addr).await.unwrap();
         tasks.push(tokio::spawn(async move {
-            let producer = Producer::new(client, "load").await.unwrap();
+            let producer = Producer::new(&client, "load").await.unwrap();
             let sends: Vec<_> = (0..per_producer)
                 .map(|seq| {
                     let record = ProducerRecord::new(format!("{p}:{seq}"))
@@ -176,6 +176,7 @@ async fn a_parked_long_poll_gets_a_new_record_within_milliseconds() {
     // An empty long poll waits about max_wait and returns nothing.
     let started = Instant::now();
     let empty = client
+        .wire()
         .fetch(&FetchRequest {
             topic: "events".into(),
             partition: 0,
@@ -196,6 +197,7 @@ async fn a_parked_long_poll_gets_a_new_record_within_milliseconds() {
     let fetcher = client.clone();
     let parked = tokio::spawn(async move {
         let response = fetcher
+            .wire()
             .fetch(&FetchRequest {
                 topic: "events".into(),
                 partition: 0,
@@ -211,7 +213,7 @@ async fn a_parked_long_poll_gets_a_new_record_within_milliseconds() {
     // Give the fetch time to park at the broker.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let producer = Producer::with_config(
-        client.clone(),
+        &client,
         "events",
         ProducerConfig {
             acks: Acks::Written,
@@ -237,7 +239,7 @@ async fn restart_keeps_topics_and_data() {
     let mut broker = Broker::start();
     let client = broker.client().await;
     client.create_topic("keep", 2).await.unwrap();
-    let producer = Producer::new(client.clone(), "keep").await.unwrap();
+    let producer = Producer::new(&client, "keep").await.unwrap();
     let sends: Vec<_> = (0..1000)
         .map(|i| producer.send(ProducerRecord::new(format!("v{i}")).with_key(format!("{i}"))))
         .collect();
@@ -251,7 +253,7 @@ async fn restart_keeps_topics_and_data() {
     let client = broker.client().await;
     let after = read_all(&client, "keep", 1000).await;
     assert_eq!(before, after);
-    let producer = Producer::new(client.clone(), "keep").await.unwrap();
+    let producer = Producer::new(&client, "keep").await.unwrap();
     let meta = producer
         .send(ProducerRecord::new("more").with_partition(0))
         .await
@@ -270,7 +272,7 @@ async fn kill_9_after_durable_acks_loses_no_acknowledged_record() {
     let mut broker = Broker::start();
     let client = broker.client().await;
     client.create_topic("durable", 3).await.unwrap();
-    let producer = Producer::new(client.clone(), "durable").await.unwrap();
+    let producer = Producer::new(&client, "durable").await.unwrap();
     // Acknowledged (durable) records, then more in flight when the broker dies.
     let sends: Vec<_> = (0..5000)
         .map(|i| producer.send(ProducerRecord::new(format!("acked-{i}")).with_key(format!("{i}"))))
@@ -317,7 +319,7 @@ async fn kill_9_after_durable_acks_loses_no_acknowledged_record() {
         );
     }
     // And the broker still takes writes.
-    let producer = Producer::new(client, "durable").await.unwrap();
+    let producer = Producer::new(&client, "durable").await.unwrap();
     producer.send(ProducerRecord::new("after")).await.unwrap();
 }
 
@@ -326,7 +328,7 @@ async fn time_and_offset_lookups_and_bad_offsets() {
     let broker = Broker::start();
     let client = broker.client().await;
     client.create_topic("times", 1).await.unwrap();
-    let producer = Producer::new(client.clone(), "times").await.unwrap();
+    let producer = Producer::new(&client, "times").await.unwrap();
     for i in 0..10i64 {
         producer
             .send(ProducerRecord::new(Bytes::from(format!("{i}"))).with_timestamp(1_000 + i * 100))
@@ -362,6 +364,7 @@ async fn time_and_offset_lookups_and_bad_offsets() {
         10
     );
     let out_of_range = client
+        .wire()
         .fetch(&FetchRequest {
             topic: "times".into(),
             partition: 0,
@@ -374,6 +377,7 @@ async fn time_and_offset_lookups_and_bad_offsets() {
         .unwrap_err();
     assert_eq!(out_of_range.code(), Some(ErrorCode::OffsetOutOfRange));
     let unknown_partition = client
+        .wire()
         .fetch(&FetchRequest {
             topic: "times".into(),
             partition: 7,

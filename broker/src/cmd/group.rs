@@ -1,25 +1,32 @@
 //! Consumer group APIs: JoinGroup, Heartbeat, LeaveGroup, OffsetCommit,
-//! OffsetFetch, DescribeGroup, ListGroups, DeleteGroup, ResetOffsets. The
-//! state machine is in `groups/`; these handlers translate and validate.
+//! OffsetFetch, DescribeGroup, ListGroups, DeleteGroup, ResetOffsets. Each
+//! handler turns the wire request into typed arguments (validated once,
+//! here), calls the coordinator in `groups/` or the offset store, and
+//! encodes the typed answer.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use ferry_protocol::frame::FrameHeader;
 use ferry_protocol::messages::{
-    CommittedOffset, DescribeGroupResponse, GroupPartitionInfo, GroupRequest, GroupSummary,
-    HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsResponse, OffsetCommitRequest,
-    OffsetFetchRequest, OffsetFetchResponse, OffsetSpec, ResetOffsetsRequest, ResetOffsetsResponse,
-    StatusResponse, RESET_TO_OFFSET,
+    CommittedOffset, DeleteGroupRequest, DescribeGroupRequest, DescribeGroupResponse,
+    GroupAssignmentResponse, GroupMemberInfo, GroupPartitionInfo, GroupSummary, HeartbeatRequest,
+    JoinGroupRequest, LeaveGroupRequest, ListGroupsResponse, OffsetCommitRequest,
+    OffsetFetchRequest, OffsetFetchResponse, ResetOffsetsRequest, ResetOffsetsResponse,
+    StatusResponse, TopicPartition,
 };
 
-use super::{blocking, respond, respond_error, when_durable, Reply};
+use super::{blocking, offset_spec, respond, respond_error, when_durable, Reply};
 use crate::broker::Broker;
+use crate::domain::{GroupName, OffsetReset, OffsetSpec, TopicName};
 use crate::error::BrokerError;
-use crate::groups::{GroupView, JoinArgs};
+use crate::groups::{Assignor, GroupState, GroupView, JoinArgs, MemberAssignment, Tp};
+use crate::topics::Topic;
 
 /// Offsets one commit request may carry.
 pub const COMMIT_ENTRIES_LIMIT: usize = 10_000;
+/// Partitions one heartbeat may report as owned.
+pub const OWNED_PARTITIONS_LIMIT: usize = 100_000;
 
 fn now_or_error<M: prost::Message>(
     broker: &Arc<Broker>,
@@ -32,24 +39,72 @@ fn now_or_error<M: prost::Message>(
     })
 }
 
-pub fn join(broker: &Arc<Broker>, header: FrameHeader, request: JoinGroupRequest) -> Reply {
-    let args = JoinArgs {
-        group: request.group,
+fn to_wire(tps: impl IntoIterator<Item = Tp>) -> Vec<TopicPartition> {
+    tps.into_iter()
+        .map(|(topic, partition)| TopicPartition { topic, partition })
+        .collect()
+}
+
+fn assignment_response(answer: MemberAssignment) -> GroupAssignmentResponse {
+    GroupAssignmentResponse {
+        member_id: answer.member_id,
+        member_epoch: answer.member_epoch,
+        group_epoch: answer.group_epoch,
+        assignment: to_wire(answer.assignment),
+        heartbeat_interval_ms: answer.heartbeat_interval_ms,
+        offset_reset: answer.offset_reset.as_str().to_string(),
+        ..GroupAssignmentResponse::default()
+    }
+}
+
+fn join_args(request: JoinGroupRequest) -> Result<JoinArgs, BrokerError> {
+    let assignor =
+        Assignor::parse(&request.assignor).ok_or_else(|| BrokerError::InvalidChoice {
+            field: "assignor",
+            expected: "sticky, range or roundrobin",
+            value: request.assignor.chars().take(64).collect(),
+        })?;
+    let topics = request
+        .topics
+        .into_iter()
+        .map(TopicName::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(JoinArgs {
+        group: GroupName::new(request.group)?,
         member_id: request.member_id,
         client_id: request.client_id,
-        topics: request.topics,
-        assignor: request.assignor,
+        topics,
+        assignor,
         session_timeout_ms: request.session_timeout_ms,
-        offset_reset: request.offset_reset,
-    };
-    let result = broker.groups.join(args, &broker.topics.partition_counts());
+        offset_reset: OffsetReset::parse(&request.offset_reset)?,
+    })
+}
+
+pub fn join(broker: &Arc<Broker>, header: FrameHeader, request: JoinGroupRequest) -> Reply {
+    let result = join_args(request)
+        .and_then(|args| broker.groups.join(args, &broker.topics.partition_counts()))
+        .map(assignment_response);
     now_or_error(broker, header, result)
 }
 
 pub fn heartbeat(broker: &Arc<Broker>, header: FrameHeader, request: HeartbeatRequest) -> Reply {
-    let result = broker
-        .groups
-        .heartbeat(&request.group, &request.member_id, &request.owned);
+    let result = if request.owned.len() > OWNED_PARTITIONS_LIMIT {
+        Err(BrokerError::OverLimit {
+            what: "the owned partition count",
+            requested: request.owned.len() as u64,
+            limit: OWNED_PARTITIONS_LIMIT as u64,
+        })
+    } else {
+        let owned: BTreeSet<Tp> = request
+            .owned
+            .into_iter()
+            .map(|tp| (tp.topic, tp.partition))
+            .collect();
+        broker
+            .groups
+            .heartbeat(&request.group, &request.member_id, owned)
+            .map(assignment_response)
+    };
     now_or_error(broker, header, result)
 }
 
@@ -65,40 +120,49 @@ pub fn leave(broker: &Arc<Broker>, header: FrameHeader, request: LeaveGroupReque
     now_or_error(broker, header, result)
 }
 
-pub fn commit(broker: &Arc<Broker>, header: FrameHeader, request: OffsetCommitRequest) -> Reply {
-    let appended = (|| {
-        if request.offsets.len() > COMMIT_ENTRIES_LIMIT {
+/// Checks a commit's entries against the partitions and the group's
+/// ownership; returns them as offset-store entries.
+fn commit_entries(
+    broker: &Broker,
+    group: &GroupName,
+    request: OffsetCommitRequest,
+) -> Result<Vec<(String, u32, u64, String)>, BrokerError> {
+    if request.offsets.len() > COMMIT_ENTRIES_LIMIT {
+        return Err(BrokerError::OverLimit {
+            what: "the offsets in one commit",
+            requested: request.offsets.len() as u64,
+            limit: COMMIT_ENTRIES_LIMIT as u64,
+        });
+    }
+    let mut tps = Vec::with_capacity(request.offsets.len());
+    for entry in &request.offsets {
+        let log = broker.topics.partition(&entry.topic, entry.partition)?;
+        if entry.offset > log.end_offset() {
             return Err(BrokerError::InvalidRequest(format!(
-                "more than {COMMIT_ENTRIES_LIMIT} offsets in one commit"
+                "offset {} of {}/{} is past the end of the partition ({})",
+                entry.offset,
+                entry.topic,
+                entry.partition,
+                log.end_offset()
             )));
         }
-        crate::topics::validate_topic_name(&request.group).map_err(|_| {
-            BrokerError::InvalidGroup(format!("invalid group name {:?}", request.group))
-        })?;
-        let mut tps = Vec::with_capacity(request.offsets.len());
-        for entry in &request.offsets {
-            let log = broker.topics.partition(&entry.topic, entry.partition)?;
-            if entry.offset > log.end_offset() {
-                return Err(BrokerError::InvalidRequest(format!(
-                    "offset {} of {}/{} is past the end of the partition ({})",
-                    entry.offset,
-                    entry.topic,
-                    entry.partition,
-                    log.end_offset()
-                )));
-            }
-            tps.push((entry.topic.clone(), entry.partition));
-        }
-        broker
-            .groups
-            .check_commit(&request.group, &request.member_id, &tps)?;
-        let entries = request
-            .offsets
-            .into_iter()
-            .map(|e| (e.topic, e.partition, e.offset, e.metadata))
-            .collect();
-        broker.offsets.commit(&request.group, entries)
-    })();
+        tps.push((entry.topic.clone(), entry.partition));
+    }
+    broker
+        .groups
+        .check_commit(group, &request.member_id, &tps)?;
+    Ok(request
+        .offsets
+        .into_iter()
+        .map(|e| (e.topic, e.partition, e.offset, e.metadata))
+        .collect())
+}
+
+pub fn commit(broker: &Arc<Broker>, header: FrameHeader, request: OffsetCommitRequest) -> Reply {
+    let appended = GroupName::new(request.group.clone()).and_then(|group| {
+        let entries = commit_entries(broker, &group, request)?;
+        broker.offsets.commit(&group, entries)
+    });
     match appended {
         Err(error) => Reply::Now(respond_error(broker, header, &error)),
         Ok(durable) => when_durable(broker, header, durable, StatusResponse::default()),
@@ -137,167 +201,158 @@ pub fn fetch_offsets(
             })
             .collect()
     };
-    Reply::Now(respond(
-        header,
-        &OffsetFetchResponse {
-            offsets,
-            ..OffsetFetchResponse::default()
-        },
-    ))
+    let response = OffsetFetchResponse {
+        offsets,
+        ..OffsetFetchResponse::default()
+    };
+    Reply::Now(respond(header, &response))
 }
 
-pub fn describe(broker: &Arc<Broker>, header: FrameHeader, request: GroupRequest) -> Reply {
+/// Committed offset, end and lag of every partition of `topic`.
+fn partition_infos(
+    topic: &Topic,
+    committed: &BTreeMap<Tp, crate::groups::offsets::Committed>,
+    owners: &BTreeMap<Tp, String>,
+) -> Vec<GroupPartitionInfo> {
+    let name = topic.meta.name.to_string();
+    topic
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(index, log)| {
+            let key = (name.clone(), index as u32);
+            let committed = committed.get(&key).map(|c| c.offset);
+            let end_offset = log.end_offset();
+            GroupPartitionInfo {
+                topic: name.clone(),
+                partition: index as u32,
+                committed,
+                end_offset,
+                lag: end_offset.saturating_sub(committed.unwrap_or_else(|| log.start_offset())),
+                member_id: owners.get(&key).cloned().unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+pub fn describe(broker: &Arc<Broker>, header: FrameHeader, request: DescribeGroupRequest) -> Reply {
     let committed = broker.offsets.group(&request.group);
     let described = broker.groups.describe(&request.group);
     if described.is_none() && committed.is_empty() {
-        return Reply::Now(respond_error(
-            broker,
-            header,
-            &BrokerError::UnknownGroup(request.group),
-        ));
+        let error = BrokerError::UnknownGroup(request.group.chars().take(256).collect());
+        return Reply::Now(respond_error(broker, header, &error));
     }
-    let view = described.unwrap_or_else(|| GroupView {
-        state: "empty".into(),
-        epoch: 0,
-        assignor: "sticky".into(),
-        members: Vec::new(),
-        owners: Default::default(),
-        topics: BTreeSet::new(),
-    });
-    let GroupView {
-        state,
-        epoch: group_epoch,
-        assignor,
-        members,
-        owners,
-        mut topics,
-    } = view;
+    let view = described.unwrap_or_else(GroupView::empty);
+    let mut topics = view.topics.clone();
     topics.extend(committed.keys().map(|(t, _)| t.clone()));
-    let mut partitions = Vec::new();
-    for topic in topics {
-        let Ok(found) = broker.topics.get(&topic) else {
-            continue;
-        };
-        for (index, log) in found.partitions.iter().enumerate() {
-            let partition = index as u32;
-            let key = (topic.clone(), partition);
-            let committed = committed.get(&key).map(|c| c.offset);
-            let end_offset = log.end_offset();
-            let lag = end_offset.saturating_sub(committed.unwrap_or_else(|| log.start_offset()));
-            partitions.push(GroupPartitionInfo {
-                topic: topic.clone(),
-                partition,
-                committed,
-                end_offset,
-                lag,
-                member_id: owners.get(&key).cloned().unwrap_or_default(),
-            });
-        }
-    }
-    Reply::Now(respond(
-        header,
-        &DescribeGroupResponse {
-            group: request.group,
-            state,
-            group_epoch,
-            assignor,
-            members,
-            partitions,
-            ..DescribeGroupResponse::default()
-        },
-    ))
+    let partitions = topics
+        .iter()
+        .filter_map(|topic| broker.topics.get(topic).ok())
+        .flat_map(|topic| partition_infos(&topic, &committed, &view.owners))
+        .collect();
+    let members = view
+        .members
+        .into_iter()
+        .map(|m| GroupMemberInfo {
+            member_id: m.member_id,
+            client_id: m.client_id,
+            member_epoch: m.member_epoch,
+            topics: m.topics,
+            assignment: to_wire(m.assignment),
+        })
+        .collect();
+    let response = DescribeGroupResponse {
+        group: request.group,
+        state: view.state.as_str().to_string(),
+        group_epoch: view.epoch,
+        assignor: view.assignor.name().to_string(),
+        members,
+        partitions,
+        ..DescribeGroupResponse::default()
+    };
+    Reply::Now(respond(header, &response))
 }
 
 pub fn list(broker: &Arc<Broker>, header: FrameHeader) -> Reply {
-    let mut groups: std::collections::BTreeMap<String, GroupSummary> = broker
+    let mut groups: BTreeMap<String, (GroupState, u32)> = broker
         .offsets
         .groups()
         .into_iter()
-        .map(|group| {
-            let summary = GroupSummary {
-                group: group.clone(),
-                state: "empty".into(),
-                members: 0,
-            };
-            (group, summary)
-        })
+        .map(|group| (group, (GroupState::Empty, 0)))
         .collect();
     for (group, state, members) in broker.groups.list() {
-        groups.insert(
-            group.clone(),
-            GroupSummary {
-                group,
-                state,
-                members,
-            },
-        );
+        groups.insert(group, (state, members));
     }
-    Reply::Now(respond(
-        header,
-        &ListGroupsResponse {
-            groups: groups.into_values().collect(),
-            ..ListGroupsResponse::default()
-        },
-    ))
+    let groups = groups
+        .into_iter()
+        .map(|(group, (state, members))| GroupSummary {
+            group,
+            state: state.as_str().to_string(),
+            members,
+        })
+        .collect();
+    let response = ListGroupsResponse {
+        groups,
+        ..ListGroupsResponse::default()
+    };
+    Reply::Now(respond(header, &response))
 }
 
-fn refuse_live(broker: &Broker, group: &str, action: &str) -> Result<(), BrokerError> {
+fn refuse_live(broker: &Broker, group: &str, action: &'static str) -> Result<(), BrokerError> {
     match broker.groups.live_members(group) {
         0 => Ok(()),
-        n => Err(BrokerError::GroupNotEmpty(format!(
-            "group {group} has {n} live member(s); stop them before you {action}"
-        ))),
+        members => Err(BrokerError::GroupNotEmpty {
+            group: group.to_string(),
+            members,
+            action,
+        }),
     }
 }
 
-pub fn delete(broker: &Arc<Broker>, header: FrameHeader, request: GroupRequest) -> Reply {
+pub fn delete(broker: &Arc<Broker>, header: FrameHeader, request: DeleteGroupRequest) -> Reply {
     blocking(broker, header, move |broker| {
-        refuse_live(broker, &request.group, "delete it")?;
-        if broker.offsets.group(&request.group).is_empty()
-            && broker.groups.describe(&request.group).is_none()
-        {
-            return Err(BrokerError::UnknownGroup(request.group));
+        let group = GroupName::new(request.group)?;
+        refuse_live(broker, &group, "delete it")?;
+        if broker.offsets.group(&group).is_empty() && broker.groups.describe(&group).is_none() {
+            return Err(BrokerError::UnknownGroup(group.to_string()));
         }
-        let durable = broker.offsets.delete_group(&request.group)?;
-        futures::executor::block_on(durable)?;
-        broker.groups.forget(&request.group);
+        futures::executor::block_on(broker.offsets.delete_group(&group)?)?;
+        broker.groups.forget(&group);
         Ok(respond(header, &StatusResponse::default()))
+    })
+}
+
+/// Where `spec` puts a partition's committed offset.
+fn reset_target(
+    log: &ferry_storage::Log,
+    partition: usize,
+    spec: OffsetSpec,
+) -> Result<u64, BrokerError> {
+    let (start, end) = (log.start_offset(), log.end_offset());
+    Ok(match spec {
+        OffsetSpec::Earliest => start,
+        OffsetSpec::Latest => end,
+        OffsetSpec::Timestamp(ms) => log.offset_for_timestamp(ms)?.unwrap_or(end),
+        OffsetSpec::Offset(offset) if (start..=end).contains(&offset) => offset,
+        OffsetSpec::Offset(offset) => {
+            return Err(BrokerError::InvalidRequest(format!(
+                "offset {offset} is outside partition {partition} ([{start}, {end}])"
+            )))
+        }
     })
 }
 
 pub fn reset(broker: &Arc<Broker>, header: FrameHeader, request: ResetOffsetsRequest) -> Reply {
     blocking(broker, header, move |broker| {
-        refuse_live(broker, &request.group, "reset its offsets")?;
-        crate::topics::validate_topic_name(&request.group).map_err(|_| {
-            BrokerError::InvalidGroup(format!("invalid group name {:?}", request.group))
-        })?;
+        let group = GroupName::new(request.group)?;
+        let spec = offset_spec(request.spec, request.timestamp_ms, request.offset)?;
+        refuse_live(broker, &group, "reset its offsets")?;
         let topic = broker.topics.get(&request.topic)?;
-        let mut entries = Vec::new();
+        let name = topic.meta.name.to_string();
+        let mut entries = Vec::with_capacity(topic.partitions.len());
         for (index, log) in topic.partitions.iter().enumerate() {
-            let offset = match request.spec {
-                s if s == OffsetSpec::Earliest as u32 => log.start_offset(),
-                s if s == OffsetSpec::Latest as u32 => log.end_offset(),
-                s if s == OffsetSpec::Timestamp as u32 => log
-                    .offset_for_timestamp(request.timestamp_ms)?
-                    .unwrap_or_else(|| log.end_offset()),
-                RESET_TO_OFFSET => {
-                    if request.offset < log.start_offset() || request.offset > log.end_offset() {
-                        return Err(BrokerError::InvalidRequest(format!(
-                            "offset {} is outside partition {index} ([{}, {}])",
-                            request.offset,
-                            log.start_offset(),
-                            log.end_offset()
-                        )));
-                    }
-                    request.offset
-                }
-                other => {
-                    return Err(BrokerError::InvalidRequest(format!(
-                        "unknown reset spec {other}"
-                    )))
-                }
-            };
-            entries.push((request.topic.clone(), index as u32, offset, String::new()));
+            let offset = reset_target(log, index, spec)?;
+            entries.push((name.clone(), index as u32, offset, String::new()));
         }
         let offsets = entries
             .iter()
@@ -308,13 +363,11 @@ pub fn reset(broker: &Arc<Broker>, header: FrameHeader, request: ResetOffsetsReq
                 metadata: String::new(),
             })
             .collect();
-        futures::executor::block_on(broker.offsets.commit(&request.group, entries)?)?;
-        Ok(respond(
-            header,
-            &ResetOffsetsResponse {
-                offsets,
-                ..ResetOffsetsResponse::default()
-            },
-        ))
+        futures::executor::block_on(broker.offsets.commit(&group, entries)?)?;
+        let response = ResetOffsetsResponse {
+            offsets,
+            ..ResetOffsetsResponse::default()
+        };
+        Ok(respond(header, &response))
     })
 }

@@ -1,10 +1,9 @@
 //! Handshake: the first request on every connection. Answers with the
 //! protocol versions and limits this broker enforces.
 
+use ferry_protocol::api::{PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN};
 use ferry_protocol::frame::{FrameHeader, OutFrame};
-use ferry_protocol::messages::{
-    HandshakeRequest, HandshakeResponse, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN,
-};
+use ferry_protocol::messages::{HandshakeRequest, HandshakeResponse};
 use ferry_protocol::ErrorCode;
 
 use super::respond;

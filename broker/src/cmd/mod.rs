@@ -12,17 +12,20 @@ mod group;
 mod handshake;
 mod produce;
 mod queue;
+mod status;
 
 use std::sync::Arc;
 
 use ferry_protocol::frame::{encode_frame, FrameHeader, OutFrame, FLAG_ERROR};
-use ferry_protocol::messages::{ErrorResponse, Request, StatusResponse};
+use ferry_protocol::messages::{ErrorResponse, OffsetSpecCode, StatusResponse};
 use ferry_protocol::ErrorCode;
+use ferry_protocol::Request;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use tracing::Instrument;
 
 use crate::broker::Broker;
+use crate::domain::OffsetSpec;
 use crate::error::BrokerError;
 use crate::metrics::Metrics;
 
@@ -65,6 +68,7 @@ pub fn dispatch(
         Request::Produce(req) => produce::produce(broker, header, req),
         Request::Fetch(req) => fetch::fetch(broker, header, req),
         Request::ListOffsets(req) => admin::list_offsets(broker, header, req),
+        Request::BrokerStatus(_) => status::broker_status(broker, header),
         Request::JoinGroup(req) => group::join(broker, header, req),
         Request::Heartbeat(req) => group::heartbeat(broker, header, req),
         Request::LeaveGroup(req) => group::leave(broker, header, req),
@@ -86,6 +90,21 @@ pub fn dispatch(
     match reply {
         Reply::Later(future) => Reply::Later(future.instrument(span).boxed()),
         other => other,
+    }
+}
+
+/// The typed offset spec of a wire `spec` code (see `OffsetSpecCode`).
+pub fn offset_spec(code: u32, timestamp_ms: i64, offset: u64) -> Result<OffsetSpec, BrokerError> {
+    match OffsetSpecCode::from_u32(code) {
+        Some(OffsetSpecCode::Earliest) => Ok(OffsetSpec::Earliest),
+        Some(OffsetSpecCode::Latest) => Ok(OffsetSpec::Latest),
+        Some(OffsetSpecCode::Timestamp) => Ok(OffsetSpec::Timestamp(timestamp_ms)),
+        Some(OffsetSpecCode::Offset) => Ok(OffsetSpec::Offset(offset)),
+        None => Err(BrokerError::InvalidChoice {
+            field: "spec",
+            expected: "0 (earliest), 1 (latest), 2 (timestamp) or 3 (offset)",
+            value: code.to_string(),
+        }),
     }
 }
 
@@ -158,11 +177,9 @@ where
             match tokio::task::spawn_blocking(move || work(&worker)).await {
                 Ok(Ok(frame)) => frame,
                 Ok(Err(error)) => respond_error(&broker, header, &error),
-                Err(join) => respond_error(
-                    &broker,
-                    header,
-                    &BrokerError::Metadata(format!("admin task failed: {join}")),
-                ),
+                Err(join) => {
+                    respond_error(&broker, header, &BrokerError::TaskFailed(join.to_string()))
+                }
             }
         }
         .boxed(),

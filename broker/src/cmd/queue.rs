@@ -1,33 +1,57 @@
 //! Queue APIs: CreateQueue, DeleteQueue, ListQueues, DescribeQueue,
 //! QueueSubscribe (the broker then pushes Deliver frames on this
-//! connection), Ack (answered once durable), Nack and InProgress.
+//! connection, encoded here by [`PushSink`]), Ack (answered once durable),
+//! Nack and InProgress.
 
 use std::sync::Arc;
 
-use ferry_protocol::frame::FrameHeader;
+use ferry_protocol::frame::{encode_frame, FrameHeader, OutFrame, FLAG_PUSH};
 use ferry_protocol::messages::{
-    CreateQueueRequest, ListQueuesResponse, QueueRequest, QueueSubscribeRequest,
-    QueueSubscribeResponse, SettleRequest, StatusResponse,
+    AckRequest, CreateQueueRequest, DeleteQueueRequest, DeliverBatch, Delivery, DeliveryHeader,
+    DescribeQueueRequest, DescribeQueueResponse, InProgressRequest, ListQueuesResponse,
+    NackRequest, QueueConsumerInfo, QueueName as WireQueueName, QueueSubscribeRequest,
+    QueueSubscribeResponse, StatusResponse,
 };
+use ferry_protocol::ApiKey;
+use tokio::sync::mpsc;
 
 use super::{blocking, respond, respond_error, when_durable, ConnectionContext, Reply};
 use crate::broker::Broker;
+use crate::domain::{QueueName, StartFrom, TopicName};
 use crate::error::BrokerError;
+use crate::queues::{Delivered, DeliverySink, QueueDef, QueueSpec, QueueView};
 
 /// Delivery ids one settle request may carry.
 pub const SETTLE_IDS_LIMIT: usize = 10_000;
+/// Deliveries per pushed frame.
+const DELIVERIES_PER_FRAME: usize = 256;
+
+fn queue_spec(request: CreateQueueRequest) -> Result<QueueSpec, BrokerError> {
+    let dead_letter_topic = match request.dead_letter_topic.as_str() {
+        "" => None,
+        _ => Some(TopicName::new(request.dead_letter_topic)?),
+    };
+    Ok(QueueSpec {
+        topic: TopicName::new(request.topic)?,
+        name: QueueName::new(request.queue)?,
+        ack_timeout_ms: Some(request.ack_timeout_ms).filter(|ms| *ms > 0),
+        max_deliveries: Some(request.max_deliveries).filter(|n| *n > 0),
+        start: StartFrom::parse(&request.start)?,
+        dead_letter_topic,
+    })
+}
 
 pub fn create(broker: &Arc<Broker>, header: FrameHeader, request: CreateQueueRequest) -> Reply {
-    let runner = broker.clone();
-    let handle = tokio::runtime::Handle::current();
+    let handles = broker.queue_handles();
+    let runtime = tokio::runtime::Handle::current();
     blocking(broker, header, move |broker| {
-        let queue = broker.queues.create(&broker.topics, request)?;
-        handle.spawn(crate::queues::drive(runner, queue));
+        let queue = broker.queues.create(&broker.topics, queue_spec(request)?)?;
+        runtime.spawn(crate::queues::drive(handles, queue));
         Ok(respond(header, &StatusResponse::default()))
     })
 }
 
-pub fn delete(broker: &Arc<Broker>, header: FrameHeader, request: QueueRequest) -> Reply {
+pub fn delete(broker: &Arc<Broker>, header: FrameHeader, request: DeleteQueueRequest) -> Reply {
     blocking(broker, header, move |broker| {
         broker.queues.delete(&request.topic, &request.queue)?;
         Ok(respond(header, &StatusResponse::default()))
@@ -39,24 +63,138 @@ pub fn list(broker: &Arc<Broker>, header: FrameHeader) -> Reply {
         .queues
         .list()
         .into_iter()
-        .map(|(topic, queue)| QueueRequest { topic, queue })
+        .map(|(topic, queue)| WireQueueName { topic, queue })
         .collect();
-    Reply::Now(respond(
-        header,
-        &ListQueuesResponse {
-            queues,
-            ..ListQueuesResponse::default()
-        },
-    ))
+    let response = ListQueuesResponse {
+        queues,
+        ..ListQueuesResponse::default()
+    };
+    Reply::Now(respond(header, &response))
 }
 
-pub fn describe(broker: &Arc<Broker>, header: FrameHeader, request: QueueRequest) -> Reply {
+fn describe_response(view: QueueView) -> DescribeQueueResponse {
+    let consumers = view
+        .subscribers
+        .into_iter()
+        .map(|s| QueueConsumerInfo {
+            subscription_id: s.subscription_id,
+            prefetch: s.prefetch,
+            in_flight: s.in_flight,
+            delivered: s.delivered,
+        })
+        .collect();
+    DescribeQueueResponse {
+        topic: view.def.topic.to_string(),
+        queue: view.def.name.to_string(),
+        ready: view.ready,
+        in_flight: view.in_flight,
+        acked: view.acked,
+        dead_lettered: view.dead_lettered,
+        scheduled: view.scheduled,
+        consumers,
+        ack_timeout_ms: view.def.ack_timeout_ms,
+        max_deliveries: view.def.max_deliveries,
+        dead_letter_topic: view.def.dead_letter_topic.to_string(),
+        ..DescribeQueueResponse::default()
+    }
+}
+
+pub fn describe(broker: &Arc<Broker>, header: FrameHeader, request: DescribeQueueRequest) -> Reply {
     Reply::Now(
         match broker.queues.describe(&request.topic, &request.queue) {
-            Ok(described) => respond(header, &described),
+            Ok(view) => respond(header, &describe_response(view)),
             Err(error) => respond_error(broker, header, &error),
         },
     )
+}
+
+/// Deliveries of one subscription, pushed as `Deliver` frames on its
+/// connection.
+pub struct PushSink {
+    push: mpsc::UnboundedSender<OutFrame>,
+}
+
+fn to_delivery(delivered: Delivered) -> Delivery {
+    let record = delivered.record;
+    Delivery {
+        delivery_id: delivered.delivery_id,
+        partition: delivered.partition,
+        offset: delivered.offset,
+        delivery_count: delivered.delivery_count,
+        timestamp_ms: record.timestamp_ms,
+        key: record.key,
+        value: record.value,
+        headers: record
+            .headers
+            .into_iter()
+            .map(|h| DeliveryHeader {
+                key: h.key,
+                value: h.value,
+            })
+            .collect(),
+    }
+}
+
+impl DeliverySink for PushSink {
+    fn deliver(&self, subscription_id: u64, queue: &QueueDef, deliveries: Vec<Delivered>) -> bool {
+        let header = FrameHeader {
+            api_key: ApiKey::Deliver as u16,
+            api_version: 1,
+            correlation_id: 0,
+            flags: FLAG_PUSH,
+        };
+        let mut deliveries = deliveries.into_iter().map(to_delivery).peekable();
+        while deliveries.peek().is_some() {
+            let batch = DeliverBatch {
+                subscription_id,
+                topic: queue.topic.to_string(),
+                queue: queue.name.to_string(),
+                deliveries: deliveries.by_ref().take(DELIVERIES_PER_FRAME).collect(),
+            };
+            if self.push.send(encode_frame(header, &batch, None)).is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+fn change_prefetch(
+    broker: &Broker,
+    request: &QueueSubscribeRequest,
+    context: &ConnectionContext,
+) -> Result<u64, BrokerError> {
+    let id = request.subscription_id;
+    let mine = context
+        .subscriptions
+        .lock()
+        .iter()
+        .any(|(t, q, s)| *s == id && *t == request.topic && *q == request.queue);
+    if !mine {
+        return Err(BrokerError::UnknownSubscription(id));
+    }
+    broker
+        .queues
+        .set_prefetch(&request.topic, &request.queue, id, request.prefetch)?;
+    Ok(id)
+}
+
+fn subscribe_new(
+    broker: &Broker,
+    request: QueueSubscribeRequest,
+    context: &ConnectionContext,
+) -> Result<u64, BrokerError> {
+    let sink = Arc::new(PushSink {
+        push: context.push.clone(),
+    });
+    let id = broker
+        .queues
+        .subscribe(&request.topic, &request.queue, request.prefetch, sink)?;
+    context
+        .subscriptions
+        .lock()
+        .push((request.topic, request.queue, id));
+    Ok(id)
 }
 
 pub fn subscribe(
@@ -65,68 +203,35 @@ pub fn subscribe(
     request: QueueSubscribeRequest,
     context: &ConnectionContext,
 ) -> Reply {
-    if request.subscription_id != 0 {
-        let id = request.subscription_id;
-        let mine = context
-            .subscriptions
-            .lock()
-            .iter()
-            .any(|(t, q, s)| *s == id && *t == request.topic && *q == request.queue);
-        let changed = if mine {
-            broker
-                .queues
-                .set_prefetch(&request.topic, &request.queue, id, request.prefetch)
-        } else {
-            Err(BrokerError::InvalidRequest(format!(
-                "subscription {id} is not one of this connection's"
-            )))
-        };
-        return Reply::Now(match changed {
-            Ok(()) => respond(
-                header,
-                &QueueSubscribeResponse {
-                    subscription_id: id,
-                    ..QueueSubscribeResponse::default()
-                },
-            ),
-            Err(error) => respond_error(broker, header, &error),
-        });
-    }
-    let subscribed = broker.queues.subscribe(
-        &request.topic,
-        &request.queue,
-        request.prefetch,
-        context.push.clone(),
-    );
+    let subscribed = match request.subscription_id {
+        0 => subscribe_new(broker, request, context),
+        _ => change_prefetch(broker, &request, context),
+    };
     Reply::Now(match subscribed {
         Ok(subscription_id) => {
-            context
-                .subscriptions
-                .lock()
-                .push((request.topic, request.queue, subscription_id));
-            respond(
-                header,
-                &QueueSubscribeResponse {
-                    subscription_id,
-                    ..QueueSubscribeResponse::default()
-                },
-            )
+            let response = QueueSubscribeResponse {
+                subscription_id,
+                ..QueueSubscribeResponse::default()
+            };
+            respond(header, &response)
         }
         Err(error) => respond_error(broker, header, &error),
     })
 }
 
-fn check_ids(request: &SettleRequest) -> Result<(), BrokerError> {
-    if request.delivery_ids.len() > SETTLE_IDS_LIMIT {
-        return Err(BrokerError::InvalidRequest(format!(
-            "more than {SETTLE_IDS_LIMIT} delivery ids in one request"
-        )));
+fn check_ids(delivery_ids: &[u64]) -> Result<(), BrokerError> {
+    if delivery_ids.len() > SETTLE_IDS_LIMIT {
+        return Err(BrokerError::OverLimit {
+            what: "the delivery ids in one request",
+            requested: delivery_ids.len() as u64,
+            limit: SETTLE_IDS_LIMIT as u64,
+        });
     }
     Ok(())
 }
 
-pub fn ack(broker: &Arc<Broker>, header: FrameHeader, request: SettleRequest) -> Reply {
-    let durable = check_ids(&request).and_then(|()| {
+pub fn ack(broker: &Arc<Broker>, header: FrameHeader, request: AckRequest) -> Reply {
+    let durable = check_ids(&request.delivery_ids).and_then(|()| {
         broker
             .queues
             .ack(&request.topic, &request.queue, &request.delivery_ids)
@@ -137,8 +242,8 @@ pub fn ack(broker: &Arc<Broker>, header: FrameHeader, request: SettleRequest) ->
     }
 }
 
-pub fn nack(broker: &Arc<Broker>, header: FrameHeader, request: SettleRequest) -> Reply {
-    let done = check_ids(&request).and_then(|()| {
+pub fn nack(broker: &Arc<Broker>, header: FrameHeader, request: NackRequest) -> Reply {
+    let done = check_ids(&request.delivery_ids).and_then(|()| {
         broker.queues.nack(
             &request.topic,
             &request.queue,
@@ -153,8 +258,8 @@ pub fn nack(broker: &Arc<Broker>, header: FrameHeader, request: SettleRequest) -
     })
 }
 
-pub fn in_progress(broker: &Arc<Broker>, header: FrameHeader, request: SettleRequest) -> Reply {
-    let done = check_ids(&request).and_then(|()| {
+pub fn in_progress(broker: &Arc<Broker>, header: FrameHeader, request: InProgressRequest) -> Reply {
+    let done = check_ids(&request.delivery_ids).and_then(|()| {
         broker
             .queues
             .in_progress(&request.topic, &request.queue, &request.delivery_ids)

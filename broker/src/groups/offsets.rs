@@ -149,7 +149,7 @@ impl OffsetStore {
         let ops = entries
             .into_iter()
             .map(|(t, p, o, mut m)| {
-                m.truncate(OFFSET_METADATA_MAX_BYTES);
+                truncate_at_char(&mut m, OFFSET_METADATA_MAX_BYTES);
                 Op::Commit {
                     g: group.to_string(),
                     t,
@@ -219,6 +219,18 @@ impl OffsetStore {
     }
 }
 
+/// Cuts `text` to at most `max_bytes`, at a character boundary.
+pub fn truncate_at_char(text: &mut String, max_bytes: usize) {
+    if text.len() <= max_bytes {
+        return;
+    }
+    let cut = (0..=max_bytes)
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
+    text.truncate(cut);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,5 +281,16 @@ mod tests {
             }
             fs = fs.power_loss(round);
         }
+    }
+
+    #[test]
+    fn long_metadata_is_cut_at_a_character_boundary() {
+        let mut text = format!("a{}", "é".repeat(3000));
+        truncate_at_char(&mut text, OFFSET_METADATA_MAX_BYTES);
+        assert!(text.len() <= OFFSET_METADATA_MAX_BYTES);
+        assert!(text.len() >= OFFSET_METADATA_MAX_BYTES - 1);
+        let mut short = "é".to_string();
+        truncate_at_char(&mut short, 1);
+        assert_eq!(short, "");
     }
 }

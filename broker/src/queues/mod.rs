@@ -1,21 +1,25 @@
 //! Queues: named, durable subscriptions on a topic whose messages are
 //! pushed to competing consumers and acknowledged one by one (RabbitMQ's
-//! model on Ferry's logs). See `queue.rs` for the run-time state machine.
+//! model on Ferry's logs). This file is the registry (create, delete,
+//! subscribe, settle, describe); `state.rs` is one queue's state machine,
+//! `driver.rs` the task that runs it, `acks.rs` the durable ack state.
 //!
 //! Durable state:
 //! - definitions in `<data>/meta/queues.meta` (checksummed, atomic);
-//! - which messages are settled (acked or dead-lettered) in a [`StateLog`]
-//!   (`<data>/internal/queue-acks/`): per partition a cursor below which
-//!   everything is settled plus the settled ranges above it. An ack is
-//!   answered only once its record is fsynced, so after a restart (or
-//!   `kill -9`, or power loss) only unsettled messages are delivered again.
+//! - which messages are settled (acked or dead-lettered) in a
+//!   [`StateLog`] (`<data>/internal/queue-acks/`). An ack is answered only
+//!   once its record is fsynced, so after a restart (or `kill -9`, or power
+//!   loss) only unsettled messages are delivered again.
 //!
 //! Delivery is at-least-once: a message whose ack was not acknowledged may
 //! be delivered again. Delivery counts live in memory and restart at 0 after
 //! a broker restart.
 
+pub mod acks;
+pub mod driver;
 pub mod queue;
 pub mod ranges;
+pub mod state;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,25 +27,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use ferry_protocol::batch::{BatchBuilder, NewRecord, RecordHeader};
-use ferry_protocol::frame::OutFrame;
-use ferry_protocol::messages::{
-    CreateQueueRequest, DescribeQueueResponse, QueueConsumerInfo, TopicConfig,
-};
 use ferry_storage::vfs::Vfs;
 use ferry_storage::Flusher;
 use parking_lot::{Mutex, RwLock};
-use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
-use crate::broker::Broker;
+use crate::domain::{QueueName, StartFrom, TopicName};
 use crate::error::{BrokerError, Result};
 use crate::metafile::{self, Loaded};
 use crate::statelog::{Durable, StateLog};
-use crate::topics::{validate_topic_name, Topics};
-use queue::{DeadReason, Message, Queue, QueueDef, State};
+use crate::topics::Topics;
+use acks::{apply, key_string, AckOp, AckState, QueueAcks};
+pub use driver::drive;
+pub use queue::{DeliverySink, Queue, QueueDef};
 use ranges::Settled;
+pub use state::{Delivered, Step, Subscriber, PREFETCH_LIMIT};
 
 const QUEUES_FILE: &str = "queues.meta";
 const QUEUES_MAGIC: &[u8; 8] = b"FQUE0001";
@@ -53,77 +52,37 @@ pub const ACK_SNAPSHOT_AFTER_BYTES: u64 = 64 * 1024 * 1024;
 
 pub type QueueKey = (String, String);
 
-fn key_string(topic: &str, name: &str) -> String {
-    format!("{topic}/{name}")
+/// A new queue's settings, validated; `None` takes the default.
+#[derive(Debug, Clone)]
+pub struct QueueSpec {
+    pub topic: TopicName,
+    pub name: QueueName,
+    pub ack_timeout_ms: Option<u32>,
+    pub max_deliveries: Option<u32>,
+    pub start: StartFrom,
+    /// `None`: `<topic>.<queue>.dlq`.
+    pub dead_letter_topic: Option<TopicName>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-enum AckOp {
-    Init {
-        q: String,
-        cursors: Vec<u64>,
-    },
-    Settle {
-        q: String,
-        p: u32,
-        offsets: Vec<u64>,
-        dead: bool,
-    },
-    Delete {
-        q: String,
-    },
+/// One subscription as DescribeQueue shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriberView {
+    pub subscription_id: u64,
+    pub prefetch: u32,
+    pub in_flight: u32,
+    pub delivered: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct QueueAcks {
-    parts: Vec<Settled>,
-    acked: u64,
-    dead_lettered: u64,
-}
-
-#[derive(Default, Serialize, Deserialize)]
-struct AckState {
-    queues: BTreeMap<String, QueueAcks>,
-}
-
-fn apply(state: &mut AckState, op: AckOp) {
-    match op {
-        AckOp::Init { q, cursors } => {
-            state.queues.insert(
-                q,
-                QueueAcks {
-                    parts: cursors.into_iter().map(Settled::starting_at).collect(),
-                    ..QueueAcks::default()
-                },
-            );
-        }
-        AckOp::Settle {
-            q,
-            p,
-            offsets,
-            dead,
-        } => {
-            let Some(acks) = state.queues.get_mut(&q) else {
-                return;
-            };
-            let Some(part) = acks.parts.get_mut(p as usize) else {
-                return;
-            };
-            for offset in offsets {
-                if part.insert(offset) {
-                    if dead {
-                        acks.dead_lettered += 1;
-                    } else {
-                        acks.acked += 1;
-                    }
-                }
-            }
-        }
-        AckOp::Delete { q } => {
-            state.queues.remove(&q);
-        }
-    }
+/// A queue's counts and settings as DescribeQueue shows them.
+#[derive(Debug, Clone)]
+pub struct QueueView {
+    pub def: QueueDef,
+    pub ready: u64,
+    pub in_flight: u64,
+    pub acked: u64,
+    pub dead_lettered: u64,
+    pub scheduled: u64,
+    pub subscribers: Vec<SubscriberView>,
 }
 
 pub struct Queues {
@@ -136,6 +95,27 @@ pub struct Queues {
     admin: Mutex<()>,
     next_subscription: AtomicU64,
     snapshot_after_bytes: u64,
+}
+
+fn unknown(topic: &str, name: &str) -> BrokerError {
+    BrokerError::UnknownQueue {
+        topic: topic.chars().take(256).collect(),
+        queue: name.chars().take(256).collect(),
+    }
+}
+
+/// The queue definitions on disk (none when the file is missing).
+fn load_defs(vfs: &dyn Vfs, meta_dir: &Path) -> Result<Vec<QueueDef>> {
+    let path = meta_dir.join(QUEUES_FILE);
+    match metafile::read(vfs, &path, QUEUES_MAGIC)? {
+        Loaded::Missing => Ok(Vec::new()),
+        Loaded::Valid(defs) => Ok(defs),
+        Loaded::Corrupt => Err(BrokerError::MetadataCorrupt {
+            path,
+            what: "move it aside to start without queue definitions (their ack state is kept)"
+                .into(),
+        }),
+    }
 }
 
 impl Queues {
@@ -159,18 +139,8 @@ impl Queues {
         let meta_dir = data_dir.join("meta");
         let (acks, mut state) =
             StateLog::open(vfs.clone(), data_dir, "queue-acks", flusher, apply)?;
-        let defs: Vec<QueueDef> = match metafile::read(&*vfs, &meta_dir.join(QUEUES_FILE), QUEUES_MAGIC)? {
-            Loaded::Missing => Vec::new(),
-            Loaded::Valid(defs) => defs,
-            Loaded::Corrupt => {
-                return Err(BrokerError::Metadata(format!(
-                    "{} is corrupt; move it aside to start without queue definitions (their ack state is kept)",
-                    meta_dir.join(QUEUES_FILE).display()
-                )))
-            }
-        };
         let mut queues = BTreeMap::new();
-        for def in defs {
+        for def in load_defs(&*vfs, &meta_dir)? {
             let Ok(topic) = topics.get(&def.topic) else {
                 tracing::warn!(queue = %def.name, topic = %def.topic, "dropping a queue whose topic is gone");
                 continue;
@@ -181,8 +151,8 @@ impl Queues {
                 .unwrap_or_default();
             let mut parts = acks.parts;
             parts.resize(topic.partitions.len(), Settled::default());
-            let key = (def.topic.clone(), def.name.clone());
-            let state = State::new(def, parts, acks.acked, acks.dead_lettered);
+            let key = (def.topic.to_string(), def.name.to_string());
+            let state = state::State::new(def, parts, acks.acked, acks.dead_lettered);
             queues.insert(key, Queue::new(state, topic.partitions.clone()));
         }
         tracing::info!(queues = queues.len(), "queues opened");
@@ -208,96 +178,73 @@ impl Queues {
             .read()
             .get(&(topic.to_string(), name.to_string()))
             .cloned()
-            .ok_or_else(|| BrokerError::UnknownQueue(format!("{topic}/{name}")))
+            .ok_or_else(|| unknown(topic, name))
     }
 
     pub fn list(&self) -> Vec<QueueKey> {
         self.queues.read().keys().cloned().collect()
     }
 
+    fn definition(spec: QueueSpec) -> Result<QueueDef> {
+        let dead_letter_topic = match spec.dead_letter_topic {
+            Some(topic) => topic,
+            None => TopicName::new(format!("{}.{}.dlq", spec.topic, spec.name))?,
+        };
+        Ok(QueueDef {
+            topic: spec.topic,
+            name: spec.name,
+            ack_timeout_ms: spec.ack_timeout_ms.unwrap_or(DEFAULT_ACK_TIMEOUT_MS),
+            max_deliveries: spec.max_deliveries.unwrap_or(DEFAULT_MAX_DELIVERIES),
+            dead_letter_topic,
+            start: spec.start,
+        })
+    }
+
     /// Creates a queue (blocking); returns it for its driver to be started.
-    pub fn create(&self, topics: &Topics, request: CreateQueueRequest) -> Result<Arc<Queue>> {
-        validate_topic_name(&request.queue).map_err(|_| {
-            BrokerError::InvalidRequest(format!("invalid queue name {:?}", request.queue))
-        })?;
-        let topic = topics.get(&request.topic)?;
-        let dead_letter_topic = if request.dead_letter_topic.is_empty() {
-            format!("{}.{}.dlq", request.topic, request.queue)
-        } else {
-            request.dead_letter_topic.clone()
-        };
-        validate_topic_name(&dead_letter_topic).map_err(|_| {
-            BrokerError::InvalidRequest(format!("dead-letter topic name {dead_letter_topic:?} is invalid; choose one with dead_letter_topic"))
-        })?;
-        let start = match request.start.as_str() {
-            "" | "earliest" => "earliest",
-            "latest" => "latest",
-            other => {
-                return Err(BrokerError::InvalidRequest(format!(
-                    "start must be earliest or latest, not {other:?}"
-                )))
-            }
-        };
+    pub fn create(&self, topics: &Topics, spec: QueueSpec) -> Result<Arc<Queue>> {
+        let topic = topics.get(&spec.topic)?;
+        let def = Queues::definition(spec)?;
         let _admin = self.admin.lock();
-        let key = (request.topic.clone(), request.queue.clone());
+        let key = (def.topic.to_string(), def.name.to_string());
         if self.queues.read().contains_key(&key) {
-            return Err(BrokerError::QueueExists(format!(
-                "{}/{}",
-                request.topic, request.queue
-            )));
+            return Err(BrokerError::QueueExists {
+                topic: key.0,
+                queue: key.1,
+            });
         }
         if self.queues.read().len() >= QUEUES_LIMIT {
-            return Err(BrokerError::InvalidRequest(format!(
-                "the broker holds the maximum of {QUEUES_LIMIT} queues"
-            )));
+            return Err(BrokerError::Full {
+                what: "queues",
+                limit: QUEUES_LIMIT as u64,
+            });
         }
-        let def = QueueDef {
-            topic: request.topic.clone(),
-            name: request.queue.clone(),
-            ack_timeout_ms: if request.ack_timeout_ms == 0 {
-                DEFAULT_ACK_TIMEOUT_MS
-            } else {
-                request.ack_timeout_ms
-            },
-            max_deliveries: if request.max_deliveries == 0 {
-                DEFAULT_MAX_DELIVERIES
-            } else {
-                request.max_deliveries
-            },
-            dead_letter_topic,
-            start: start.to_string(),
-        };
         let cursors: Vec<u64> = topic
             .partitions
             .iter()
-            .map(|log| {
-                if start == "latest" {
-                    log.end_offset()
-                } else {
-                    log.start_offset()
-                }
+            .map(|log| match def.start {
+                StartFrom::Latest => log.end_offset(),
+                StartFrom::Earliest => log.start_offset(),
             })
             .collect();
+        let init = AckOp::Init {
+            q: key_string(&def.topic, &def.name),
+            cursors: cursors.clone(),
+        };
         let durable = {
             let _order = self.ack_order.lock();
-            self.acks.append(&[AckOp::Init {
-                q: key_string(&def.topic, &def.name),
-                cursors: cursors.clone(),
-            }])?
+            self.acks.append(&[init])?
         };
         futures::executor::block_on(durable)?;
-        let state = State::new(
-            def,
-            cursors.into_iter().map(Settled::starting_at).collect(),
-            0,
-            0,
+        let settled = cursors.into_iter().map(Settled::starting_at).collect();
+        let queue = Queue::new(
+            state::State::new(def, settled, 0, 0),
+            topic.partitions.clone(),
         );
-        let queue = Queue::new(state, topic.partitions.clone());
         let mut all = self.queues.read().clone();
         all.insert(key.clone(), queue.clone());
         self.write_defs(&all)?;
-        self.queues.write().insert(key, queue.clone());
-        tracing::info!(topic = %request.topic, queue = %request.queue, "queue created");
+        self.queues.write().insert(key.clone(), queue.clone());
+        tracing::info!(topic = %key.0, queue = %key.1, "queue created");
         Ok(queue)
     }
 
@@ -307,7 +254,7 @@ impl Queues {
         let key = (topic.to_string(), name.to_string());
         let mut all = self.queues.read().clone();
         let Some(queue) = all.remove(&key) else {
-            return Err(BrokerError::UnknownQueue(format!("{topic}/{name}")));
+            return Err(unknown(topic, name));
         };
         self.write_defs(&all)?;
         self.queues.write().remove(&key);
@@ -334,28 +281,29 @@ impl Queues {
         }
     }
 
+    /// Subscribes `sink` with `prefetch` credit; returns the subscription id.
     pub fn subscribe(
         &self,
         topic: &str,
         name: &str,
         prefetch: u32,
-        push: mpsc::UnboundedSender<OutFrame>,
+        sink: Arc<dyn DeliverySink>,
     ) -> Result<u64> {
-        if prefetch == 0 || prefetch > queue::PREFETCH_LIMIT {
-            return Err(BrokerError::InvalidRequest(format!(
-                "prefetch must be in 1..={}",
-                queue::PREFETCH_LIMIT
-            )));
+        if prefetch == 0 || prefetch > PREFETCH_LIMIT {
+            return Err(BrokerError::OverLimit {
+                what: "prefetch (1 at least)",
+                requested: u64::from(prefetch),
+                limit: u64::from(PREFETCH_LIMIT),
+            });
         }
         let queue = self.get(topic, name)?;
         let id = self.next_subscription.fetch_add(1, Ordering::Relaxed);
+        queue.sinks.lock().insert(id, sink);
         queue.state.lock().consumers.insert(
             id,
-            queue::Consumer {
-                push,
+            Subscriber {
                 prefetch,
-                in_flight: 0,
-                delivered: 0,
+                ..Subscriber::default()
             },
         );
         queue.wake.notify_one();
@@ -370,20 +318,17 @@ impl Queues {
         subscription: u64,
         prefetch: u32,
     ) -> Result<()> {
-        if prefetch > queue::PREFETCH_LIMIT {
-            return Err(BrokerError::InvalidRequest(format!(
-                "prefetch must be at most {}",
-                queue::PREFETCH_LIMIT
-            )));
+        if prefetch > PREFETCH_LIMIT {
+            return Err(BrokerError::OverLimit {
+                what: "prefetch",
+                requested: u64::from(prefetch),
+                limit: u64::from(PREFETCH_LIMIT),
+            });
         }
         let queue = self.get(topic, name)?;
         match queue.state.lock().consumers.get_mut(&subscription) {
             Some(consumer) => consumer.prefetch = prefetch,
-            None => {
-                return Err(BrokerError::InvalidRequest(format!(
-                    "no subscription {subscription} on {topic}/{name}"
-                )))
-            }
+            None => return Err(BrokerError::UnknownSubscription(subscription)),
         }
         queue.wake.notify_one();
         Ok(())
@@ -391,6 +336,7 @@ impl Queues {
 
     pub fn unsubscribe(&self, topic: &str, name: &str, subscription: u64) {
         if let Ok(queue) = self.get(topic, name) {
+            queue.sinks.lock().remove(&subscription);
             queue
                 .state
                 .lock()
@@ -452,37 +398,34 @@ impl Queues {
         Ok(())
     }
 
-    pub fn describe(&self, topic: &str, name: &str) -> Result<DescribeQueueResponse> {
+    pub fn describe(&self, topic: &str, name: &str) -> Result<QueueView> {
         let queue = self.get(topic, name)?;
         let state = queue.state.lock();
-        Ok(DescribeQueueResponse {
-            topic: topic.to_string(),
-            queue: name.to_string(),
+        let subscribers = state
+            .consumers
+            .iter()
+            .map(|(id, c)| SubscriberView {
+                subscription_id: *id,
+                prefetch: c.prefetch,
+                in_flight: c.in_flight,
+                delivered: c.delivered,
+            })
+            .collect();
+        Ok(QueueView {
+            def: state.def.clone(),
             ready: state.ready_count(&queue.logs),
             in_flight: state.in_flight_count() as u64,
             acked: state.acked,
             dead_lettered: state.dead_lettered,
             scheduled: state.scheduled_count() as u64,
-            consumers: state
-                .consumers
-                .iter()
-                .map(|(id, c)| QueueConsumerInfo {
-                    subscription_id: *id,
-                    prefetch: c.prefetch,
-                    in_flight: c.in_flight,
-                    delivered: c.delivered,
-                })
-                .collect(),
-            ack_timeout_ms: state.def.ack_timeout_ms,
-            max_deliveries: state.def.max_deliveries,
-            dead_letter_topic: state.def.dead_letter_topic.clone(),
-            ..DescribeQueueResponse::default()
+            subscribers,
         })
     }
 
     /// Records dead-lettered messages as settled; resolves when durable.
     fn settle_dead(&self, queue: &Queue, messages: &[(u32, u64)]) -> Result<Durable> {
         let def = queue.def();
+        let q = key_string(&def.topic, &def.name);
         let _order = self.ack_order.lock();
         let mut state = queue.state.lock();
         let mut ops = Vec::new();
@@ -490,7 +433,7 @@ impl Queues {
             if state.settled[*p as usize].insert(*o) {
                 state.dead_lettered += 1;
                 ops.push(AckOp::Settle {
-                    q: key_string(&def.topic, &def.name),
+                    q: q.clone(),
                     p: *p,
                     offsets: vec![*o],
                     dead: true,
@@ -512,14 +455,12 @@ impl Queues {
             let mut snapshot = AckState::default();
             for ((topic, name), queue) in queues.iter() {
                 let state = queue.state.lock();
-                snapshot.queues.insert(
-                    key_string(topic, name),
-                    QueueAcks {
-                        parts: state.settled.clone(),
-                        acked: state.acked,
-                        dead_lettered: state.dead_lettered,
-                    },
-                );
+                let acks = QueueAcks {
+                    parts: state.settled.clone(),
+                    acked: state.acked,
+                    dead_lettered: state.dead_lettered,
+                };
+                snapshot.queues.insert(key_string(topic, name), acks);
             }
             (snapshot, self.acks.end_offset())
         };
@@ -529,123 +470,4 @@ impl Queues {
     pub fn close(&self) -> Result<()> {
         self.acks.close()
     }
-}
-
-/// Runs a queue until it is deleted or the broker stops.
-pub async fn drive(broker: Arc<Broker>, queue: Arc<Queue>) {
-    for log in &queue.logs {
-        let mut end = log.subscribe_end_offset();
-        let watched = queue.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    changed = end.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                        watched.wake.notify_one();
-                    }
-                    _ = watched.stop.cancelled() => return,
-                }
-            }
-        });
-    }
-    let far = Duration::from_secs(3600);
-    loop {
-        let (next, dead) = {
-            let mut state = queue.state.lock();
-            let next = state.step(&queue.logs);
-            (next, std::mem::take(&mut state.dead))
-        };
-        if !dead.is_empty() {
-            if let Err(error) = dead_letter(&broker, &queue, &dead).await {
-                tracing::error!(%error, "dead-lettering failed; retrying in a second (nothing is dropped)");
-                queue.state.lock().dead.extend(dead);
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = queue.stop.cancelled() => return,
-                    _ = broker.shutdown.cancelled() => return,
-                }
-            }
-            continue;
-        }
-        let wake_at = next.unwrap_or_else(|| tokio::time::Instant::now() + far);
-        if wake_at <= tokio::time::Instant::now() {
-            // More is due right away: let connections run first.
-            tokio::task::yield_now().await;
-            continue;
-        }
-        tokio::select! {
-            _ = queue.wake.notified() => {}
-            _ = tokio::time::sleep_until(wake_at) => {}
-            _ = queue.stop.cancelled() => return,
-            _ = broker.shutdown.cancelled() => return,
-        }
-    }
-}
-
-/// Copies each message to the dead-letter topic (durably), then settles it.
-async fn dead_letter(
-    broker: &Arc<Broker>,
-    queue: &Arc<Queue>,
-    dead: &[(Message, DeadReason)],
-) -> Result<()> {
-    let def = queue.def();
-    let topic = match broker.topics.get(&def.dead_letter_topic) {
-        Ok(topic) => topic,
-        Err(_) => {
-            let worker = broker.clone();
-            let name = def.dead_letter_topic.clone();
-            let created = tokio::task::spawn_blocking(move || {
-                let config = TopicConfig {
-                    partitions: 1,
-                    ..TopicConfig::default()
-                };
-                match worker.topics.create(&name, Some(config), 1) {
-                    Ok(topic) => Ok(topic),
-                    Err(BrokerError::TopicExists(_)) => worker.topics.get(&name),
-                    Err(e) => Err(e),
-                }
-            })
-            .await
-            .map_err(|e| BrokerError::Metadata(e.to_string()))??;
-            tracing::info!(topic = %def.dead_letter_topic, "created dead-letter topic");
-            created
-        }
-    };
-    let log = topic.partition(0)?.clone();
-    let mut builder = BatchBuilder::new();
-    for (message, reason) in dead {
-        let mut headers = message.record.headers.clone();
-        headers.extend(
-            queue::dead_letter_headers(&def, message, *reason)
-                .into_iter()
-                .map(|(key, value)| RecordHeader {
-                    key,
-                    value: Some(value),
-                }),
-        );
-        builder.push(&NewRecord {
-            timestamp_ms: message.record.timestamp_ms,
-            key: message.record.key.clone(),
-            value: message.record.value.clone(),
-            headers,
-        });
-    }
-    let batch: Bytes = builder.finish();
-    let info = log.append(&batch)?;
-    log.wait_durable(info.last_offset + 1).await?;
-    let settled: Vec<(u32, u64)> = dead.iter().map(|(m, _)| (m.partition, m.offset)).collect();
-    broker.queues.settle_dead(queue, &settled)?.await?;
-    for (message, reason) in dead {
-        tracing::info!(
-            queue = %def.name,
-            partition = message.partition,
-            offset = message.offset,
-            deliveries = message.deliveries,
-            reason = reason.as_str(),
-            "message dead-lettered"
-        );
-    }
-    Ok(())
 }

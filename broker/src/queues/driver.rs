@@ -1,0 +1,175 @@
+//! The task that runs one queue: it steps the state machine, hands each
+//! step's deliveries to the subscribers' sinks, writes dead letters, and
+//! sleeps until the next timer, an append to the topic, or a settle or
+//! subscribe wakes it: no task or timer per message. It holds narrow
+//! handles (the topic registry, the queue registry, a shutdown token), not
+//! the whole broker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferry_protocol::batch::{BatchBuilder, NewRecord, RecordHeader};
+use tokio_util::sync::CancellationToken;
+
+use super::queue::{dead_letter_headers, DeadReason, Message, Queue};
+use super::Queues;
+use crate::error::{BrokerError, Result};
+use crate::topics::{Topic, TopicSettings, Topics};
+
+/// What a queue's driver may touch.
+#[derive(Clone)]
+pub struct Handles {
+    pub topics: Arc<Topics>,
+    pub queues: Arc<Queues>,
+    pub shutdown: CancellationToken,
+}
+
+/// Wakes the driver whenever a partition of the queue's topic grows.
+fn watch_appends(queue: &Arc<Queue>) {
+    for log in &queue.logs {
+        let mut end = log.subscribe_end_offset();
+        let watched = queue.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = end.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        watched.wake.notify_one();
+                    }
+                    _ = watched.stop.cancelled() => return,
+                }
+            }
+        });
+    }
+}
+
+/// Pushes each subscriber's deliveries; a gone subscriber is unsubscribed
+/// (its deliveries go back to the queue).
+fn push(queue: &Queue, deliveries: Vec<(u64, Vec<super::Delivered>)>) {
+    if deliveries.is_empty() {
+        return;
+    }
+    let def = queue.def();
+    let mut gone = Vec::new();
+    for (subscription, batch) in deliveries {
+        let sink = queue.sinks.lock().get(&subscription).cloned();
+        let delivered = sink.is_some_and(|sink| sink.deliver(subscription, &def, batch));
+        if !delivered {
+            gone.push(subscription);
+        }
+    }
+    for subscription in gone {
+        queue.sinks.lock().remove(&subscription);
+        let now = tokio::time::Instant::now();
+        queue.state.lock().unsubscribe(subscription, now);
+    }
+}
+
+/// Runs a queue until it is deleted or the broker stops.
+pub async fn drive(handles: Handles, queue: Arc<Queue>) {
+    watch_appends(&queue);
+    let far = Duration::from_secs(3600);
+    loop {
+        let (step, dead) = {
+            let mut state = queue.state.lock();
+            let now_ms = ferry_storage::now_ms() as i64;
+            let step = state.step(&queue.logs, tokio::time::Instant::now(), now_ms);
+            (step, std::mem::take(&mut state.dead))
+        };
+        push(&queue, step.deliveries);
+        if !dead.is_empty() {
+            if let Err(error) = dead_letter(&handles, &queue, &dead).await {
+                tracing::error!(%error, "dead-lettering failed; retrying in a second (nothing is dropped)");
+                queue.state.lock().dead.extend(dead);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = queue.stop.cancelled() => return,
+                    _ = handles.shutdown.cancelled() => return,
+                }
+            }
+            continue;
+        }
+        let wake_at = step
+            .next_timer
+            .unwrap_or_else(|| tokio::time::Instant::now() + far);
+        if wake_at <= tokio::time::Instant::now() {
+            // More is due right away: let connections run first.
+            tokio::task::yield_now().await;
+            continue;
+        }
+        tokio::select! {
+            _ = queue.wake.notified() => {}
+            _ = tokio::time::sleep_until(wake_at) => {}
+            _ = queue.stop.cancelled() => return,
+            _ = handles.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// The queue's dead-letter topic, created (one partition) on first use.
+async fn dead_letter_topic(handles: &Handles, queue: &Queue) -> Result<Arc<Topic>> {
+    let name = queue.def().dead_letter_topic;
+    if let Ok(topic) = handles.topics.get(&name) {
+        return Ok(topic);
+    }
+    let topics = handles.topics.clone();
+    let settings = TopicSettings {
+        partitions: Some(1),
+        ..TopicSettings::default()
+    };
+    let created = tokio::task::spawn_blocking(move || match topics.create(&name, settings, 1) {
+        Ok(topic) => Ok(topic),
+        Err(BrokerError::TopicExists(_)) => topics.get(&name),
+        Err(e) => Err(e),
+    })
+    .await
+    .map_err(|e| BrokerError::TaskFailed(e.to_string()))??;
+    tracing::info!(topic = %created.meta.name, "created dead-letter topic");
+    Ok(created)
+}
+
+/// Copies each message to the dead-letter topic (durably), then settles it.
+async fn dead_letter(
+    handles: &Handles,
+    queue: &Arc<Queue>,
+    dead: &[(Message, DeadReason)],
+) -> Result<()> {
+    let def = queue.def();
+    let topic = dead_letter_topic(handles, queue).await?;
+    let log = topic.partition(0)?.clone();
+    let mut builder = BatchBuilder::new();
+    for (message, reason) in dead {
+        let mut headers = message.record.headers.clone();
+        headers.extend(dead_letter_headers(&def, message, *reason).into_iter().map(
+            |(key, value)| RecordHeader {
+                key,
+                value: Some(value),
+            },
+        ));
+        builder.push(&NewRecord {
+            timestamp_ms: message.record.timestamp_ms,
+            key: message.record.key.clone(),
+            value: message.record.value.clone(),
+            headers,
+        });
+    }
+    let batch: Bytes = builder.finish();
+    let info = log.append(&batch)?;
+    log.wait_durable(info.last_offset + 1).await?;
+    let settled: Vec<(u32, u64)> = dead.iter().map(|(m, _)| (m.partition, m.offset)).collect();
+    handles.queues.settle_dead(queue, &settled)?.await?;
+    for (message, reason) in dead {
+        tracing::info!(
+            queue = %def.name,
+            partition = message.partition,
+            offset = message.offset,
+            deliveries = message.deliveries,
+            reason = reason.as_str(),
+            "message dead-lettered"
+        );
+    }
+    Ok(())
+}

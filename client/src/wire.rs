@@ -1,0 +1,68 @@
+//! Wire-level calls, for tools and tests that speak the protocol directly:
+//! any request of the API table ([`Wire::call`]), raw record batches
+//! ([`Wire::produce`]) and fetches. Applications want [`crate::Producer`],
+//! [`crate::Consumer`], [`crate::GroupConsumer`] and [`crate::QueueConsumer`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ferry_client::ClientError> {
+//! use ferry_client::wire::messages::ListTopicsRequest;
+//! let client = ferry_client::Client::connect("127.0.0.1:7171").await?;
+//! // The response type follows from the request type.
+//! let topics = client.wire().call(&ListTopicsRequest {}).await?.topics;
+//! # Ok(()) }
+//! ```
+
+use bytes::Bytes;
+pub use ferry_protocol::messages;
+use ferry_protocol::messages::{FetchRequest, FetchResponse, ProduceRequest};
+pub use ferry_protocol::{Api, ApiKey};
+
+use crate::client::Client;
+use crate::error::Result;
+use crate::Acks;
+
+/// Borrowed wire-level view of a [`Client`]; see [`Client::wire`].
+pub struct Wire<'a> {
+    client: &'a Client,
+}
+
+impl<'a> Wire<'a> {
+    pub(crate) fn new(client: &'a Client) -> Wire<'a> {
+        Wire { client }
+    }
+
+    /// Sends any request and waits for its typed response. Requests that
+    /// are safe to resend are retried once after a lost connection.
+    pub async fn call<R: Api>(&self, request: &R) -> Result<R::Response> {
+        self.client.call(request).await
+    }
+
+    /// Appends encoded batches to a partition. Returns (base, last) offsets,
+    /// or `None` with `Acks::None`.
+    pub async fn produce(
+        &self,
+        topic: &str,
+        partition: u32,
+        records: Bytes,
+        acks: Acks,
+    ) -> Result<Option<(u64, u64)>> {
+        let request = ProduceRequest {
+            topic: topic.to_string(),
+            partition,
+            acks: acks as u32,
+            records: Bytes::new(),
+        };
+        let connection = self.client.connection().await?;
+        if acks == Acks::None {
+            connection.send_only(&request, Some(records)).await?;
+            return Ok(None);
+        }
+        let response = connection.call_with_tail(&request, Some(records)).await?;
+        Ok(Some((response.base_offset, response.last_offset)))
+    }
+
+    /// One fetch (long-polling if the request asks to).
+    pub async fn fetch(&self, request: &FetchRequest) -> Result<FetchResponse> {
+        self.client.call(request).await
+    }
+}

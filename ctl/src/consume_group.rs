@@ -1,0 +1,82 @@
+//! `ferryctl consume TOPIC --group G`: consumes as a member of a consumer
+//! group, committing what it printed every second and when it leaves.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+
+use ferry_client::{Client, ConsumerRecord, GroupConfig, GroupConsumer, SeekTo};
+
+use crate::cli::{ConsumeArgs, Format};
+use crate::error::CliResult;
+use crate::output::print_record;
+
+/// Consumes as a group member; commits every second and on exit.
+pub async fn run(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResult {
+    let timeout = args.timeout_ms.map(Duration::from_millis);
+    let mut consumer = GroupConsumer::join(&client, group_config(&args, timeout)).await?;
+    let format = args.record_format(json_lines);
+    let mut printed: u64 = 0;
+    let mut last_record = tokio::time::Instant::now();
+    loop {
+        if args.count.is_some_and(|n| printed >= n)
+            || timeout.is_some_and(|t| last_record.elapsed() >= t)
+        {
+            break;
+        }
+        let records = tokio::select! {
+            records = consumer.poll() => records?,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        if !records.is_empty() {
+            last_record = tokio::time::Instant::now();
+        }
+        let unprinted = print_up_to(&records, format, args.count, &mut printed)?;
+        // Records past --count were not printed: rewind so they stay uncommitted.
+        for ((topic, partition), offset) in unprinted {
+            consumer.seek(&topic, partition, offset).await?;
+        }
+    }
+    // Commits what was printed and leaves, so the partitions move at once.
+    consumer.close().await?;
+    Ok(())
+}
+
+/// The membership: auto-commit every second, `--from` for partitions
+/// the group has no offset for, polls no longer than `--timeout-ms`.
+fn group_config(args: &ConsumeArgs, timeout: Option<Duration>) -> GroupConfig {
+    let group = args.group.clone().unwrap_or_default();
+    let mut config = GroupConfig::new(&group, &[args.topic.as_str()]);
+    config.auto_commit_interval_ms = Some(1000);
+    config.session_timeout_ms = args.session_timeout_ms;
+    config.offset_reset = match args.from {
+        SeekTo::Latest => SeekTo::Latest,
+        _ => SeekTo::Earliest,
+    };
+    config.consumer.max_wait_ms = timeout.map_or(500, |t| t.as_millis().clamp(1, 500) as u32);
+    config
+}
+
+/// Prints `records` until `printed` reaches `count`, and returns, for each
+/// partition with records left over, the offset of its first unprinted one.
+fn print_up_to(
+    records: &[ConsumerRecord],
+    format: Format,
+    count: Option<u64>,
+    printed: &mut u64,
+) -> Result<BTreeMap<(String, u32), u64>, crate::error::CliError> {
+    let mut unprinted: BTreeMap<(String, u32), u64> = BTreeMap::new();
+    let mut out = std::io::stdout().lock();
+    for record in records {
+        if count.is_some_and(|n| *printed >= n) {
+            unprinted
+                .entry((record.topic.clone(), record.partition))
+                .or_insert(record.offset);
+            continue;
+        }
+        print_record(&mut out, record, format)?;
+        *printed += 1;
+    }
+    out.flush()?;
+    Ok(unprinted)
+}

@@ -1,0 +1,86 @@
+//! `ferryctl consume TOPIC --queue Q`: one of the queue's competing
+//! consumers. Each printed message is acked (or, with `--nack`, rejected);
+//! messages delivered past `--count` go back to the queue unprinted.
+
+use std::io::Write;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+
+use ferry_client::{Client, ConsumerRecord, Delivery, QueueConsumer};
+
+use crate::cli::ConsumeArgs;
+use crate::error::CliResult;
+use crate::output::print_record;
+
+/// A pending ack or nack.
+type Settle = BoxFuture<'static, ferry_client::Result<()>>;
+
+/// Consumes from a queue, acking (or with --nack, rejecting) each printed message.
+pub async fn run(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResult {
+    let queue = args.queue.clone().unwrap_or_default();
+    // Never take more than --count messages' worth of credit.
+    let prefetch = args.count.map_or(args.prefetch, |n| {
+        args.prefetch.min(n.clamp(1, u64::from(u32::MAX)) as u32)
+    });
+    let mut consumer = QueueConsumer::subscribe(&client, &args.topic, &queue, prefetch).await?;
+    let format = args.record_format(json_lines);
+    let idle = args
+        .timeout_ms
+        .map(Duration::from_millis)
+        .unwrap_or(Duration::from_secs(3600 * 24 * 365));
+    let mut printed: u64 = 0;
+    let settles: FuturesUnordered<Settle> = FuturesUnordered::new();
+    let stdout = std::io::stdout();
+    while args.count.is_none_or(|n| printed < n) {
+        let next = tokio::select! {
+            next = consumer.recv_timeout(idle) => next,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let Some(delivery) = next else { break };
+        let delivery = delivery?;
+        {
+            let mut out = stdout.lock();
+            print_record(&mut out, &as_record(&delivery), format)?;
+            out.flush()?;
+        }
+        printed += 1;
+        if args.count.is_some_and(|n| printed >= n) {
+            // Pause before the last settle frees credit for more deliveries.
+            consumer.set_prefetch(0).await?;
+        }
+        settles.push(if args.nack {
+            delivery.nack(false).boxed()
+        } else {
+            delivery.ack().boxed()
+        });
+    }
+    finish(&mut consumer, settles).await
+}
+
+/// A delivery as the record it carries, for printing.
+fn as_record(delivery: &Delivery) -> ConsumerRecord {
+    ConsumerRecord {
+        topic: delivery.topic.clone(),
+        partition: delivery.partition,
+        offset: delivery.offset,
+        timestamp_ms: delivery.timestamp_ms,
+        key: delivery.key.clone(),
+        value: delivery.value.clone(),
+        headers: delivery.headers.clone(),
+    }
+}
+
+/// Requeues deliveries that arrived past `--count`, then waits for every
+/// settle to be confirmed (acks: durable) before the process exits.
+async fn finish(consumer: &mut QueueConsumer, mut settles: FuturesUnordered<Settle>) -> CliResult {
+    while let Some(Some(Ok(extra))) = consumer.recv().now_or_never() {
+        settles.push(extra.nack(true).boxed());
+    }
+    while let Some(result) = settles.next().await {
+        result?;
+    }
+    Ok(())
+}

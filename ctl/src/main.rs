@@ -1,0 +1,57 @@
+//! `ferryctl`: administer topics and produce/consume from a terminal.
+//! Human output is aligned tables; `--json` prints one JSON document.
+//! Errors print one line on stderr and exit non-zero.
+//!
+//! This file is the entry point: it parses the arguments, connects to the
+//! broker, hands the subcommand to its module and turns the result into an
+//! exit code (see `error`).
+
+mod cli;
+mod consume;
+mod consume_group;
+mod consume_queue;
+mod error;
+mod group;
+mod output;
+mod produce;
+mod queue;
+mod status;
+mod topic;
+
+use clap::Parser;
+use ferry_client::Client;
+
+use crate::cli::{Cli, Command};
+use crate::error::CliResult;
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let result = run(cli).await;
+    if let Err(error) = result {
+        if error.is_broken_pipe() {
+            return;
+        }
+        eprintln!("ferryctl: error: {error}");
+        std::process::exit(error.exit_code());
+    }
+}
+
+/// Connects, then runs the one subcommand.
+async fn run(cli: Cli) -> CliResult {
+    let client = Client::connect(&cli.broker).await?;
+    match cli.command {
+        Command::Topic(command) => topic::run(&client, command, cli.json).await,
+        Command::Produce(args) => produce::run(client, args, cli.json).await,
+        Command::Consume(args) if args.group.is_some() => {
+            consume_group::run(client, args, cli.json).await
+        }
+        Command::Consume(args) if args.queue.is_some() => {
+            consume_queue::run(client, args, cli.json).await
+        }
+        Command::Consume(args) => consume::run(client, args, cli.json).await,
+        Command::Group(command) => group::run(&client, command, cli.json).await,
+        Command::Queue(command) => queue::run(&client, command, cli.json).await,
+        Command::Status => status::run(&client, cli.json).await,
+    }
+}

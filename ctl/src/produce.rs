@@ -1,0 +1,159 @@
+//! `ferryctl produce`: sends each line of standard input as one record,
+//! many in flight at once, and waits for every ack before it exits.
+
+use std::io::BufRead;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use ferry_client::{Callback, Client, ClientError, Producer, ProducerConfig, ProducerRecord};
+use serde_json::json;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::cli::ProduceArgs;
+use crate::error::{CliError, CliResult};
+use crate::output::print_json;
+
+/// Most records sent but not yet acked.
+const MAX_UNACKED: usize = 50_000;
+
+/// Sends stdin lines as records, many in flight; waits for every ack.
+pub async fn run(client: Client, args: ProduceArgs, json_output: bool) -> CliResult {
+    let config = ProducerConfig {
+        acks: args.acks,
+        linger_ms: 5,
+        ..ProducerConfig::default()
+    };
+    let deliver_at = match &args.deliver_at {
+        None => None,
+        Some(text) => Some(parse_deliver_at(text)?),
+    };
+    let producer = Producer::with_config(&client, &args.topic, config).await?;
+    check_partition(&producer, &args)?;
+    let mut lines = read_stdin_lines();
+    let in_flight = InFlight::new();
+    let mut sent: u64 = 0;
+    while let Some(line) = lines.recv().await {
+        let record = record_for(line?, &args, deliver_at);
+        in_flight.first_failure()?;
+        let callback = in_flight.track().await?;
+        producer.send_with_callback(record, callback).await?;
+        sent += 1;
+    }
+    in_flight.wait_for_all().await?;
+    if json_output {
+        print_json(json!({"topic": args.topic, "produced": sent}))
+    } else {
+        // The summary goes to stderr so stdout stays clean for pipes.
+        eprintln!("produced {sent} message(s) to {}", args.topic);
+        Ok(())
+    }
+}
+
+/// Refuses a `--partition` the topic does not have.
+fn check_partition(producer: &Producer, args: &ProduceArgs) -> CliResult {
+    match args.partition {
+        Some(p) if p >= producer.partitions() => Err(CliError::Usage(format!(
+            "topic {} has no partition {p} ({} partitions)",
+            args.topic,
+            producer.partitions()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Reads standard input on its own thread, one line per message.
+fn read_stdin_lines() -> mpsc::Receiver<std::io::Result<String>> {
+    let (lines_tx, lines_rx) = mpsc::channel(10_000);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            if lines_tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines_rx
+}
+
+/// The record for one input line: split at `--key-separator` when given,
+/// pinned to `--partition` and held back by `--deliver-at` when given.
+fn record_for(line: String, args: &ProduceArgs, deliver_at: Option<i64>) -> ProducerRecord {
+    let mut record = match &args.key_separator {
+        Some(sep) => match line.split_once(sep.as_str()) {
+            Some((key, value)) => ProducerRecord::new(Bytes::from(value.to_string()))
+                .with_key(Bytes::from(key.to_string())),
+            None => ProducerRecord::new(Bytes::from(line)),
+        },
+        None => ProducerRecord::new(Bytes::from(line)),
+    };
+    if let Some(p) = args.partition {
+        record = record.with_partition(p);
+    }
+    if let Some(at) = deliver_at {
+        record = record.with_header(ferry_protocol::batch::DELIVER_AT_HEADER, at.to_string());
+    }
+    record
+}
+
+/// Parses `--deliver-at`: milliseconds since the epoch, or `+MS` from now.
+fn parse_deliver_at(text: &str) -> Result<i64, CliError> {
+    let bad = || {
+        CliError::Usage(format!(
+            "--deliver-at takes milliseconds since the epoch or +MS, not {text:?}"
+        ))
+    };
+    match text.strip_prefix('+') {
+        Some(delay) => Ok(ferry_client::now_ms() + delay.parse::<i64>().map_err(|_| bad())?),
+        None => text.parse().map_err(|_| bad()),
+    }
+}
+
+/// The records in flight: acks arrive through callbacks, at most
+/// `MAX_UNACKED` are outstanding, and the first failed ack is kept.
+struct InFlight {
+    unacked: Arc<Semaphore>,
+    failure: Arc<Mutex<Option<ClientError>>>,
+}
+
+impl InFlight {
+    fn new() -> Self {
+        InFlight {
+            unacked: Arc::new(Semaphore::new(MAX_UNACKED)),
+            failure: Default::default(),
+        }
+    }
+
+    /// The first ack that failed so far, as an error.
+    fn first_failure(&self) -> CliResult {
+        match self.failure.lock().ok().and_then(|f| f.clone()) {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for room for one more record; the callback frees it on its ack.
+    async fn track(&self) -> Result<Callback, CliError> {
+        let permit = self
+            .unacked
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        let failure = self.failure.clone();
+        Ok(Box::new(move |result| {
+            drop(permit);
+            if let (Err(error), Ok(mut slot)) = (result, failure.lock()) {
+                slot.get_or_insert(error);
+            }
+        }))
+    }
+
+    /// Waits until every record is acked; fails if any ack failed.
+    async fn wait_for_all(&self) -> CliResult {
+        let _all = self
+            .unacked
+            .acquire_many(MAX_UNACKED as u32)
+            .await
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        self.first_failure()
+    }
+}

@@ -1,0 +1,134 @@
+//! `ferryctl topic`: create, list, describe and delete topics.
+
+use ferry_client::{Client, TopicConfig};
+use ferry_protocol::messages::DescribeTopicResponse;
+use serde_json::json;
+
+use crate::cli::TopicCommand;
+use crate::error::{CliError, CliResult};
+use crate::output::{outcome, print_json, print_table};
+
+/// Runs one `topic` subcommand.
+pub async fn run(client: &Client, command: TopicCommand, json_output: bool) -> CliResult {
+    match command {
+        TopicCommand::Create {
+            name,
+            partitions,
+            retention_ms,
+            retention_bytes,
+            segment_bytes,
+            fsync,
+        } => {
+            let config = TopicConfig {
+                partitions,
+                retention_ms,
+                retention_bytes,
+                segment_bytes,
+                fsync,
+                segment_ms: None,
+            };
+            create(client, &name, &config, json_output).await
+        }
+        TopicCommand::List => list(client, json_output).await,
+        TopicCommand::Describe { name } => describe(client, &name, json_output).await,
+        TopicCommand::Delete { name } => delete(client, &name, json_output).await,
+    }
+}
+
+async fn create(client: &Client, name: &str, config: &TopicConfig, json_output: bool) -> CliResult {
+    let partitions = config.partitions;
+    if partitions == 0 {
+        return Err(CliError::Usage("--partitions must be at least 1".into()));
+    }
+    client.create_topic_with(name, config).await?;
+    outcome(
+        json_output,
+        json!({"created": name, "partitions": partitions}),
+        format!("created topic {name} with {partitions} partition(s)"),
+    )
+}
+
+async fn list(client: &Client, json_output: bool) -> CliResult {
+    let topics = client.list_topics().await?;
+    if json_output {
+        let list: Vec<_> = topics
+            .iter()
+            .map(|t| json!({"name": t.name, "partitions": t.partitions}))
+            .collect();
+        return print_json(json!({ "topics": list }));
+    }
+    let rows: Vec<Vec<String>> = topics
+        .iter()
+        .map(|t| vec![t.name.clone(), t.partitions.to_string()])
+        .collect();
+    print_table(&["TOPIC", "PARTITIONS"], &rows)
+}
+
+async fn describe(client: &Client, name: &str, json_output: bool) -> CliResult {
+    let topic = client.describe_topic(name).await?;
+    if json_output {
+        return print_json(describe_json(topic));
+    }
+    let rows: Vec<Vec<String>> = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            vec![
+                p.partition.to_string(),
+                p.start_offset.to_string(),
+                p.end_offset.to_string(),
+                p.size_bytes.to_string(),
+                p.segments.to_string(),
+                if p.problem.is_empty() {
+                    "ok".into()
+                } else {
+                    p.problem.clone()
+                },
+            ]
+        })
+        .collect();
+    println!("topic {}", topic.name);
+    print_table(
+        &["PARTITION", "START", "END", "BYTES", "SEGMENTS", "STATUS"],
+        &rows,
+    )
+}
+
+/// `topic describe --json`: the topic's config and every partition.
+fn describe_json(topic: DescribeTopicResponse) -> serde_json::Value {
+    let partitions: Vec<_> = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            json!({
+                "partition": p.partition,
+                "start_offset": p.start_offset,
+                "end_offset": p.end_offset,
+                "size_bytes": p.size_bytes,
+                "segments": p.segments,
+                "durable_offset": p.durable_offset,
+                "problem": if p.problem.is_empty() { None } else { Some(&p.problem) },
+            })
+        })
+        .collect();
+    let config = topic.config.unwrap_or_default();
+    json!({
+        "name": topic.name,
+        "config": {
+            "retention_ms": config.retention_ms,
+            "retention_bytes": config.retention_bytes,
+            "segment_bytes": config.segment_bytes,
+            "fsync": config.fsync,
+        },
+        "partitions": partitions,
+    })
+}
+
+async fn delete(client: &Client, name: &str, json_output: bool) -> CliResult {
+    client.delete_topic(name).await?;
+    outcome(
+        json_output,
+        json!({ "deleted": name }),
+        format!("deleted topic {name}"),
+    )
+}

@@ -1,0 +1,256 @@
+//! Every API of the protocol's table is reachable end to end: one request of
+//! each, made through the client library's typed methods against the real
+//! broker, is dispatched (answered without `UnknownApiKey`) and counted in
+//! `/metrics`. Adding an API to the table without a client method, a
+//! broker handler or a line here fails this test (the `match` in
+//! `exercise` is exhaustive, and every key must be exercised).
+
+use std::time::Duration;
+
+use ferry_client::wire::messages::{HeartbeatRequest, JoinGroupRequest, ListTopicsRequest};
+use ferry_client::{
+    Client, Consumer, GroupConfig, GroupConsumer, Producer, ProducerRecord, QueueConfig,
+    QueueConsumer, SeekTo,
+};
+use ferry_e2e::Broker;
+use ferry_protocol::api::API_COUNT;
+use ferry_protocol::ApiKey;
+use futures::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const TOPIC: &str = "every-api";
+
+/// The order in which the APIs are exercised (each needs what came before).
+const ORDER: [ApiKey; API_COUNT] = [
+    ApiKey::Handshake,
+    ApiKey::CreateTopic,
+    ApiKey::ListTopics,
+    ApiKey::DescribeTopic,
+    ApiKey::Produce,
+    ApiKey::Fetch,
+    ApiKey::ListOffsets,
+    ApiKey::BrokerStatus,
+    ApiKey::JoinGroup,
+    ApiKey::Heartbeat,
+    ApiKey::OffsetCommit,
+    ApiKey::OffsetFetch,
+    ApiKey::LeaveGroup,
+    ApiKey::DescribeGroup,
+    ApiKey::ListGroups,
+    ApiKey::ResetOffsets,
+    ApiKey::DeleteGroup,
+    ApiKey::CreateQueue,
+    ApiKey::ListQueues,
+    ApiKey::DescribeQueue,
+    ApiKey::QueueSubscribe,
+    ApiKey::Deliver,
+    ApiKey::Ack,
+    ApiKey::Nack,
+    ApiKey::InProgress,
+    ApiKey::DeleteQueue,
+    ApiKey::DeleteTopic,
+];
+
+/// Makes one request of `key` (the queue consumer is kept across calls).
+async fn exercise(client: &Client, key: ApiKey, queue: &mut Option<QueueConsumer>) {
+    match key {
+        ApiKey::Handshake => drop(Client::connect(client.addr()).await.unwrap()),
+        ApiKey::CreateTopic => client.create_topic(TOPIC, 2).await.unwrap(),
+        ApiKey::ListTopics => assert!(!client.list_topics().await.unwrap().is_empty()),
+        ApiKey::DescribeTopic => drop(client.describe_topic(TOPIC).await.unwrap()),
+        ApiKey::Produce => produce(client, 4).await,
+        ApiKey::Fetch => {
+            let mut consumer = Consumer::new(client, TOPIC).await.unwrap();
+            consumer.assign(&[0], SeekTo::Offset(0)).await.unwrap();
+            consumer.next().await.unwrap().unwrap();
+        }
+        ApiKey::ListOffsets => {
+            let end = client
+                .resolve_offset(TOPIC, 0, SeekTo::Latest)
+                .await
+                .unwrap();
+            assert!(end > 0);
+        }
+        ApiKey::BrokerStatus => assert_eq!(client.broker_status().await.unwrap().topics, 1),
+        ApiKey::JoinGroup => group_member_lifecycle(client).await,
+        ApiKey::Heartbeat => wire_member_heartbeat(client).await,
+        ApiKey::OffsetCommit | ApiKey::OffsetFetch | ApiKey::LeaveGroup => {
+            // The member's lifecycle above committed, fetched and left.
+            drop(client.fetch_offsets("every-group", &[]).await.unwrap())
+        }
+        ApiKey::DescribeGroup => drop(client.describe_group("every-group").await.unwrap()),
+        ApiKey::ListGroups => assert!(!client.list_groups().await.unwrap().is_empty()),
+        ApiKey::ResetOffsets => {
+            let reset = client.reset_offsets("every-group", TOPIC, SeekTo::Earliest);
+            assert_eq!(reset.await.unwrap().len(), 2);
+        }
+        ApiKey::DeleteGroup => client.delete_group("every-group").await.unwrap(),
+        ApiKey::CreateQueue => {
+            let config = QueueConfig::default();
+            client.create_queue(TOPIC, "q", &config).await.unwrap()
+        }
+        ApiKey::ListQueues => assert_eq!(client.list_queues().await.unwrap().len(), 1),
+        ApiKey::DescribeQueue => drop(client.describe_queue(TOPIC, "q").await.unwrap()),
+        ApiKey::QueueSubscribe => {
+            *queue = Some(
+                QueueConsumer::subscribe(client, TOPIC, "q", 10)
+                    .await
+                    .unwrap(),
+            )
+        }
+        ApiKey::Deliver => drop(next_delivery(queue).await),
+        ApiKey::Ack => next_delivery(queue).await.ack().await.unwrap(),
+        ApiKey::Nack => next_delivery(queue).await.nack(true).await.unwrap(),
+        ApiKey::InProgress => next_delivery(queue).await.in_progress().await.unwrap(),
+        ApiKey::DeleteQueue => {
+            queue.take();
+            client.delete_queue(TOPIC, "q").await.unwrap()
+        }
+        ApiKey::DeleteTopic => client.delete_topic(TOPIC).await.unwrap(),
+    }
+}
+
+async fn produce(client: &Client, count: usize) {
+    let producer = Producer::new(client, TOPIC).await.unwrap();
+    for i in 0..count {
+        let record = ProducerRecord::new(format!("m{i}")).with_partition(0);
+        producer.send(record).await.unwrap();
+    }
+}
+
+/// Join (with heartbeats), commit, fetch offsets and leave.
+async fn group_member_lifecycle(client: &Client) {
+    let mut config = GroupConfig::new("every-group", &[TOPIC]);
+    config.auto_commit_interval_ms = None;
+    config.session_timeout_ms = 1_000;
+    let mut member = GroupConsumer::join(client, config).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), member.next())
+        .await
+        .expect("a record within 10 s")
+        .unwrap()
+        .unwrap();
+    member.commit().await.unwrap();
+    member.close().await.unwrap();
+}
+
+/// A member made by hand: join, heartbeat, leave.
+async fn wire_member_heartbeat(client: &Client) {
+    let join = JoinGroupRequest {
+        group: "wire-group".into(),
+        topics: vec![TOPIC.into()],
+        ..JoinGroupRequest::default()
+    };
+    let joined = client.wire().call(&join).await.unwrap();
+    let heartbeat = HeartbeatRequest {
+        group: "wire-group".into(),
+        member_id: joined.member_id.clone(),
+        member_epoch: joined.member_epoch,
+        owned: joined.assignment.clone(),
+    };
+    let answer = client.wire().call(&heartbeat).await.unwrap();
+    assert_eq!(answer.member_id, joined.member_id);
+    client
+        .leave_group("wire-group", &joined.member_id)
+        .await
+        .unwrap();
+}
+
+async fn next_delivery(queue: &mut Option<QueueConsumer>) -> ferry_client::Delivery {
+    let consumer = queue.as_mut().expect("subscribed");
+    consumer
+        .recv_timeout(Duration::from_secs(10))
+        .await
+        .expect("a delivery within 10 s")
+        .unwrap()
+}
+
+async fn scrape(addr: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.unwrap();
+    body
+}
+
+fn count(metrics: &str, key: ApiKey) -> u64 {
+    let prefix = format!("ferry_requests_total{{api=\"{}\"}} ", key.name());
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} line in {metrics}"))
+}
+
+#[tokio::test]
+async fn every_api_in_the_table_is_served_and_counted() {
+    let mut sorted = ORDER.to_vec();
+    sorted.sort();
+    let mut all = ApiKey::ALL.to_vec();
+    all.sort();
+    assert_eq!(sorted, all, "ORDER must list every API exactly once");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let broker = Broker::start_with(&["--metrics-listen", &metrics_addr]);
+    let client = broker.client().await;
+    let mut queue = None;
+    for key in ORDER {
+        exercise(&client, key, &mut queue).await;
+    }
+    // A wire-level call gets the response type from the request type.
+    let topics = client.wire().call(&ListTopicsRequest {}).await.unwrap();
+    assert!(topics.topics.is_empty());
+
+    let metrics = scrape(&metrics_addr).await;
+    for key in ApiKey::ALL {
+        if key.row().push {
+            let pushed = format!("ferry_pushes_total{{api=\"{}\"}} ", key.name());
+            let line = metrics.lines().find_map(|l| l.strip_prefix(&pushed));
+            let value: u64 = line.and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+            assert!(value > 0, "{} was never pushed:\n{metrics}", key.name());
+        } else {
+            assert!(
+                count(&metrics, key) > 0,
+                "{} not counted:\n{metrics}",
+                key.name()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn counters_do_not_go_down_when_a_topic_is_deleted() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let broker = Broker::start_with(&["--metrics-listen", &metrics_addr]);
+    let client = broker.client().await;
+    client.create_topic(TOPIC, 1).await.unwrap();
+    produce(&client, 3).await;
+    let fsyncs = |metrics: &str| -> u64 {
+        let line = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("ferry_fsyncs_total "));
+        line.and_then(|v| v.trim().parse().ok())
+            .expect("ferry_fsyncs_total")
+    };
+    let before = fsyncs(&scrape(&metrics_addr).await);
+    assert!(
+        before >= 3,
+        "three durable produces fsync at least three times"
+    );
+    client.delete_topic(TOPIC).await.unwrap();
+    let after = fsyncs(&scrape(&metrics_addr).await);
+    assert!(after >= before, "fsyncs went from {before} to {after}");
+}
