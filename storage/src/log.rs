@@ -10,7 +10,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use ferry_protocol::batch::{self, BatchHeader, BatchIter, RecordIter};
@@ -18,18 +17,12 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::checkpoint::{Checkpoint, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE};
+use crate::clock::now_ms;
 use crate::config::{FsyncPolicy, LogConfig};
 use crate::error::{IoContext, Result, StorageError};
-use crate::flusher::{Flusher, FlusherShared};
+use crate::flusher::{Flusher, FlusherShared, GroupCommit};
 use crate::segment::{Located, Segment, SegmentState};
 use crate::vfs::Vfs;
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// What an append returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -456,7 +449,7 @@ impl LogInner {
     }
 
     /// Whether the ticker should queue a sync now.
-    pub fn sync_due(&self, now_ms: u64) -> bool {
+    fn sync_due(&self, now_ms: u64) -> bool {
         if !self.healthy.load(Ordering::Acquire) {
             return false;
         }
@@ -475,7 +468,7 @@ impl LogInner {
     /// One group commit: fsync every sealed-but-unsynced segment and the
     /// active one up to the end offset, then advance the durable offset and,
     /// when due, write a recovery checkpoint.
-    pub fn sync_now(&self) {
+    fn sync_now(&self) {
         let mut progress = self.sync_progress.lock();
         if matches!(*self.health.read(), Health::ReadOnly(_) | Health::Closed) {
             return;
@@ -763,5 +756,19 @@ impl LogInner {
         self.set_health(Health::Closed);
         tracing::debug!(partition = %self.name, end_offset = writer.next_offset, "log closed cleanly");
         Ok(())
+    }
+}
+
+impl GroupCommit for LogInner {
+    fn sync_now(&self) {
+        LogInner::sync_now(self)
+    }
+
+    fn sync_due(&self, now_ms: u64) -> bool {
+        LogInner::sync_due(self, now_ms)
+    }
+
+    fn sync_queued(&self) -> &AtomicBool {
+        &self.sync_queued
     }
 }

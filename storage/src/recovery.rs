@@ -23,11 +23,12 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::checkpoint::{Checkpoint, CheckpointFile, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE};
+use crate::clock::now_ms;
 use crate::config::LogConfig;
 use crate::error::{IoContext, Result};
 use crate::flusher::FlusherShared;
 use crate::index::{OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES};
-use crate::log::{now_ms, Durable, Health, Log, LogInner, SyncProgress, Writer};
+use crate::log::{Durable, Health, Log, LogInner, SyncProgress, Writer};
 use crate::segment::{self, Segment, SegmentState, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use crate::vfs::Vfs;
 
