@@ -8,6 +8,7 @@
 pub mod checkpoint;
 mod clock;
 pub mod config;
+mod cursor;
 pub mod error;
 mod flusher;
 mod index;

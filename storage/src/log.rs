@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use crate::checkpoint::{Checkpoint, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE};
 use crate::clock::now_ms;
 use crate::config::{FsyncPolicy, LogConfig};
+use crate::cursor::{IndexCursor, Indexed};
 use crate::error::{IoContext, Result, StorageError};
 use crate::flusher::{Flusher, FlusherShared, GroupCommit};
 use crate::segment::{Located, Segment, SegmentState};
@@ -79,11 +80,8 @@ pub(crate) enum Health {
 
 pub(crate) struct Writer {
     pub active: Arc<Segment>,
-    pub next_offset: u64,
-    pub bytes_since_index: u64,
-    pub bytes_since_time_entry: u64,
-    pub last_time_entry_ms: i64,
-    pub last_batch_relative: u32,
+    /// Where appends to `active` go and which index entries they get.
+    pub cursor: IndexCursor,
     pub unsynced_sealed: Vec<Arc<Segment>>,
 }
 
@@ -323,39 +321,31 @@ impl LogInner {
             self.roll(&mut writer, now)?;
         }
         let segment = writer.active.clone();
-        let base_offset = writer.next_offset;
+        let base_offset = writer.cursor.next_offset();
         let position = segment.size_bytes();
-        let relative = (base_offset - segment.base_offset) as u32;
         segment
             .log
             .write_vectored_at(position, &[&base_offset.to_be_bytes(), &batch[8..]])
             .at(&segment.log_path)?;
-        let length = batch.len() as u64;
-        if segment.index.0.entries() == 0
-            || writer.bytes_since_index >= self.config.index_interval_bytes
-        {
-            segment.index.append(relative, position as u32)?;
-            writer.bytes_since_index = 0;
-        }
-        let running_max = segment.max_timestamp_ms().max(header.max_timestamp_ms);
-        let time_due = writer.bytes_since_time_entry >= self.config.index_interval_bytes;
-        if segment.time_index.0.entries() == 0
-            || (time_due && running_max > writer.last_time_entry_ms)
-        {
-            segment.time_index.append(running_max, relative)?;
-            writer.last_time_entry_ms = running_max;
-            writer.bytes_since_time_entry = 0;
-        }
-        writer.bytes_since_index += length;
-        writer.bytes_since_time_entry += length;
-        writer.last_batch_relative = relative;
-        writer.next_offset = base_offset + u64::from(header.record_count);
+        let indexed = writer.cursor.index_batch(
+            &segment,
+            position,
+            &header,
+            self.config.index_interval_bytes,
+        )?;
+        assert_eq!(
+            indexed,
+            Indexed::Done,
+            "should_roll leaves room in both indexes"
+        );
+        let next_offset = writer.cursor.next_offset();
+        debug_assert_eq!(next_offset, base_offset + u64::from(header.record_count));
         segment.publish(
-            position + length,
-            writer.next_offset,
+            position + batch.len() as u64,
+            next_offset,
             header.max_timestamp_ms,
         );
-        self.end_tx.send_replace(writer.next_offset);
+        self.end_tx.send_replace(next_offset);
         drop(writer);
         if self.config.fsync == FsyncPolicy::Always {
             self.flusher.request(self);
@@ -373,7 +363,7 @@ impl LogInner {
         if size == 0 {
             return false;
         }
-        let relative_end = writer.next_offset - active.base_offset + u64::from(records);
+        let relative_end = writer.cursor.next_offset() - active.base_offset + u64::from(records);
         size + length > self.config.segment_bytes
             || active.index.0.is_full()
             || active.time_index.0.is_full()
@@ -387,13 +377,12 @@ impl LogInner {
     /// Seals the active segment and starts a new one at the end offset.
     pub fn roll(self: &Arc<Self>, writer: &mut Writer, now_ms: u64) -> Result<()> {
         let old = writer.active.clone();
-        self.seal_time_entry(writer, &old)?;
-        old.index.0.trim()?;
-        old.time_index.0.trim()?;
+        writer.cursor.seal(&old)?;
         old.log.set_len(old.size_bytes()).at(&old.log_path)?;
+        let next_offset = writer.cursor.next_offset();
         let state = SegmentState {
             size_bytes: 0,
-            next_offset: writer.next_offset,
+            next_offset,
             max_timestamp_ms: i64::MIN,
             index_entries: 0,
             time_entries: 0,
@@ -401,7 +390,7 @@ impl LogInner {
         let new = Arc::new(Segment::open(
             &*self.vfs,
             &self.dir,
-            writer.next_offset,
+            next_offset,
             &self.config,
             state,
             now_ms,
@@ -413,39 +402,10 @@ impl LogInner {
         tracing::debug!(partition = %self.name, base_offset = new.base_offset, "rolled segment");
         writer.unsynced_sealed.push(old);
         writer.active = new.clone();
-        writer.bytes_since_index = 0;
-        writer.bytes_since_time_entry = 0;
-        writer.last_time_entry_ms = i64::MIN;
-        writer.last_batch_relative = 0;
+        writer.cursor.start_segment();
         self.segments.write().push(new);
         self.flusher.request(self);
         Ok(())
-    }
-
-    /// Makes the time index's last entry carry the segment's maximum.
-    fn seal_time_entry(&self, writer: &mut Writer, segment: &Segment) -> Result<()> {
-        let max = segment.max_timestamp_ms();
-        if segment.size_bytes() > 0
-            && max > writer.last_time_entry_ms
-            && !segment.time_index.0.is_full()
-        {
-            segment.time_index.append(max, writer.last_batch_relative)?;
-            writer.last_time_entry_ms = max;
-        }
-        Ok(())
-    }
-
-    fn writer_checkpoint(writer: &Writer) -> Checkpoint {
-        let active = &writer.active;
-        Checkpoint {
-            segment_base: active.base_offset,
-            position: active.size_bytes(),
-            next_offset: writer.next_offset,
-            index_entries: active.index.0.entries(),
-            time_entries: active.time_index.0.entries(),
-            max_timestamp_ms: active.max_timestamp_ms(),
-            last_time_entry_ms: writer.last_time_entry_ms,
-        }
     }
 
     /// Whether the ticker should queue a sync now.
@@ -476,10 +436,10 @@ impl LogInner {
         let (target, sealed, active, checkpoint) = {
             let mut writer = self.writer.lock();
             (
-                writer.next_offset,
+                writer.cursor.next_offset(),
                 std::mem::take(&mut writer.unsynced_sealed),
                 writer.active.clone(),
-                Self::writer_checkpoint(&writer),
+                writer.cursor.checkpoint(&writer.active),
             )
         };
         let now = now_ms();
@@ -749,12 +709,12 @@ impl LogInner {
         active.index.0.trim()?;
         active.time_index.0.trim()?;
         active.sync_all()?;
-        let marker = Self::writer_checkpoint(&writer);
+        let marker = writer.cursor.checkpoint(&writer.active);
         marker.write(&*self.vfs, &self.dir, CLEAN_SHUTDOWN_FILE)?;
         self.durable_tx
-            .send_modify(|d| d.offset = d.offset.max(writer.next_offset));
+            .send_modify(|d| d.offset = d.offset.max(writer.cursor.next_offset()));
         self.set_health(Health::Closed);
-        tracing::debug!(partition = %self.name, end_offset = writer.next_offset, "log closed cleanly");
+        tracing::debug!(partition = %self.name, end_offset = writer.cursor.next_offset(), "log closed cleanly");
         Ok(())
     }
 }

@@ -25,21 +25,13 @@ use tokio::sync::watch;
 use crate::checkpoint::{Checkpoint, CheckpointFile, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE};
 use crate::clock::now_ms;
 use crate::config::LogConfig;
+use crate::cursor::{IndexCursor, Indexed};
 use crate::error::{IoContext, Result};
 use crate::flusher::FlusherShared;
 use crate::index::{OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES};
 use crate::log::{Durable, Health, Log, LogInner, SyncProgress, Writer};
 use crate::segment::{self, Segment, SegmentState, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use crate::vfs::Vfs;
-
-/// Where recovery left the writer.
-struct Tail {
-    next_offset: u64,
-    bytes_since_index: u64,
-    bytes_since_time_entry: u64,
-    last_time_entry_ms: i64,
-    last_batch_relative: u32,
-}
 
 pub(crate) fn open(
     vfs: Arc<dyn Vfs>,
@@ -96,23 +88,12 @@ pub(crate) fn open(
         segment.sync_all()?;
     }
     vfs.sync_dir(dir).at(dir)?;
+    let checkpoint = tail.checkpoint(&active);
+    let next_offset = tail.next_offset();
     let writer = Writer {
         active: active.clone(),
-        next_offset: tail.next_offset,
-        bytes_since_index: tail.bytes_since_index,
-        bytes_since_time_entry: tail.bytes_since_time_entry,
-        last_time_entry_ms: tail.last_time_entry_ms,
-        last_batch_relative: tail.last_batch_relative,
+        cursor: tail,
         unsynced_sealed: Vec::new(),
-    };
-    let checkpoint = Checkpoint {
-        segment_base: active.base_offset,
-        position: active.size_bytes(),
-        next_offset: tail.next_offset,
-        index_entries: active.index.0.entries(),
-        time_entries: active.time_index.0.entries(),
-        max_timestamp_ms: active.max_timestamp_ms(),
-        last_time_entry_ms: tail.last_time_entry_ms,
     };
     checkpoint.write(&*vfs, dir, CHECKPOINT_FILE)?;
     let health = match fence {
@@ -120,9 +101,9 @@ pub(crate) fn open(
         None => Health::Ok,
     };
     let healthy = health == Health::Ok;
-    let (end_tx, _) = watch::channel(tail.next_offset);
+    let (end_tx, _) = watch::channel(next_offset);
     let (durable_tx, _) = watch::channel(Durable {
-        offset: tail.next_offset,
+        offset: next_offset,
         failed: false,
     });
     let inner = Arc::new(LogInner {
@@ -177,7 +158,7 @@ fn create_first(
     dir: &Path,
     config: &LogConfig,
     now: u64,
-) -> Result<(Vec<Arc<Segment>>, Tail)> {
+) -> Result<(Vec<Arc<Segment>>, IndexCursor)> {
     let state = SegmentState {
         size_bytes: 0,
         next_offset: 0,
@@ -186,17 +167,7 @@ fn create_first(
         time_entries: 0,
     };
     let segment = Arc::new(Segment::open(vfs, dir, 0, config, state, now)?);
-    Ok((vec![segment], empty_tail(0)))
-}
-
-fn empty_tail(next_offset: u64) -> Tail {
-    Tail {
-        next_offset,
-        bytes_since_index: 0,
-        bytes_since_time_entry: 0,
-        last_time_entry_ms: i64::MIN,
-        last_batch_relative: 0,
-    }
+    Ok((vec![segment], IndexCursor::new(0)))
 }
 
 /// The clean-shutdown marker, if it is intact and matches the files.
@@ -249,8 +220,8 @@ fn open_sealed(
         segment.time_index.0.truncate_entries(0);
         segment.index.0.preallocate()?;
         segment.time_index.0.preallocate()?;
-        let mut tail = empty_tail(base);
-        scan(&segment, 0, config, &mut tail)?;
+        let mut cursor = IndexCursor::new(base);
+        scan(&segment, 0, config, &mut cursor)?;
         segment.index.0.trim()?;
         segment.time_index.0.trim()?;
     }
@@ -283,7 +254,7 @@ fn open_clean(
     bases: &[u64],
     marker: &Checkpoint,
     now: u64,
-) -> Result<(Vec<Arc<Segment>>, Tail)> {
+) -> Result<(Vec<Arc<Segment>>, IndexCursor)> {
     let mut segments = Vec::with_capacity(bases.len());
     for pair in bases.windows(2) {
         segments.push(open_sealed(vfs, dir, config, pair[0], pair[1], now)?);
@@ -297,26 +268,9 @@ fn open_clean(
         time_entries: marker.time_entries,
     };
     let active = Arc::new(Segment::open(vfs, dir, last, config, state, now)?);
-    let tail = tail_after(&active, marker.next_offset, marker.last_time_entry_ms)?;
+    let tail = IndexCursor::resume(&active, marker.next_offset, marker.last_time_entry_ms)?;
     segments.push(active);
     Ok((segments, tail))
-}
-
-/// Writer counters for continuing to append to `segment`.
-fn tail_after(segment: &Segment, next_offset: u64, last_time_entry_ms: i64) -> Result<Tail> {
-    let size = segment.size_bytes();
-    let last_index_position = segment.index.last()?.map_or(0, |(_, p)| u64::from(p));
-    let last_batch_relative = match segment.locate(next_offset.saturating_sub(1))? {
-        Ok(Some(located)) if size > 0 => (located.header.base_offset - segment.base_offset) as u32,
-        _ => 0,
-    };
-    Ok(Tail {
-        next_offset,
-        bytes_since_index: size - last_index_position,
-        bytes_since_time_entry: size - last_index_position,
-        last_time_entry_ms,
-        last_batch_relative,
-    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -329,16 +283,16 @@ fn recover(
     checkpoint: Option<Checkpoint>,
     now: u64,
     fence: &mut Option<(u64, String)>,
-) -> Result<(Vec<Arc<Segment>>, Tail)> {
+) -> Result<(Vec<Arc<Segment>>, IndexCursor)> {
     let start_base = checkpoint.map_or(bases[0], |cp| cp.segment_base);
     let mut segments = Vec::with_capacity(bases.len());
     for pair in bases.windows(2).filter(|pair| pair[0] < start_base) {
         segments.push(open_sealed(vfs, dir, config, pair[0], pair[1], now)?);
     }
-    let mut tail = empty_tail(start_base);
+    let mut tail = IndexCursor::new(start_base);
     let mut cut = false;
     for &base in bases.iter().filter(|&&base| base >= start_base) {
-        if cut || base != tail.next_offset {
+        if cut || base != tail.next_offset() {
             tracing::warn!(
                 partition = name,
                 base,
@@ -383,17 +337,15 @@ fn recover(
                 );
                 tracing::error!(partition = name, %reason, "durable data missing: fencing the partition");
                 *fence = Some((base, reason));
-                tail = tail_after(&segment, cp.next_offset, cp.last_time_entry_ms)?;
+                tail = IndexCursor::resume(&segment, cp.next_offset, cp.last_time_entry_ms)?;
                 segments.push(segment);
                 cut = true;
                 continue;
             }
-            tail = tail_after(&segment, cp.next_offset, cp.last_time_entry_ms)?;
+            tail = IndexCursor::resume(&segment, cp.next_offset, cp.last_time_entry_ms)?;
         }
         if trusted.is_none() {
-            tail.bytes_since_index = 0;
-            tail.bytes_since_time_entry = 0;
-            tail.last_time_entry_ms = i64::MIN;
+            tail.start_segment();
         }
         let from = segment.size_bytes();
         let end = scan(&segment, from, config, &mut tail)?;
@@ -409,7 +361,7 @@ fn recover(
             cut = true;
         }
         if let Some(previous) = segments.last() {
-            seal_recovered(previous, &tail)?;
+            seal_recovered(previous)?;
         }
         segments.push(segment);
     }
@@ -419,32 +371,24 @@ fn recover(
     Ok((segments, tail))
 }
 
-/// A segment that recovery found followed by another is sealed: its time
-/// index ends with the segment maximum and both indexes are trimmed.
-fn seal_recovered(segment: &Segment, _tail: &Tail) -> Result<()> {
-    let max = segment.max_timestamp_ms();
-    let last = segment.time_index.last()?.map_or(i64::MIN, |(ts, _)| ts);
-    if segment.size_bytes() > 0 && max > last && !segment.time_index.0.is_full() {
-        let relative = segment
-            .next_offset()
-            .saturating_sub(1)
-            .saturating_sub(segment.base_offset) as u32;
-        let relative = match segment.locate(segment.base_offset + u64::from(relative))? {
-            Ok(Some(located)) => (located.header.base_offset - segment.base_offset) as u32,
-            _ => 0,
-        };
-        segment.time_index.append(max, relative)?;
-    }
-    segment.index.0.trim()?;
-    segment.time_index.0.trim()
+/// A segment that recovery found followed by another is sealed as a roll
+/// seals it, from what its files say (the cursor has moved past it).
+fn seal_recovered(segment: &Segment) -> Result<()> {
+    let last_time_entry_ms = segment.time_index.last()?.map_or(i64::MIN, |(ts, _)| ts);
+    IndexCursor::resume(segment, segment.next_offset(), last_time_entry_ms)?.seal(segment)
 }
 
 /// Checks batches from `position` to the end of the file, indexing each one
 /// and publishing it; returns where the valid data ends.
-fn scan(segment: &Segment, mut position: u64, config: &LogConfig, tail: &mut Tail) -> Result<u64> {
+fn scan(
+    segment: &Segment,
+    mut position: u64,
+    config: &LogConfig,
+    cursor: &mut IndexCursor,
+) -> Result<u64> {
     let len = segment.log.len().at(&segment.log_path)?;
     while let Some(header) = segment.header_at(position, len)? {
-        if header.base_offset != tail.next_offset {
+        if header.base_offset != cursor.next_offset() {
             break;
         }
         let bytes = segment
@@ -454,33 +398,14 @@ fn scan(segment: &Segment, mut position: u64, config: &LogConfig, tail: &mut Tai
         if batch::check_batch(&bytes, config.max_batch_bytes).is_err() {
             break;
         }
-        let relative = (header.base_offset - segment.base_offset) as u32;
-        let length = header.total_bytes() as u64;
-        if segment.index.0.entries() == 0 || tail.bytes_since_index >= config.index_interval_bytes {
-            if segment.index.0.is_full() {
-                break;
-            }
-            segment.index.append(relative, position as u32)?;
-            tail.bytes_since_index = 0;
+        let indexed =
+            cursor.index_batch(segment, position, &header, config.index_interval_bytes)?;
+        if indexed == Indexed::IndexFull {
+            break;
         }
-        let running_max = segment.max_timestamp_ms().max(header.max_timestamp_ms);
-        let time_due = tail.bytes_since_time_entry >= config.index_interval_bytes;
-        if segment.time_index.0.entries() == 0
-            || (time_due && running_max > tail.last_time_entry_ms)
-        {
-            if segment.time_index.0.is_full() {
-                break;
-            }
-            segment.time_index.append(running_max, relative)?;
-            tail.last_time_entry_ms = running_max;
-            tail.bytes_since_time_entry = 0;
-        }
-        tail.bytes_since_index += length;
-        tail.bytes_since_time_entry += length;
-        tail.last_batch_relative = relative;
-        tail.next_offset = header.next_offset();
-        position += length;
-        segment.publish(position, tail.next_offset, header.max_timestamp_ms);
+        debug_assert_eq!(cursor.next_offset(), header.next_offset());
+        position += header.total_bytes() as u64;
+        segment.publish(position, cursor.next_offset(), header.max_timestamp_ms);
     }
     Ok(position)
 }
