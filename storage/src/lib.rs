@@ -11,6 +11,7 @@ pub mod config;
 mod cursor;
 pub mod error;
 mod flusher;
+mod health;
 mod index;
 mod log;
 mod recovery;

@@ -22,6 +22,8 @@ use crate::config::{FsyncPolicy, LogConfig};
 use crate::cursor::{IndexCursor, Indexed};
 use crate::error::{IoContext, Result, StorageError};
 use crate::flusher::{Flusher, FlusherShared, GroupCommit};
+use crate::health::{Health, HealthCell};
+use crate::recovery::{self, Recovered};
 use crate::segment::{Located, Segment, SegmentState};
 use crate::vfs::Vfs;
 
@@ -65,19 +67,6 @@ pub struct LogStats {
     pub fsyncs: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Health {
-    Ok,
-    /// An fsync failed; writes refused until restart.
-    ReadOnly(String),
-    /// Corrupt data found at `offset`; reads at or past it and writes refused.
-    Fenced {
-        offset: u64,
-        reason: String,
-    },
-    Closed,
-}
-
 pub(crate) struct Writer {
     pub active: Arc<Segment>,
     /// Where appends to `active` go and which index entries they get.
@@ -98,8 +87,7 @@ pub(crate) struct LogInner {
     pub segments: RwLock<Vec<Arc<Segment>>>,
     pub writer: Mutex<Writer>,
     pub sync_progress: Mutex<SyncProgress>,
-    pub health: RwLock<Health>,
-    pub healthy: AtomicBool,
+    pub health: HealthCell,
     pub end_tx: watch::Sender<u64>,
     pub durable_tx: watch::Sender<Durable>,
     pub sync_queued: AtomicBool,
@@ -126,7 +114,21 @@ impl Log {
         config: LogConfig,
         flusher: &Flusher,
     ) -> Result<Log> {
-        crate::recovery::open(vfs, dir, name, config, flusher.shared())
+        config.validate()?;
+        let now_ms = now_ms();
+        let recovered = recovery::open_dir(&*vfs, dir, name, &config, now_ms)?;
+        let flusher = flusher.shared();
+        let inner = Arc::new(LogInner::new(
+            name,
+            dir,
+            vfs,
+            config,
+            flusher.clone(),
+            recovered,
+            now_ms,
+        ));
+        flusher.register(&inner);
+        Ok(Log { inner })
     }
 
     pub fn name(&self) -> &str {
@@ -271,38 +273,71 @@ impl Log {
 }
 
 impl LogInner {
-    fn check_writable(&self) -> Result<()> {
-        if self.healthy.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        match &*self.health.read() {
-            Health::Ok => Ok(()),
-            Health::ReadOnly(_) => Err(StorageError::ReadOnly(self.name.clone())),
-            Health::Fenced { offset, reason } => Err(StorageError::CorruptData {
-                partition: self.name.clone(),
-                offset: *offset,
-                reason: reason.clone(),
+    /// The log over what recovery opened, at `now_ms`.
+    fn new(
+        name: &str,
+        dir: &Path,
+        vfs: Arc<dyn Vfs>,
+        config: LogConfig,
+        flusher: Arc<FlusherShared>,
+        recovered: Recovered,
+        now_ms: u64,
+    ) -> LogInner {
+        let Recovered {
+            segments,
+            cursor,
+            checkpoint,
+            health,
+        } = recovered;
+        let next_offset = cursor.next_offset();
+        debug_assert_eq!(
+            checkpoint.next_offset, next_offset,
+            "recovery checkpoints its end"
+        );
+        let active = segments
+            .last()
+            .cloned()
+            .expect("a log always has a segment");
+        let (end_tx, _) = watch::channel(next_offset);
+        let (durable_tx, _) = watch::channel(Durable {
+            offset: next_offset,
+            failed: false,
+        });
+        LogInner {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            vfs,
+            config,
+            segments: RwLock::new(segments),
+            writer: Mutex::new(Writer {
+                active,
+                cursor,
+                unsynced_sealed: Vec::new(),
             }),
-            Health::Closed => Err(StorageError::Closed(self.name.clone())),
-        }
-    }
-
-    fn set_health(&self, health: Health) {
-        let mut slot = self.health.write();
-        if *slot == Health::Ok || matches!(health, Health::Closed) {
-            *slot = health;
-            self.healthy.store(false, Ordering::Release);
+            sync_progress: Mutex::new(SyncProgress {
+                checkpoint,
+                checkpoint_at_ms: now_ms,
+            }),
+            health: HealthCell::new(health),
+            end_tx,
+            durable_tx,
+            sync_queued: AtomicBool::new(false),
+            last_sync_ms: AtomicU64::new(now_ms),
+            checkpoint_offset: AtomicU64::new(checkpoint.next_offset),
+            checkpoint_segment: AtomicU64::new(checkpoint.segment_base),
+            fsyncs: AtomicU64::new(0),
+            flusher,
         }
     }
 
     pub fn fence(&self, offset: u64, reason: String) {
         tracing::error!(partition = %self.name, offset, %reason, "corrupt data: partition fenced");
-        self.set_health(Health::Fenced { offset, reason });
+        self.health.set(Health::Fenced { offset, reason });
     }
 
     fn fail_read_only(&self, error: &StorageError) {
         tracing::error!(partition = %self.name, %error, "fsync failed: partition is read-only until restart");
-        self.set_health(Health::ReadOnly(error.to_string()));
+        self.health.set(Health::ReadOnly(error.to_string()));
         self.durable_tx.send_modify(|d| d.failed = true);
     }
 
@@ -313,9 +348,9 @@ impl LogInner {
                 ferry_protocol::ProtocolError::Malformed("batch length does not match its bytes"),
             ));
         }
-        self.check_writable()?;
+        self.health.check_writable(&self.name)?;
         let mut writer = self.writer.lock();
-        self.check_writable()?;
+        self.health.check_writable(&self.name)?;
         let now = now_ms();
         if self.should_roll(&writer, batch.len() as u64, header.record_count, now) {
             self.roll(&mut writer, now)?;
@@ -380,19 +415,12 @@ impl LogInner {
         writer.cursor.seal(&old)?;
         old.log.set_len(old.size_bytes()).at(&old.log_path)?;
         let next_offset = writer.cursor.next_offset();
-        let state = SegmentState {
-            size_bytes: 0,
-            next_offset,
-            max_timestamp_ms: i64::MIN,
-            index_entries: 0,
-            time_entries: 0,
-        };
         let new = Arc::new(Segment::open(
             &*self.vfs,
             &self.dir,
             next_offset,
             &self.config,
-            state,
+            SegmentState::empty(next_offset),
             now_ms,
         )?);
         new.index.0.preallocate()?;
@@ -410,7 +438,7 @@ impl LogInner {
 
     /// Whether the ticker should queue a sync now.
     fn sync_due(&self, now_ms: u64) -> bool {
-        if !self.healthy.load(Ordering::Acquire) {
+        if !self.health.is_ok() {
             return false;
         }
         let end = *self.end_tx.borrow();
@@ -713,7 +741,7 @@ impl LogInner {
         marker.write(&*self.vfs, &self.dir, CLEAN_SHUTDOWN_FILE)?;
         self.durable_tx
             .send_modify(|d| d.offset = d.offset.max(writer.cursor.next_offset()));
-        self.set_health(Health::Closed);
+        self.health.set(Health::Closed);
         tracing::debug!(partition = %self.name, end_offset = writer.cursor.next_offset(), "log closed cleanly");
         Ok(())
     }
