@@ -9,8 +9,8 @@
 //!   the segment maximum.
 //!
 //! Append and recovery's scan both index through [`IndexCursor::index_batch`],
-//! so a segment recovery re-indexes gets the entries its writer would have
-//! written. The formats themselves are in `index.rs` and `FORMAT.md`.
+//! so recovery re-indexes a segment by the same rule its writer followed.
+//! The entry formats themselves are in `index.rs` and `FORMAT.md`.
 
 use ferry_protocol::batch::BatchHeader;
 
@@ -22,14 +22,15 @@ use crate::segment::Segment;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Indexed {
     Done,
-    /// An entry was due but its index is full: the batch was not counted,
-    /// and the segment must end before it.
+    /// An entry was due but its index is full: the cursor did not move past
+    /// the batch (an offset entry may already name it), and the segment must
+    /// end before it.
     IndexFull,
 }
 
 /// The writer's position in the segment it fills, and how far it is from the
 /// next index entries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct IndexCursor {
     /// The offset the next batch gets.
     next_offset: u64,
@@ -88,9 +89,10 @@ impl IndexCursor {
     }
 
     /// Adds the index entries due for the batch written at byte `position`
-    /// of `segment`, which holds offsets from `next_offset` on (`header`
-    /// gives its length, record count and maximum timestamp; its base offset
-    /// is not read). Then moves past it. The caller publishes the batch.
+    /// of `segment`, then moves past it. The batch's base offset is the
+    /// cursor's next offset; `header` gives its length, record count and
+    /// maximum timestamp (its base offset field is not read). The caller
+    /// publishes the batch afterwards.
     pub fn index_batch(
         &mut self,
         segment: &Segment,
