@@ -57,6 +57,8 @@ pub const DEFAULT_SEGMENT_BYTES: u64 = 1024 * 1024 * 1024;
 /// Positions inside a segment are stored as u32 in the offset index.
 pub const SEGMENT_BYTES_LIMIT: u64 = u32::MAX as u64 - BATCH_BYTES_LIMIT as u64;
 pub const SEGMENT_BYTES_MIN: u64 = 4096;
+pub const INDEX_MAX_BYTES_MIN: u64 = 1024;
+pub const INDEX_MAX_BYTES_LIMIT: u64 = 1024 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct LogConfig {
@@ -100,27 +102,126 @@ impl Default for LogConfig {
 
 impl LogConfig {
     pub fn validate(&self) -> Result<()> {
-        let fail = |msg: String| Err(StorageError::Config(msg));
-        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_LIMIT).contains(&self.segment_bytes) {
-            return fail(format!(
-                "segment_bytes must be in [{SEGMENT_BYTES_MIN}, {SEGMENT_BYTES_LIMIT}], not {}",
-                self.segment_bytes
-            ));
+        check_range(
+            "segment_bytes",
+            self.segment_bytes,
+            SEGMENT_BYTES_MIN,
+            SEGMENT_BYTES_LIMIT,
+        )?;
+        check_range(
+            "max_batch_bytes",
+            self.max_batch_bytes as u64,
+            1,
+            BATCH_BYTES_LIMIT as u64,
+        )?;
+        check_positive("index_interval_bytes", self.index_interval_bytes)?;
+        check_range(
+            "index_max_bytes",
+            self.index_max_bytes,
+            INDEX_MAX_BYTES_MIN,
+            INDEX_MAX_BYTES_LIMIT,
+        )?;
+        if let Some(segment_ms) = self.segment_ms {
+            check_positive("segment_ms", segment_ms)?;
         }
-        if self.max_batch_bytes == 0 || self.max_batch_bytes > BATCH_BYTES_LIMIT {
-            return fail(format!(
-                "max_batch_bytes must be in [1, {BATCH_BYTES_LIMIT}]"
-            ));
+        check_positive("checkpoint_interval_ms", self.checkpoint_interval_ms)
+    }
+}
+
+fn check_range(key: &'static str, value: u64, min: u64, max: u64) -> Result<()> {
+    debug_assert!(min <= max);
+    if (min..=max).contains(&value) {
+        return Ok(());
+    }
+    Err(StorageError::ConfigOutOfRange {
+        key,
+        value,
+        min,
+        max,
+    })
+}
+
+fn check_positive(key: &'static str, value: u64) -> Result<()> {
+    if value > 0 {
+        return Ok(());
+    }
+    Err(StorageError::ConfigNotPositive { key })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid(config: LogConfig) -> StorageError {
+        match config.validate() {
+            Err(error) => error,
+            Ok(()) => panic!("{config:?} passed validation"),
         }
-        if self.index_interval_bytes == 0 {
-            return fail("index_interval_bytes must be positive".into());
+    }
+
+    #[test]
+    fn out_of_range_sizes_are_named_with_their_bounds() {
+        assert!(LogConfig::default().validate().is_ok());
+        let small_segments = LogConfig {
+            segment_bytes: 100,
+            ..LogConfig::default()
+        };
+        assert!(matches!(
+            invalid(small_segments),
+            StorageError::ConfigOutOfRange {
+                key: "segment_bytes",
+                value: 100,
+                min: SEGMENT_BYTES_MIN,
+                max: SEGMENT_BYTES_LIMIT,
+            }
+        ));
+        let small_index = LogConfig {
+            index_max_bytes: INDEX_MAX_BYTES_MIN - 1,
+            ..LogConfig::default()
+        };
+        assert!(matches!(
+            invalid(small_index),
+            StorageError::ConfigOutOfRange {
+                key: "index_max_bytes",
+                ..
+            }
+        ));
+        let no_batches = LogConfig {
+            max_batch_bytes: 0,
+            ..LogConfig::default()
+        };
+        assert!(matches!(
+            invalid(no_batches),
+            StorageError::ConfigOutOfRange {
+                key: "max_batch_bytes",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn zero_intervals_are_named() {
+        let zero_index_interval = LogConfig {
+            index_interval_bytes: 0,
+            ..LogConfig::default()
+        };
+        let zero_segment_age = LogConfig {
+            segment_ms: Some(0),
+            ..LogConfig::default()
+        };
+        let zero_checkpoint_interval = LogConfig {
+            checkpoint_interval_ms: 0,
+            ..LogConfig::default()
+        };
+        for (config, want) in [
+            (zero_index_interval, "index_interval_bytes"),
+            (zero_segment_age, "segment_ms"),
+            (zero_checkpoint_interval, "checkpoint_interval_ms"),
+        ] {
+            match invalid(config) {
+                StorageError::ConfigNotPositive { key } => assert_eq!(key, want),
+                other => panic!("{want}: expected ConfigNotPositive, got {other:?}"),
+            }
         }
-        if self.index_max_bytes < 1024 || self.index_max_bytes > 1024 * 1024 * 1024 {
-            return fail("index_max_bytes must be in [1 KiB, 1 GiB]".into());
-        }
-        if self.segment_ms == Some(0) || self.checkpoint_interval_ms == 0 {
-            return fail("intervals must be positive".into());
-        }
-        Ok(())
     }
 }

@@ -30,8 +30,17 @@ pub enum StorageError {
     ReadOnly(String),
     #[error("log {0} is closed")]
     Closed(String),
-    #[error("invalid storage config: {0}")]
-    Config(String),
+    /// A `LogConfig` field outside the range the log supports.
+    #[error("invalid storage config: {key} must be in [{min}, {max}], not {value}")]
+    ConfigOutOfRange {
+        key: &'static str,
+        value: u64,
+        min: u64,
+        max: u64,
+    },
+    /// A `LogConfig` size or interval that must not be zero.
+    #[error("invalid storage config: {key} must be positive")]
+    ConfigNotPositive { key: &'static str },
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

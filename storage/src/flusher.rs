@@ -5,6 +5,9 @@
 //! concurrent appenders instead of being capped at one fsync per batch.
 //!
 //! A ticker thread drives interval fsyncs and periodic recovery checkpoints.
+//!
+//! The flusher sees a log only through [`GroupCommit`]: it never reaches into
+//! the log's state.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,38 +17,68 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::log::LogInner;
+use crate::clock::now_ms;
 
 /// How often the ticker looks at interval policies and checkpoints.
 pub const TICK_MS: u64 = 5;
 pub const FLUSHER_THREADS_LIMIT: usize = 64;
 
+/// What the flusher needs of a log.
+pub(crate) trait GroupCommit: Send + Sync + 'static {
+    /// One group commit: fsync what was written, advance the durable offset.
+    fn sync_now(&self);
+    /// Whether the ticker should queue a sync now.
+    fn sync_due(&self, now_ms: u64) -> bool;
+    /// Set while the log waits in the queue, so it is queued at most once.
+    fn sync_queued(&self) -> &AtomicBool;
+}
+
 pub(crate) struct FlusherShared {
-    queue: Mutex<VecDeque<Arc<LogInner>>>,
+    queue: Mutex<VecDeque<Arc<dyn GroupCommit>>>,
     ready: Condvar,
-    logs: Mutex<Vec<Weak<LogInner>>>,
+    logs: Mutex<Vec<Weak<dyn GroupCommit>>>,
     stopping: AtomicBool,
 }
 
 impl FlusherShared {
+    fn new() -> FlusherShared {
+        FlusherShared {
+            queue: Mutex::new(VecDeque::new()),
+            ready: Condvar::new(),
+            logs: Mutex::new(Vec::new()),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
     /// Asks for an fsync of `log` soon. Cheap when one is already queued.
-    pub fn request(&self, log: &Arc<LogInner>) {
+    pub fn request<L: GroupCommit>(&self, log: &Arc<L>) {
+        if self.claim(&**log) {
+            self.push(log.clone());
+        }
+    }
+
+    /// Whether `log` goes in the queue now: not if it already waits there,
+    /// and not once the flusher stops (then it is synced inline instead).
+    fn claim(&self, log: &dyn GroupCommit) -> bool {
         if self.stopping.load(Ordering::Acquire) {
             log.sync_now();
-            return;
+            return false;
         }
-        if log.sync_queued.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        self.queue.lock().push_back(log.clone());
+        !log.sync_queued().swap(true, Ordering::AcqRel)
+    }
+
+    fn push(&self, log: Arc<dyn GroupCommit>) {
+        self.queue.lock().push_back(log);
         self.ready.notify_one();
     }
 
-    pub fn register(&self, log: &Arc<LogInner>) {
-        self.logs.lock().push(Arc::downgrade(log));
+    /// Lets the ticker look at `log` until it is dropped.
+    pub fn register<L: GroupCommit>(&self, log: &Arc<L>) {
+        let log: Arc<dyn GroupCommit> = log.clone();
+        self.logs.lock().push(Arc::downgrade(&log));
     }
 
-    fn next(&self) -> Option<Arc<LogInner>> {
+    fn next(&self) -> Option<Arc<dyn GroupCommit>> {
         let mut queue = self.queue.lock();
         loop {
             if let Some(log) = queue.pop_front() {
@@ -59,15 +92,15 @@ impl FlusherShared {
     }
 
     fn tick(&self) {
-        let now_ms = crate::log::now_ms();
-        let live: Vec<Arc<LogInner>> = {
+        let now_ms = now_ms();
+        let live: Vec<Arc<dyn GroupCommit>> = {
             let mut logs = self.logs.lock();
             logs.retain(|weak| weak.strong_count() > 0);
             logs.iter().filter_map(Weak::upgrade).collect()
         };
         for log in live {
-            if log.sync_due(now_ms) {
-                self.request(&log);
+            if log.sync_due(now_ms) && self.claim(&*log) {
+                self.push(log);
             }
         }
     }
@@ -82,12 +115,7 @@ pub struct Flusher {
 impl Flusher {
     pub fn start(threads: usize) -> Flusher {
         let threads = threads.clamp(1, FLUSHER_THREADS_LIMIT);
-        let shared = Arc::new(FlusherShared {
-            queue: Mutex::new(VecDeque::new()),
-            ready: Condvar::new(),
-            logs: Mutex::new(Vec::new()),
-            stopping: AtomicBool::new(false),
-        });
+        let shared = Arc::new(FlusherShared::new());
         let mut handles = Vec::with_capacity(threads + 1);
         for i in 0..threads {
             let shared = shared.clone();
@@ -95,7 +123,7 @@ impl Flusher {
                 .name(format!("ferry-fsync-{i}"))
                 .spawn(move || {
                     while let Some(log) = shared.next() {
-                        log.sync_queued.store(false, Ordering::Release);
+                        log.sync_queued().store(false, Ordering::Release);
                         log.sync_now();
                     }
                 });
@@ -126,12 +154,7 @@ impl Flusher {
     /// they are still queued.
     pub fn manual() -> Flusher {
         Flusher {
-            shared: Arc::new(FlusherShared {
-                queue: Mutex::new(VecDeque::new()),
-                ready: Condvar::new(),
-                logs: Mutex::new(Vec::new()),
-                stopping: AtomicBool::new(false),
-            }),
+            shared: Arc::new(FlusherShared::new()),
             threads: Vec::new(),
         }
     }
@@ -146,7 +169,7 @@ impl Flusher {
     pub fn run_pending(&self) -> usize {
         let queued: Vec<_> = self.shared.queue.lock().drain(..).collect();
         for log in &queued {
-            log.sync_queued.store(false, Ordering::Release);
+            log.sync_queued().store(false, Ordering::Release);
             log.sync_now();
         }
         queued.len()

@@ -6,19 +6,23 @@
 //! The on-disk format and the crash-safety argument are in `FORMAT.md`.
 
 pub mod checkpoint;
+mod clock;
 pub mod config;
+mod cursor;
 pub mod error;
 mod flusher;
+mod health;
 mod index;
 mod log;
 mod recovery;
 mod segment;
 pub mod vfs;
 
+pub use clock::now_ms;
 pub use config::{FsyncPolicy, LogConfig};
 pub use error::{Result, StorageError};
 pub use flusher::Flusher;
-pub use log::{now_ms, AppendInfo, Durable, Log, LogStats, ReadResult};
+pub use log::{AppendInfo, Durable, Log, LogStats, ReadResult};
 
 #[cfg(test)]
 mod tests;

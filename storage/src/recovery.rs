@@ -12,142 +12,96 @@
 //!
 //! Bytes before the checkpoint are never truncated: if they are missing the
 //! log is fenced instead (that is lost durable data, not a torn write).
+//!
+//! The result is a plain [`Recovered`] value; `log.rs` builds the live log
+//! from it.
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
 use ferry_protocol::batch;
-use parking_lot::{Mutex, RwLock};
-use tokio::sync::watch;
 
 use crate::checkpoint::{Checkpoint, CheckpointFile, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE};
 use crate::config::LogConfig;
+use crate::cursor::{IndexCursor, Indexed};
 use crate::error::{IoContext, Result};
-use crate::flusher::FlusherShared;
+use crate::health::Health;
 use crate::index::{OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES};
-use crate::log::{now_ms, Durable, Health, Log, LogInner, SyncProgress, Writer};
 use crate::segment::{self, Segment, SegmentState, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use crate::vfs::Vfs;
 
-/// Where recovery left the writer.
-struct Tail {
-    next_offset: u64,
-    bytes_since_index: u64,
-    bytes_since_time_entry: u64,
-    last_time_entry_ms: i64,
-    last_batch_relative: u32,
+/// A log directory as opening left it: every segment and the directory
+/// fsynced, and `recovery-checkpoint` naming the end of the log.
+pub(crate) struct Recovered {
+    /// Oldest first, never empty. The last is the active segment, with its
+    /// indexes preallocated.
+    pub segments: Vec<Arc<Segment>>,
+    /// Where appends to the active segment continue.
+    pub cursor: IndexCursor,
+    /// The checkpoint just written: everything before the end is durable.
+    pub checkpoint: Checkpoint,
+    /// `Fenced` if durable data was found missing, else `Ok`.
+    pub health: Health,
 }
 
-pub(crate) fn open(
-    vfs: Arc<dyn Vfs>,
+/// Opens the log in `dir` (created if missing) as of `now_ms`, recovering it
+/// after an unclean shutdown. `config` must be valid.
+pub(crate) fn open_dir(
+    vfs: &dyn Vfs,
     dir: &Path,
     name: &str,
-    config: LogConfig,
-    flusher: Arc<FlusherShared>,
-) -> Result<Log> {
-    config.validate()?;
+    config: &LogConfig,
+    now_ms: u64,
+) -> Result<Recovered> {
     vfs.create_dir_all(dir).at(dir)?;
-    let bases = list_segments(&*vfs, dir)?;
-    let now = now_ms();
-    let clean = Checkpoint::read(&*vfs, dir, CLEAN_SHUTDOWN_FILE)?;
-    let stored_checkpoint = Checkpoint::read(&*vfs, dir, CHECKPOINT_FILE)?;
-    if clean != CheckpointFile::Missing {
-        // Removed before anything else is written, so a crash from here on is
-        // seen as unclean.
-        vfs.remove_file(&dir.join(CLEAN_SHUTDOWN_FILE)).at(dir)?;
-        vfs.sync_dir(dir).at(dir)?;
-    }
-    let mut fence = None;
-    let (segments, tail) = if bases.is_empty() {
-        create_first(&*vfs, dir, &config, now)?
-    } else if let Some(marker) = clean_marker(&*vfs, dir, &bases, clean)? {
-        tracing::debug!(
-            partition = name,
-            end_offset = marker.next_offset,
-            "clean open"
-        );
-        open_clean(&*vfs, dir, &config, &bases, &marker, now)?
-    } else {
-        tracing::warn!(
-            partition = name,
-            "unclean shutdown: recovering the log tail"
-        );
-        let checkpoint = match stored_checkpoint {
-            CheckpointFile::Valid(cp) if bases.contains(&cp.segment_base) => Some(cp),
-            other => {
-                tracing::warn!(partition = name, checkpoint = ?other, "no usable recovery checkpoint: scanning every segment");
-                None
-            }
-        };
-        recover(
-            &*vfs, dir, name, &config, &bases, checkpoint, now, &mut fence,
-        )?
-    };
-    let active = segments
-        .last()
-        .cloned()
-        .expect("a log always has a segment");
-    active.index.0.preallocate()?;
-    active.time_index.0.preallocate()?;
-    for segment in &segments {
-        segment.sync_all()?;
-    }
-    vfs.sync_dir(dir).at(dir)?;
-    let writer = Writer {
-        active: active.clone(),
-        next_offset: tail.next_offset,
-        bytes_since_index: tail.bytes_since_index,
-        bytes_since_time_entry: tail.bytes_since_time_entry,
-        last_time_entry_ms: tail.last_time_entry_ms,
-        last_batch_relative: tail.last_batch_relative,
-        unsynced_sealed: Vec::new(),
-    };
-    let checkpoint = Checkpoint {
-        segment_base: active.base_offset,
-        position: active.size_bytes(),
-        next_offset: tail.next_offset,
-        index_entries: active.index.0.entries(),
-        time_entries: active.time_index.0.entries(),
-        max_timestamp_ms: active.max_timestamp_ms(),
-        last_time_entry_ms: tail.last_time_entry_ms,
-    };
-    checkpoint.write(&*vfs, dir, CHECKPOINT_FILE)?;
-    let health = match fence {
-        Some((offset, reason)) => Health::Fenced { offset, reason },
-        None => Health::Ok,
-    };
-    let healthy = health == Health::Ok;
-    let (end_tx, _) = watch::channel(tail.next_offset);
-    let (durable_tx, _) = watch::channel(Durable {
-        offset: tail.next_offset,
-        failed: false,
-    });
-    let inner = Arc::new(LogInner {
-        name: name.to_string(),
-        dir: dir.to_path_buf(),
+    let bases = list_segments(vfs, dir)?;
+    let opening = Opening {
         vfs,
+        dir,
+        name,
         config,
-        segments: RwLock::new(segments),
-        writer: Mutex::new(writer),
-        sync_progress: Mutex::new(SyncProgress {
-            checkpoint,
-            checkpoint_at_ms: now,
-        }),
-        health: RwLock::new(health),
-        healthy: AtomicBool::new(healthy),
-        end_tx,
-        durable_tx,
-        sync_queued: AtomicBool::new(false),
-        last_sync_ms: AtomicU64::new(now),
-        checkpoint_offset: AtomicU64::new(checkpoint.next_offset),
-        checkpoint_segment: AtomicU64::new(checkpoint.segment_base),
-        fsyncs: AtomicU64::new(0),
-        flusher: flusher.clone(),
-    });
-    flusher.register(&inner);
-    Ok(Log { inner })
+        now_ms,
+    };
+    let opened = opening.open_segments(&bases)?;
+    opening.make_durable(opened)
+}
+
+/// The directory being opened, and what every step needs with it.
+struct Opening<'a> {
+    vfs: &'a dyn Vfs,
+    dir: &'a Path,
+    /// The partition's name, for logging.
+    name: &'a str,
+    config: &'a LogConfig,
+    now_ms: u64,
+}
+
+/// The segments and writer position found, before they are made durable.
+struct Opened {
+    segments: Vec<Arc<Segment>>,
+    cursor: IndexCursor,
+    health: Health,
+}
+
+impl Opened {
+    fn healthy(segments: Vec<Arc<Segment>>, cursor: IndexCursor) -> Opened {
+        Opened {
+            segments,
+            cursor,
+            health: Health::Ok,
+        }
+    }
+}
+
+/// How recovery left one segment of the tail.
+enum SegmentEnd {
+    /// Every byte of the file checked out.
+    Intact,
+    /// Cut at the first torn or corrupt batch; later segments must go.
+    Truncated,
+    /// Shorter than its checkpoint says: durable data is missing.
+    Fenced { reason: String },
 }
 
 /// Segment base offsets present, after removing leftovers: temporary files
@@ -171,33 +125,6 @@ fn list_segments(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<u64>> {
     Ok(bases.into_iter().collect())
 }
 
-fn create_first(
-    vfs: &dyn Vfs,
-    dir: &Path,
-    config: &LogConfig,
-    now: u64,
-) -> Result<(Vec<Arc<Segment>>, Tail)> {
-    let state = SegmentState {
-        size_bytes: 0,
-        next_offset: 0,
-        max_timestamp_ms: i64::MIN,
-        index_entries: 0,
-        time_entries: 0,
-    };
-    let segment = Arc::new(Segment::open(vfs, dir, 0, config, state, now)?);
-    Ok((vec![segment], empty_tail(0)))
-}
-
-fn empty_tail(next_offset: u64) -> Tail {
-    Tail {
-        next_offset,
-        bytes_since_index: 0,
-        bytes_since_time_entry: 0,
-        last_time_entry_ms: i64::MIN,
-        last_batch_relative: 0,
-    }
-}
-
 /// The clean-shutdown marker, if it is intact and matches the files.
 fn clean_marker(
     vfs: &dyn Vfs,
@@ -214,48 +141,247 @@ fn clean_marker(
     Ok((marker.segment_base == last && marker.position == len).then_some(marker))
 }
 
-fn file_len(vfs: &dyn Vfs, dir: &Path, base: u64, suffix: &str) -> Result<u64> {
-    let path = dir.join(segment::file_name(base, suffix));
-    if !vfs.exists(&path) {
-        return Ok(0);
+impl Opening<'_> {
+    /// Opens the segments `bases` by the cheapest safe path: a new log, a
+    /// clean open, or recovery of the tail.
+    fn open_segments(&self, bases: &[u64]) -> Result<Opened> {
+        let (vfs, dir, name) = (self.vfs, self.dir, self.name);
+        let clean = Checkpoint::read(vfs, dir, CLEAN_SHUTDOWN_FILE)?;
+        let stored_checkpoint = Checkpoint::read(vfs, dir, CHECKPOINT_FILE)?;
+        if clean != CheckpointFile::Missing {
+            // Removed before anything else is written, so a crash from here on is
+            // seen as unclean.
+            vfs.remove_file(&dir.join(CLEAN_SHUTDOWN_FILE)).at(dir)?;
+            vfs.sync_dir(dir).at(dir)?;
+        }
+        if bases.is_empty() {
+            return self.create_first();
+        }
+        if let Some(marker) = clean_marker(vfs, dir, bases, clean)? {
+            tracing::debug!(
+                partition = name,
+                end_offset = marker.next_offset,
+                "clean open"
+            );
+            return self.open_clean(bases, &marker);
+        }
+        tracing::warn!(
+            partition = name,
+            "unclean shutdown: recovering the log tail"
+        );
+        let checkpoint = match stored_checkpoint {
+            CheckpointFile::Valid(cp) if bases.contains(&cp.segment_base) => Some(cp),
+            other => {
+                tracing::warn!(partition = name, checkpoint = ?other, "no usable recovery checkpoint: scanning every segment");
+                None
+            }
+        };
+        self.recover_tail(bases, checkpoint)
     }
-    vfs.open(&path, false).and_then(|f| f.len()).at(&path)
-}
 
-/// Opens a sealed segment that was fsynced with trimmed indexes. If its
-/// offset index does not match the log it is rebuilt from the log.
-fn open_sealed(
-    vfs: &dyn Vfs,
-    dir: &Path,
-    config: &LogConfig,
-    base: u64,
-    next_base: u64,
-    now: u64,
-) -> Result<Arc<Segment>> {
-    let size = file_len(vfs, dir, base, LOG_SUFFIX)?;
-    let state = SegmentState {
-        size_bytes: size,
-        next_offset: next_base,
-        max_timestamp_ms: i64::MIN,
-        index_entries: file_len(vfs, dir, base, INDEX_SUFFIX)? / OFFSET_ENTRY_BYTES,
-        time_entries: file_len(vfs, dir, base, TIME_INDEX_SUFFIX)? / TIME_ENTRY_BYTES,
-    };
-    let segment = Arc::new(Segment::open(vfs, dir, base, config, state, now)?);
-    if !index_consistent(&segment)? {
-        tracing::warn!(segment = %segment.log_path.display(), "index does not match the log: rebuilding it");
-        segment.reset_published();
-        segment.index.0.truncate_entries(0);
-        segment.time_index.0.truncate_entries(0);
+    /// Fsyncs what was opened and writes a checkpoint at its end, so the
+    /// opened log's durable offset is its end offset.
+    fn make_durable(&self, opened: Opened) -> Result<Recovered> {
+        let Opened {
+            segments,
+            cursor,
+            health,
+        } = opened;
+        let active = segments.last().expect("a log always has a segment");
+        active.index.0.preallocate()?;
+        active.time_index.0.preallocate()?;
+        for segment in &segments {
+            segment.sync_all()?;
+        }
+        self.vfs.sync_dir(self.dir).at(self.dir)?;
+        let checkpoint = cursor.checkpoint(active);
+        checkpoint.write(self.vfs, self.dir, CHECKPOINT_FILE)?;
+        Ok(Recovered {
+            segments,
+            cursor,
+            checkpoint,
+            health,
+        })
+    }
+
+    fn open_segment(&self, base: u64, state: SegmentState) -> Result<Arc<Segment>> {
+        let segment = Segment::open(self.vfs, self.dir, base, self.config, state, self.now_ms)?;
+        Ok(Arc::new(segment))
+    }
+
+    fn create_first(&self) -> Result<Opened> {
+        let segment = self.open_segment(0, SegmentState::empty(0))?;
+        Ok(Opened::healthy(vec![segment], IndexCursor::new(0)))
+    }
+
+    fn file_len(&self, base: u64, suffix: &str) -> Result<u64> {
+        let path = self.dir.join(segment::file_name(base, suffix));
+        if !self.vfs.exists(&path) {
+            return Ok(0);
+        }
+        self.vfs.open(&path, false).and_then(|f| f.len()).at(&path)
+    }
+
+    /// Opens a sealed segment that was fsynced with trimmed indexes. If its
+    /// offset index does not match the log it is rebuilt from the log.
+    fn open_sealed(&self, base: u64, next_base: u64) -> Result<Arc<Segment>> {
+        let size = self.file_len(base, LOG_SUFFIX)?;
+        let state = SegmentState {
+            size_bytes: size,
+            next_offset: next_base,
+            max_timestamp_ms: i64::MIN,
+            index_entries: self.file_len(base, INDEX_SUFFIX)? / OFFSET_ENTRY_BYTES,
+            time_entries: self.file_len(base, TIME_INDEX_SUFFIX)? / TIME_ENTRY_BYTES,
+        };
+        let segment = self.open_segment(base, state)?;
+        if !index_consistent(&segment)? {
+            tracing::warn!(segment = %segment.log_path.display(), "index does not match the log: rebuilding it");
+            segment.reset_published();
+            segment.index.0.truncate_entries(0);
+            segment.time_index.0.truncate_entries(0);
+            segment.index.0.preallocate()?;
+            segment.time_index.0.preallocate()?;
+            let mut cursor = IndexCursor::new(base);
+            scan(&segment, 0, self.config, &mut cursor)?;
+            segment.index.0.trim()?;
+            segment.time_index.0.trim()?;
+        }
+        let max = segment.time_index.last()?.map_or(i64::MIN, |(ts, _)| ts);
+        segment.publish(size, next_base, max);
+        Ok(segment)
+    }
+
+    /// Clean open: the marker gives the active segment's state.
+    fn open_clean(&self, bases: &[u64], marker: &Checkpoint) -> Result<Opened> {
+        let mut segments = Vec::with_capacity(bases.len());
+        for pair in bases.windows(2) {
+            segments.push(self.open_sealed(pair[0], pair[1])?);
+        }
+        let last = *bases.last().expect("non-empty");
+        let active = self.open_segment(last, SegmentState::checkpointed(marker))?;
+        let cursor = IndexCursor::resume(&active, marker.next_offset, marker.last_time_entry_ms)?;
+        segments.push(active);
+        Ok(Opened::healthy(segments, cursor))
+    }
+
+    /// Unclean open: trusts the segments before the checkpoint's, checks
+    /// every batch from the checkpoint on, and cuts the log at the first one
+    /// that fails (or fences it if checkpointed bytes are missing).
+    fn recover_tail(&self, bases: &[u64], checkpoint: Option<Checkpoint>) -> Result<Opened> {
+        let start_base = checkpoint.map_or(bases[0], |cp| cp.segment_base);
+        let mut segments = Vec::with_capacity(bases.len());
+        for pair in bases.windows(2).filter(|pair| pair[0] < start_base) {
+            segments.push(self.open_sealed(pair[0], pair[1])?);
+        }
+        let mut cursor = IndexCursor::new(start_base);
+        let mut health = Health::Ok;
+        let mut cut = false;
+        for &base in bases.iter().filter(|&&base| base >= start_base) {
+            if cut || base != cursor.next_offset() {
+                self.delete_segment(base)?;
+                cut = true;
+                continue;
+            }
+            let trusted = checkpoint.filter(|cp| cp.segment_base == base);
+            let (segment, end) = self.recover_segment(base, trusted, &mut cursor)?;
+            match end {
+                SegmentEnd::Intact => {}
+                SegmentEnd::Truncated => cut = true,
+                SegmentEnd::Fenced { reason } => {
+                    health = Health::Fenced {
+                        offset: base,
+                        reason,
+                    };
+                    segments.push(segment);
+                    cut = true;
+                    continue;
+                }
+            }
+            if let Some(previous) = segments.last() {
+                seal_recovered(previous)?;
+            }
+            segments.push(segment);
+        }
+        if segments.is_empty() {
+            return self.create_first();
+        }
+        Ok(Opened {
+            segments,
+            cursor,
+            health,
+        })
+    }
+
+    /// Deletes the files of segment `base`, which lies past the recovered end.
+    fn delete_segment(&self, base: u64) -> Result<()> {
+        tracing::warn!(
+            partition = self.name,
+            base,
+            "deleting segment after the recovered end of the log"
+        );
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let path = self.dir.join(segment::file_name(base, suffix));
+            if self.vfs.exists(&path) {
+                self.vfs.remove_file(&path).at(&path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens segment `base` of the tail (`trusted`: the checkpoint, if it
+    /// names this segment), then checks and indexes its batches from the
+    /// checkpointed position on, leaving `cursor` after the last good one.
+    fn recover_segment(
+        &self,
+        base: u64,
+        trusted: Option<Checkpoint>,
+        cursor: &mut IndexCursor,
+    ) -> Result<(Arc<Segment>, SegmentEnd)> {
+        let len = self.file_len(base, LOG_SUFFIX)?;
+        let state = match &trusted {
+            Some(cp) => SegmentState::checkpointed(cp),
+            None => SegmentState::empty(base),
+        };
+        let segment = self.open_segment(base, state)?;
         segment.index.0.preallocate()?;
         segment.time_index.0.preallocate()?;
-        let mut tail = empty_tail(base);
-        scan(&segment, 0, config, &mut tail)?;
-        segment.index.0.trim()?;
-        segment.time_index.0.trim()?;
+        match trusted {
+            Some(cp) => {
+                let missing =
+                    (len < cp.position).then(|| self.durable_data_missing(&segment, len, &cp));
+                *cursor = IndexCursor::resume(&segment, cp.next_offset, cp.last_time_entry_ms)?;
+                if let Some(reason) = missing {
+                    return Ok((segment, SegmentEnd::Fenced { reason }));
+                }
+            }
+            None => cursor.start_segment(),
+        }
+        let from = segment.size_bytes();
+        let end = scan(&segment, from, self.config, cursor)?;
+        if end >= len {
+            return Ok((segment, SegmentEnd::Intact));
+        }
+        tracing::warn!(
+            partition = self.name,
+            segment = %segment.log_path.display(),
+            kept_bytes = end,
+            dropped_bytes = len - end,
+            "truncating torn or corrupt tail"
+        );
+        segment.log.set_len(end).at(&segment.log_path)?;
+        Ok((segment, SegmentEnd::Truncated))
     }
-    let max = segment.time_index.last()?.map_or(i64::MIN, |(ts, _)| ts);
-    segment.publish(size, next_base, max);
-    Ok(segment)
+
+    /// Logs and describes a segment file shorter than its checkpoint.
+    fn durable_data_missing(&self, segment: &Segment, len: u64, cp: &Checkpoint) -> String {
+        let reason = format!(
+            "{} is {len} bytes but {} bytes were checkpointed as durable",
+            segment.log_path.display(),
+            cp.position
+        );
+        tracing::error!(partition = self.name, %reason, "durable data missing: fencing the partition");
+        reason
+    }
 }
 
 /// Every offset index entry must name the start of a batch with that offset.
@@ -275,175 +401,24 @@ fn index_consistent(segment: &Segment) -> Result<bool> {
     Ok(previous.is_some() || limit == 0)
 }
 
-fn open_clean(
-    vfs: &dyn Vfs,
-    dir: &Path,
-    config: &LogConfig,
-    bases: &[u64],
-    marker: &Checkpoint,
-    now: u64,
-) -> Result<(Vec<Arc<Segment>>, Tail)> {
-    let mut segments = Vec::with_capacity(bases.len());
-    for pair in bases.windows(2) {
-        segments.push(open_sealed(vfs, dir, config, pair[0], pair[1], now)?);
-    }
-    let last = *bases.last().expect("non-empty");
-    let state = SegmentState {
-        size_bytes: marker.position,
-        next_offset: marker.next_offset,
-        max_timestamp_ms: marker.max_timestamp_ms,
-        index_entries: marker.index_entries,
-        time_entries: marker.time_entries,
-    };
-    let active = Arc::new(Segment::open(vfs, dir, last, config, state, now)?);
-    let tail = tail_after(&active, marker.next_offset, marker.last_time_entry_ms)?;
-    segments.push(active);
-    Ok((segments, tail))
-}
-
-/// Writer counters for continuing to append to `segment`.
-fn tail_after(segment: &Segment, next_offset: u64, last_time_entry_ms: i64) -> Result<Tail> {
-    let size = segment.size_bytes();
-    let last_index_position = segment.index.last()?.map_or(0, |(_, p)| u64::from(p));
-    let last_batch_relative = match segment.locate(next_offset.saturating_sub(1))? {
-        Ok(Some(located)) if size > 0 => (located.header.base_offset - segment.base_offset) as u32,
-        _ => 0,
-    };
-    Ok(Tail {
-        next_offset,
-        bytes_since_index: size - last_index_position,
-        bytes_since_time_entry: size - last_index_position,
-        last_time_entry_ms,
-        last_batch_relative,
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn recover(
-    vfs: &dyn Vfs,
-    dir: &Path,
-    name: &str,
-    config: &LogConfig,
-    bases: &[u64],
-    checkpoint: Option<Checkpoint>,
-    now: u64,
-    fence: &mut Option<(u64, String)>,
-) -> Result<(Vec<Arc<Segment>>, Tail)> {
-    let start_base = checkpoint.map_or(bases[0], |cp| cp.segment_base);
-    let mut segments = Vec::with_capacity(bases.len());
-    for pair in bases.windows(2).filter(|pair| pair[0] < start_base) {
-        segments.push(open_sealed(vfs, dir, config, pair[0], pair[1], now)?);
-    }
-    let mut tail = empty_tail(start_base);
-    let mut cut = false;
-    for &base in bases.iter().filter(|&&base| base >= start_base) {
-        if cut || base != tail.next_offset {
-            tracing::warn!(
-                partition = name,
-                base,
-                "deleting segment after the recovered end of the log"
-            );
-            for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-                let path = dir.join(segment::file_name(base, suffix));
-                if vfs.exists(&path) {
-                    vfs.remove_file(&path).at(&path)?;
-                }
-            }
-            cut = true;
-            continue;
-        }
-        let trusted = checkpoint.filter(|cp| cp.segment_base == base);
-        let len = file_len(vfs, dir, base, LOG_SUFFIX)?;
-        let state = match trusted {
-            Some(cp) => SegmentState {
-                size_bytes: cp.position,
-                next_offset: cp.next_offset,
-                max_timestamp_ms: cp.max_timestamp_ms,
-                index_entries: cp.index_entries,
-                time_entries: cp.time_entries,
-            },
-            None => SegmentState {
-                size_bytes: 0,
-                next_offset: base,
-                max_timestamp_ms: i64::MIN,
-                index_entries: 0,
-                time_entries: 0,
-            },
-        };
-        let segment = Arc::new(Segment::open(vfs, dir, base, config, state, now)?);
-        segment.index.0.preallocate()?;
-        segment.time_index.0.preallocate()?;
-        if let Some(cp) = trusted {
-            if len < cp.position {
-                let reason = format!(
-                    "{} is {len} bytes but {} bytes were checkpointed as durable",
-                    segment.log_path.display(),
-                    cp.position
-                );
-                tracing::error!(partition = name, %reason, "durable data missing: fencing the partition");
-                *fence = Some((base, reason));
-                tail = tail_after(&segment, cp.next_offset, cp.last_time_entry_ms)?;
-                segments.push(segment);
-                cut = true;
-                continue;
-            }
-            tail = tail_after(&segment, cp.next_offset, cp.last_time_entry_ms)?;
-        }
-        if trusted.is_none() {
-            tail.bytes_since_index = 0;
-            tail.bytes_since_time_entry = 0;
-            tail.last_time_entry_ms = i64::MIN;
-        }
-        let from = segment.size_bytes();
-        let end = scan(&segment, from, config, &mut tail)?;
-        if end < len {
-            tracing::warn!(
-                partition = name,
-                segment = %segment.log_path.display(),
-                kept_bytes = end,
-                dropped_bytes = len - end,
-                "truncating torn or corrupt tail"
-            );
-            segment.log.set_len(end).at(&segment.log_path)?;
-            cut = true;
-        }
-        if let Some(previous) = segments.last() {
-            seal_recovered(previous, &tail)?;
-        }
-        segments.push(segment);
-    }
-    if segments.is_empty() {
-        return create_first(vfs, dir, config, now);
-    }
-    Ok((segments, tail))
-}
-
-/// A segment that recovery found followed by another is sealed: its time
-/// index ends with the segment maximum and both indexes are trimmed.
-fn seal_recovered(segment: &Segment, _tail: &Tail) -> Result<()> {
-    let max = segment.max_timestamp_ms();
-    let last = segment.time_index.last()?.map_or(i64::MIN, |(ts, _)| ts);
-    if segment.size_bytes() > 0 && max > last && !segment.time_index.0.is_full() {
-        let relative = segment
-            .next_offset()
-            .saturating_sub(1)
-            .saturating_sub(segment.base_offset) as u32;
-        let relative = match segment.locate(segment.base_offset + u64::from(relative))? {
-            Ok(Some(located)) => (located.header.base_offset - segment.base_offset) as u32,
-            _ => 0,
-        };
-        segment.time_index.append(max, relative)?;
-    }
-    segment.index.0.trim()?;
-    segment.time_index.0.trim()
+/// A segment that recovery found followed by another is sealed as a roll
+/// seals it, from what its files say (the cursor has moved past it).
+fn seal_recovered(segment: &Segment) -> Result<()> {
+    let last_time_entry_ms = segment.time_index.last()?.map_or(i64::MIN, |(ts, _)| ts);
+    IndexCursor::resume(segment, segment.next_offset(), last_time_entry_ms)?.seal(segment)
 }
 
 /// Checks batches from `position` to the end of the file, indexing each one
 /// and publishing it; returns where the valid data ends.
-fn scan(segment: &Segment, mut position: u64, config: &LogConfig, tail: &mut Tail) -> Result<u64> {
+fn scan(
+    segment: &Segment,
+    mut position: u64,
+    config: &LogConfig,
+    cursor: &mut IndexCursor,
+) -> Result<u64> {
     let len = segment.log.len().at(&segment.log_path)?;
     while let Some(header) = segment.header_at(position, len)? {
-        if header.base_offset != tail.next_offset {
+        if header.base_offset != cursor.next_offset() {
             break;
         }
         let bytes = segment
@@ -453,33 +428,14 @@ fn scan(segment: &Segment, mut position: u64, config: &LogConfig, tail: &mut Tai
         if batch::check_batch(&bytes, config.max_batch_bytes).is_err() {
             break;
         }
-        let relative = (header.base_offset - segment.base_offset) as u32;
-        let length = header.total_bytes() as u64;
-        if segment.index.0.entries() == 0 || tail.bytes_since_index >= config.index_interval_bytes {
-            if segment.index.0.is_full() {
-                break;
-            }
-            segment.index.append(relative, position as u32)?;
-            tail.bytes_since_index = 0;
+        let indexed =
+            cursor.index_batch(segment, position, &header, config.index_interval_bytes)?;
+        if indexed == Indexed::IndexFull {
+            break;
         }
-        let running_max = segment.max_timestamp_ms().max(header.max_timestamp_ms);
-        let time_due = tail.bytes_since_time_entry >= config.index_interval_bytes;
-        if segment.time_index.0.entries() == 0
-            || (time_due && running_max > tail.last_time_entry_ms)
-        {
-            if segment.time_index.0.is_full() {
-                break;
-            }
-            segment.time_index.append(running_max, relative)?;
-            tail.last_time_entry_ms = running_max;
-            tail.bytes_since_time_entry = 0;
-        }
-        tail.bytes_since_index += length;
-        tail.bytes_since_time_entry += length;
-        tail.last_batch_relative = relative;
-        tail.next_offset = header.next_offset();
-        position += length;
-        segment.publish(position, tail.next_offset, header.max_timestamp_ms);
+        debug_assert_eq!(cursor.next_offset(), header.next_offset());
+        position += header.total_bytes() as u64;
+        segment.publish(position, cursor.next_offset(), header.max_timestamp_ms);
     }
     Ok(position)
 }

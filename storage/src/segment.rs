@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use ferry_protocol::batch::{self, BatchHeader, BATCH_HEADER_BYTES};
 
+use crate::checkpoint::Checkpoint;
 use crate::config::LogConfig;
 use crate::error::{IoContext, Result};
 use crate::index::{EntryFile, OffsetIndex, TimeIndex, OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES};
@@ -52,12 +53,37 @@ pub(crate) struct Segment {
     max_batch_bytes: usize,
 }
 
+/// What is trusted about a segment's files when it is opened.
 pub(crate) struct SegmentState {
     pub size_bytes: u64,
     pub next_offset: u64,
     pub max_timestamp_ms: i64,
     pub index_entries: u64,
     pub time_entries: u64,
+}
+
+impl SegmentState {
+    /// Nothing yet: the first batch will get `next_offset`.
+    pub fn empty(next_offset: u64) -> SegmentState {
+        SegmentState {
+            size_bytes: 0,
+            next_offset,
+            max_timestamp_ms: i64::MIN,
+            index_entries: 0,
+            time_entries: 0,
+        }
+    }
+
+    /// What a checkpoint (or clean-shutdown marker) says of its segment.
+    pub fn checkpointed(checkpoint: &Checkpoint) -> SegmentState {
+        SegmentState {
+            size_bytes: checkpoint.position,
+            next_offset: checkpoint.next_offset,
+            max_timestamp_ms: checkpoint.max_timestamp_ms,
+            index_entries: checkpoint.index_entries,
+            time_entries: checkpoint.time_entries,
+        }
+    }
 }
 
 impl Segment {

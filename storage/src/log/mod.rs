@@ -1,0 +1,218 @@
+//! A partition log: a directory of segments with one writer and many readers.
+//! This file is the [`Log`] handle and its public API; the work behind it is
+//! split by concern:
+//!
+//! - `inner.rs`: the state all handles share, built from what recovery opened.
+//! - `append.rs`: appending batches and rolling segments.
+//! - `sync.rs`: group commits, durability waits, checkpoints, clean close.
+//! - `read.rs`: reads, time look-ups and CRC checks (fencing on corruption).
+//! - `retention.rs`: deleting old segments.
+//!
+//! Opening and recovery live in `recovery.rs`, the index entry rule in
+//! `cursor.rs`, the flusher that runs group commits in `flusher.rs`.
+
+mod append;
+mod inner;
+mod read;
+mod retention;
+mod sync;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use self::inner::LogInner;
+use crate::clock::now_ms;
+use crate::config::LogConfig;
+use crate::error::Result;
+use crate::flusher::Flusher;
+use crate::health::Health;
+use crate::recovery;
+use crate::vfs::Vfs;
+
+/// What an append returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: u64,
+    pub last_offset: u64,
+    pub max_timestamp_ms: i64,
+}
+
+/// Whole batches read from the log.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    /// Zero or more whole batches, back to back, CRC-checked.
+    pub data: Bytes,
+    /// Offset after the last returned batch (where the next read starts).
+    pub next_offset: u64,
+    pub start_offset: u64,
+    pub end_offset: u64,
+}
+
+/// Durable progress as seen by waiters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durable {
+    /// Every offset below this is on disk.
+    pub offset: u64,
+    /// An fsync failed: nothing more will become durable until restart.
+    pub failed: bool,
+}
+
+/// Summary for DescribeTopic-style views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogStats {
+    pub start_offset: u64,
+    pub end_offset: u64,
+    pub durable_offset: u64,
+    pub size_bytes: u64,
+    pub segment_count: u64,
+    /// Group commits run so far (each covers every append before it).
+    pub fsyncs: u64,
+}
+
+/// A partition log. Cheap to clone; all clones share the log.
+#[derive(Clone)]
+pub struct Log {
+    inner: Arc<LogInner>,
+}
+
+impl Log {
+    /// Opens the log in `dir`, creating it if empty and recovering it after
+    /// an unclean shutdown.
+    pub fn open(
+        vfs: Arc<dyn Vfs>,
+        dir: &Path,
+        name: &str,
+        config: LogConfig,
+        flusher: &Flusher,
+    ) -> Result<Log> {
+        config.validate()?;
+        let now_ms = now_ms();
+        let recovered = recovery::open_dir(&*vfs, dir, name, &config, now_ms)?;
+        let flusher = flusher.shared();
+        let inner = Arc::new(LogInner::new(
+            name,
+            dir,
+            vfs,
+            config,
+            flusher.clone(),
+            recovered,
+            now_ms,
+        ));
+        flusher.register(&inner);
+        Ok(Log { inner })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.inner.config
+    }
+
+    /// Appends one whole batch (already validated by the caller, e.g. with
+    /// `batch::validate_batch`), assigning its base offset. Returns once the
+    /// batch is written (in the page cache); await [`Log::wait_durable`] for
+    /// the fsync.
+    pub fn append(&self, batch: &Bytes) -> Result<AppendInfo> {
+        self.inner.append(batch)
+    }
+
+    /// Resolves when every offset below `next_offset` is durable under this
+    /// log's fsync policy (at once under `never`), or fails if an fsync failed.
+    pub fn wait_durable(
+        &self,
+        next_offset: u64,
+    ) -> impl Future<Output = Result<()>> + Send + 'static {
+        self.inner.wait_durable(next_offset)
+    }
+
+    /// Reads whole batches starting with the one holding `offset`: at least
+    /// one batch (even if larger than `max_bytes`), then as many as fit.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<ReadResult> {
+        self.inner.read(offset, max_bytes)
+    }
+
+    /// The first offset whose record timestamp is >= `timestamp_ms`, or
+    /// `None` if every record is older.
+    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<u64>> {
+        self.inner.offset_for_timestamp(timestamp_ms)
+    }
+
+    pub fn start_offset(&self) -> u64 {
+        self.inner.segments.read()[0].base_offset
+    }
+
+    /// The offset the next append gets (the "high watermark" of a single node).
+    pub fn end_offset(&self) -> u64 {
+        *self.inner.end_tx.borrow()
+    }
+
+    pub fn durable(&self) -> Durable {
+        *self.inner.durable_tx.borrow()
+    }
+
+    /// Watches the end offset: long polls wait on this instead of sleeping.
+    pub fn subscribe_end_offset(&self) -> watch::Receiver<u64> {
+        self.inner.end_tx.subscribe()
+    }
+
+    pub fn stats(&self) -> LogStats {
+        let segments = self.inner.segments.read();
+        LogStats {
+            start_offset: segments[0].base_offset,
+            end_offset: self.end_offset(),
+            durable_offset: self.durable().offset,
+            size_bytes: segments.iter().map(|s| s.size_bytes()).sum(),
+            segment_count: segments.len() as u64,
+            fsyncs: self.inner.fsyncs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// `Some(reason)` if the log is fenced, read-only or closed.
+    pub fn health_problem(&self) -> Option<String> {
+        match &*self.inner.health.read() {
+            Health::Ok => None,
+            Health::ReadOnly(reason) => Some(format!("read-only: {reason}")),
+            Health::Fenced { offset, reason } => {
+                Some(format!("fenced at offset {offset}: {reason}"))
+            }
+            Health::Closed => Some("closed".into()),
+        }
+    }
+
+    /// Deletes whole sealed segments past the retention limits; returns how
+    /// many were deleted.
+    pub fn apply_retention(&self, now_ms: u64) -> Result<usize> {
+        self.inner.apply_retention(now_ms)
+    }
+
+    /// Deletes whole sealed segments that hold only offsets below `offset`
+    /// (for internal logs whose older records were folded into a snapshot).
+    pub fn delete_segments_below(&self, offset: u64) -> Result<usize> {
+        self.inner
+            .remove_front_segments(|segment, _| segment.next_offset() <= offset)
+    }
+
+    /// Fsyncs now and waits for it (used by tests and shutdown).
+    pub fn sync(&self) -> Result<()> {
+        self.inner.sync()
+    }
+
+    /// Checks the CRC of every batch in every segment; fences the log at the
+    /// first corrupt batch and returns its offset.
+    pub fn verify(&self) -> Result<Option<u64>> {
+        self.inner.verify()
+    }
+
+    /// Clean shutdown: fsync everything, trim indexes and write the
+    /// clean-shutdown marker so the next open skips recovery.
+    pub fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+}
