@@ -187,7 +187,9 @@ fn storage_code(error: &StorageError) -> ErrorCode {
         StorageError::InvalidBatch(_) => ErrorCode::CorruptBatch,
         StorageError::DiskFull { .. } => ErrorCode::DiskFull,
         StorageError::ReadOnly(_) | StorageError::Closed(_) => ErrorCode::PartitionReadOnly,
-        StorageError::Config(_) => ErrorCode::InvalidConfig,
+        StorageError::ConfigOutOfRange { .. } | StorageError::ConfigNotPositive { .. } => {
+            ErrorCode::InvalidConfig
+        }
         StorageError::Io { .. } => ErrorCode::StorageError,
     }
 }

@@ -65,15 +65,21 @@ impl IndexCursor {
         let size = segment.size_bytes();
         let last_index_position = segment.index.last()?.map_or(0, |(_, p)| u64::from(p));
         let last_batch_relative = match segment.locate(next_offset.saturating_sub(1))? {
-            Ok(Some(located)) if size > 0 => {
-                (located.header.base_offset - segment.base_offset) as u32
-            }
+            Ok(Some(located)) if size > 0 => located
+                .header
+                .base_offset
+                .saturating_sub(segment.base_offset)
+                as u32,
             _ => 0,
         };
+        // Saturating: an index entry past the end (a damaged index the
+        // checkpoint still trusts) must not panic; entries resume an
+        // interval later.
+        let since_entry = size.saturating_sub(last_index_position);
         Ok(IndexCursor {
             next_offset,
-            bytes_since_offset_entry: size - last_index_position,
-            bytes_since_time_entry: size - last_index_position,
+            bytes_since_offset_entry: since_entry,
+            bytes_since_time_entry: since_entry,
             last_time_entry_ms,
             last_batch_relative,
         })
