@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::groups::offsets::OffsetStore;
 use crate::groups::{GroupConfig, GroupCoordinator};
+use crate::lock::DataDirLock;
 use crate::metrics::Metrics;
 use crate::queues::driver::Handles;
 use crate::queues::Queues;
@@ -23,6 +24,8 @@ pub struct Broker {
     pub offsets: OffsetStore,
     pub queues: Arc<Queues>,
     pub metrics: Metrics,
+    /// The exclusive lock on the data directory, held until the broker drops.
+    pub lock: DataDirLock,
     /// When this broker was opened (for uptime).
     pub started_at: std::time::Instant,
     /// Cancelled when the broker starts shutting down.
@@ -32,6 +35,8 @@ pub struct Broker {
 impl Broker {
     /// Opens the data directory (recovering every partition) — blocking.
     pub fn open(config: Config) -> Result<Arc<Broker>> {
+        // Before anything is read: a live broker's files are never "recovered".
+        let lock = DataDirLock::acquire(&config.data_dir)?;
         let flusher = Flusher::start(config.fsync_threads);
         let vfs = Arc::new(OsFs::new());
         let offsets = OffsetStore::open_with(
@@ -64,6 +69,7 @@ impl Broker {
             offsets,
             queues: Arc::new(queues),
             metrics: Metrics::default(),
+            lock,
             started_at: std::time::Instant::now(),
             shutdown: CancellationToken::new(),
         }))

@@ -82,6 +82,11 @@ pub enum BrokerError {
     MetadataCorrupt { path: PathBuf, what: String },
     #[error("cannot encode broker state: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("{} is in use by another broker{}: stop it, or give this one its own --data-dir", dir.display(), holder_pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    DataDirLocked {
+        dir: PathBuf,
+        holder_pid: Option<u32>,
+    },
     #[error("a broker task failed: {0}")]
     TaskFailed(String),
     #[error("broker is shutting down")]
@@ -110,6 +115,8 @@ pub enum BrokerError {
     UnknownQueue { topic: String, queue: String },
     #[error("queue {topic}/{queue} already exists")]
     QueueExists { topic: String, queue: String },
+    #[error("queue {queue} cannot dead-letter to {topic}: queues read that topic, so dead letters would be delivered again")]
+    DeadLetterLoop { queue: String, topic: String },
     #[error("no subscription {0} on this connection and queue")]
     UnknownSubscription(u64),
 }
@@ -157,7 +164,9 @@ impl BrokerError {
             BrokerError::InvalidChoice { .. } | BrokerError::InvalidRequest(_) => {
                 ErrorCode::InvalidRequest
             }
-            BrokerError::UnknownSubscription(_) => ErrorCode::InvalidRequest,
+            BrokerError::UnknownSubscription(_) | BrokerError::DeadLetterLoop { .. } => {
+                ErrorCode::InvalidRequest
+            }
             BrokerError::InvalidTopicConfig(_) => ErrorCode::InvalidConfig,
             BrokerError::OverLimit { .. } | BrokerError::Full { .. } => ErrorCode::InvalidConfig,
             BrokerError::InvalidBatch(ProtocolError::TooLarge { .. }) => ErrorCode::BatchTooLarge,
@@ -166,7 +175,8 @@ impl BrokerError {
             BrokerError::MetadataIo { .. }
             | BrokerError::MetadataCorrupt { .. }
             | BrokerError::Encode(_)
-            | BrokerError::TaskFailed(_) => ErrorCode::StorageError,
+            | BrokerError::TaskFailed(_)
+            | BrokerError::DataDirLocked { .. } => ErrorCode::StorageError,
             BrokerError::ShuttingDown => ErrorCode::ShuttingDown,
             BrokerError::GroupFull { .. } => ErrorCode::InvalidGroup,
             BrokerError::UnknownGroup(_) => ErrorCode::UnknownGroup,

@@ -12,6 +12,7 @@ pub mod connection;
 pub mod domain;
 pub mod error;
 pub mod groups;
+pub mod lock;
 pub mod metafile;
 pub mod metrics;
 pub mod queues;

@@ -4,9 +4,12 @@
 //! in `<data>/topics/<topic>/<partition>/`.
 //!
 //! Crash order: create writes the partition directories, then the metadata;
-//! delete writes the metadata, then removes the directories. Directories not
-//! named by the metadata are leftovers of one of those and are removed at
-//! start. If the metadata file is corrupt, it is kept aside and rebuilt from
+//! delete writes the metadata, retires the partition logs (no append, roll,
+//! fsync or checkpoint touches their files again), renames the topic's
+//! directory to a tombstone (`<name>~deleted-<n>`, a name no topic can
+//! have) and removes it. Directories not named by the metadata (tombstones
+//! included) are leftovers of one of those and are removed at start; a new
+//! topic never adopts files that are already there. If the metadata file is corrupt, it is kept aside and rebuilt from
 //! the directories (partition counts survive; per-topic settings fall back
 //! to the broker defaults) and the broker says so in its log.
 
@@ -350,6 +353,8 @@ impl Topics {
             created_ms: ferry_storage::now_ms(),
         };
         meta.log_config(&self.defaults)?;
+        // Leftovers of a topic of the same name are never adopted.
+        self.bury(name)?;
         let topic = Arc::new(self.open_topic(meta)?);
         let mut all: Vec<TopicMeta> = self
             .topics
@@ -385,15 +390,38 @@ impl Topics {
         remaining.sort_by(|a, b| a.name.cmp(&b.name));
         self.write_metadata(remaining.iter())?;
         if let Some(topic) = self.topics.write().remove(name) {
+            for log in &topic.partitions {
+                log.retire();
+            }
             let fsyncs: u64 = topic.partitions.iter().map(|log| log.stats().fsyncs).sum();
             self.retired_fsyncs
                 .fetch_add(fsyncs, std::sync::atomic::Ordering::Relaxed);
         }
-        if let Err(error) = self.vfs.remove_dir_all(&self.topic_dir(name)) {
+        if let Err(error) = self.bury(name) {
             tracing::warn!(topic = name, %error, "topic deleted but its directory could not be removed; it goes at next start");
         }
         tracing::info!(topic = name, "topic deleted");
         Ok(())
+    }
+
+    /// Moves `name`'s directory (if any) out of the way under a tombstone
+    /// name, then removes it. After an `Ok`, nothing is left at the topic's
+    /// path, so a topic created there starts empty.
+    fn bury(&self, name: &str) -> Result<()> {
+        let dir = self.topic_dir(name);
+        if !self.vfs.exists(&dir) {
+            return Ok(());
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let tombstone = self.topic_dir(&format!("{name}~deleted-{nanos}"));
+        self.vfs
+            .rename(&dir, &tombstone)
+            .map_err(BrokerError::metadata_io(&dir))?;
+        self.vfs
+            .remove_dir_all(&tombstone)
+            .map_err(BrokerError::metadata_io(&tombstone))
     }
 
     pub fn apply_retention(&self) {

@@ -58,6 +58,9 @@ pub const DEFAULT_SEGMENT_BYTES: u64 = 1024 * 1024 * 1024;
 pub const SEGMENT_BYTES_LIMIT: u64 = u32::MAX as u64 - BATCH_BYTES_LIMIT as u64;
 pub const SEGMENT_BYTES_MIN: u64 = 4096;
 pub const INDEX_MAX_BYTES_MIN: u64 = 1024;
+/// Longest retention (and segment age) accepted: 100 years. Longer means
+/// "keep forever": leave retention unset.
+pub const RETENTION_MS_LIMIT: u64 = 100 * 365 * 24 * 3600 * 1000;
 pub const INDEX_MAX_BYTES_LIMIT: u64 = 1024 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
@@ -122,7 +125,13 @@ impl LogConfig {
             INDEX_MAX_BYTES_LIMIT,
         )?;
         if let Some(segment_ms) = self.segment_ms {
-            check_positive("segment_ms", segment_ms)?;
+            check_range("segment_ms", segment_ms, 1, RETENTION_MS_LIMIT)?;
+        }
+        if let Some(retention_ms) = self.retention_ms {
+            check_range("retention_ms", retention_ms, 1, RETENTION_MS_LIMIT)?;
+        }
+        if let Some(retention_bytes) = self.retention_bytes {
+            check_positive("retention_bytes", retention_bytes)?;
         }
         check_positive("checkpoint_interval_ms", self.checkpoint_interval_ms)
     }
@@ -205,17 +214,12 @@ mod tests {
             index_interval_bytes: 0,
             ..LogConfig::default()
         };
-        let zero_segment_age = LogConfig {
-            segment_ms: Some(0),
-            ..LogConfig::default()
-        };
         let zero_checkpoint_interval = LogConfig {
             checkpoint_interval_ms: 0,
             ..LogConfig::default()
         };
         for (config, want) in [
             (zero_index_interval, "index_interval_bytes"),
-            (zero_segment_age, "segment_ms"),
             (zero_checkpoint_interval, "checkpoint_interval_ms"),
         ] {
             match invalid(config) {
@@ -223,5 +227,32 @@ mod tests {
                 other => panic!("{want}: expected ConfigNotPositive, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn ages_past_a_century_and_zero_are_refused() {
+        for key in ["segment_ms", "retention_ms"] {
+            for value in [0, RETENTION_MS_LIMIT + 1, u64::MAX] {
+                let mut config = LogConfig::default();
+                match key {
+                    "segment_ms" => config.segment_ms = Some(value),
+                    _ => config.retention_ms = Some(value),
+                }
+                assert!(
+                    matches!(invalid(config), StorageError::ConfigOutOfRange { key: k, .. } if k == key),
+                    "{key} = {value}"
+                );
+            }
+        }
+        let zero_bytes = LogConfig {
+            retention_bytes: Some(0),
+            ..LogConfig::default()
+        };
+        assert!(matches!(
+            invalid(zero_bytes),
+            StorageError::ConfigNotPositive {
+                key: "retention_bytes"
+            }
+        ));
     }
 }

@@ -215,4 +215,10 @@ impl Log {
     pub fn close(&self) -> Result<()> {
         self.inner.close()
     }
+
+    /// Stops the log for deletion without writing anything more (see
+    /// `LogInner::retire`): appends then fail with `Closed`.
+    pub fn retire(&self) {
+        self.inner.retire()
+    }
 }

@@ -17,10 +17,9 @@ impl LogInner {
             return Ok(0);
         }
         self.remove_front_segments(|first, total| {
-            let expired = config.retention_ms.is_some_and(|ms| {
-                let newest = first.max_timestamp_ms();
-                newest != i64::MIN && newest < now_ms as i64 - ms as i64
-            });
+            let expired = config
+                .retention_ms
+                .is_some_and(|ms| expired(first.max_timestamp_ms(), now_ms, ms));
             let oversized = config
                 .retention_bytes
                 .is_some_and(|limit| total.saturating_sub(first.size_bytes()) >= limit);
@@ -35,6 +34,9 @@ impl LogInner {
         &self,
         doomed: impl Fn(&Segment, u64) -> bool,
     ) -> Result<usize> {
+        if matches!(*self.health.read(), crate::health::Health::Closed) {
+            return Ok(0);
+        }
         let checkpoint_segment = self.checkpoint_segment.load(Ordering::Acquire);
         let removed = {
             let mut segments = self.segments.write();
@@ -61,5 +63,40 @@ impl LogInner {
             self.vfs.sync_dir(&self.dir).at(&self.dir)?;
         }
         Ok(removed.len())
+    }
+}
+
+/// Whether a segment whose newest record is at `newest_ms` is older than
+/// `retention_ms` at `now_ms`. Saturating throughout: no value of any of
+/// the three (a huge retention, a clock before the epoch, a record from the
+/// far future) can make a segment expire early.
+pub(crate) fn expired(newest_ms: i64, now_ms: u64, retention_ms: u64) -> bool {
+    if newest_ms == i64::MIN {
+        return false;
+    }
+    let cutoff = i64::try_from(now_ms.saturating_sub(retention_ms)).unwrap_or(i64::MAX);
+    now_ms > retention_ms && newest_ms < cutoff
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expired;
+
+    #[test]
+    fn no_retention_value_expires_data_early() {
+        let now = 1_700_000_000_000u64;
+        assert!(expired(now as i64 - 10_001, now, 10_000));
+        assert!(!expired(now as i64 - 9_999, now, 10_000));
+        assert!(
+            !expired(0, now, u64::MAX),
+            "a huge retention keeps everything"
+        );
+        assert!(!expired(now as i64, now, u64::MAX / 2));
+        assert!(
+            !expired(i64::MIN + 1, 5, 10),
+            "retention longer than the clock"
+        );
+        assert!(!expired(i64::MAX, now, 1), "records from the future stay");
+        assert!(!expired(i64::MIN, now, 1), "a segment with no records");
     }
 }

@@ -198,6 +198,19 @@ impl LogInner {
     }
 }
 
+impl LogInner {
+    /// For a partition being deleted: from now on no append, roll, fsync or
+    /// checkpoint touches its files (they are about to go), and every
+    /// durability waiter fails. Waits for an append or fsync under way.
+    pub(super) fn retire(&self) {
+        let _progress = self.sync_progress.lock();
+        let _writer = self.writer.lock();
+        self.health.set(Health::Closed);
+        self.durable_tx.send_modify(|d| d.failed = true);
+        tracing::debug!(partition = %self.name, "log retired");
+    }
+}
+
 impl GroupCommit for LogInner {
     fn sync_now(&self) {
         LogInner::sync_now(self)

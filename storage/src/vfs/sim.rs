@@ -388,14 +388,34 @@ impl Vfs for SimFs {
         Ok(())
     }
 
+    /// Renames a file, or a directory (every name below it, as one
+    /// journal step each: the rename of a real directory is atomic, and
+    /// here a power loss may keep a prefix of the moves; callers only
+    /// rename directories whose contents are doomed either way).
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut state = self.state.lock();
-        let inode = state.names.remove(from).ok_or_else(|| not_found(from))?;
-        state.names.insert(to.to_path_buf(), inode);
-        state.pending_meta.push(MetaOp::Unlink(from.to_path_buf()));
-        state
-            .pending_meta
-            .push(MetaOp::Link(to.to_path_buf(), inode));
+        let moves: Vec<(PathBuf, PathBuf)> = match state.names.contains_key(from) {
+            true => vec![(from.to_path_buf(), to.to_path_buf())],
+            false => state
+                .names
+                .keys()
+                .filter_map(|name| {
+                    let rest = name.strip_prefix(from).ok()?;
+                    Some((name.clone(), to.join(rest)))
+                })
+                .collect(),
+        };
+        if moves.is_empty() {
+            return Err(not_found(from));
+        }
+        for (old, new) in moves {
+            let Some(inode) = state.names.remove(&old) else {
+                continue;
+            };
+            state.names.insert(new.clone(), inode);
+            state.pending_meta.push(MetaOp::Unlink(old));
+            state.pending_meta.push(MetaOp::Link(new, inode));
+        }
         Ok(())
     }
 
