@@ -9,10 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferry_protocol::batch::{BatchBuilder, NewRecord, RecordHeader};
+use ferry_protocol::batch::{
+    validate_batch, BatchBuilder, NewRecord, RecordHeader, BATCH_RECORDS_LIMIT,
+    RECORD_HEADERS_LIMIT,
+};
 use tokio_util::sync::CancellationToken;
 
-use super::queue::{dead_letter_headers, DeadReason, Message, Queue};
+use super::queue::{dead_letter_headers, DeadReason, Message, Queue, DEAD_LETTER_HEADER_PREFIX};
 use super::Queues;
 use crate::error::{BrokerError, Result};
 use crate::topics::{Topic, TopicSettings, Topics};
@@ -131,6 +134,65 @@ async fn dead_letter_topic(handles: &Handles, queue: &Queue) -> Result<Arc<Topic
     Ok(created)
 }
 
+/// The dead-letter copy of `message`: its own headers, minus any earlier
+/// `x-ferry-dlq-*` ones (a message dead-lettered twice carries one set, not
+/// two), plus this queue's.
+fn dead_letter_record(def: &super::QueueDef, message: &Message, reason: DeadReason) -> NewRecord {
+    let mut headers: Vec<RecordHeader> = message
+        .record
+        .headers
+        .iter()
+        .filter(|h| !h.key.starts_with(DEAD_LETTER_HEADER_PREFIX))
+        .cloned()
+        .collect();
+    headers.extend(
+        dead_letter_headers(def, message, reason)
+            .into_iter()
+            .map(|(key, value)| RecordHeader {
+                key,
+                value: Some(value),
+            }),
+    );
+    NewRecord {
+        timestamp_ms: message.record.timestamp_ms,
+        key: message.record.key.clone(),
+        value: message.record.value.clone(),
+        headers,
+    }
+}
+
+/// The dead-letter copies as batches of at most `max_batch_bytes`. A
+/// record that cannot be stored (too large for a batch of its own, or over
+/// the header limit with the broker's headers added) is returned apart.
+fn dead_letter_batches(
+    records: Vec<NewRecord>,
+    max_batch_bytes: usize,
+) -> (Vec<Bytes>, Vec<NewRecord>) {
+    let mut batches = Vec::new();
+    let mut too_large = Vec::new();
+    let mut builder = BatchBuilder::new();
+    for record in records {
+        let size = BatchBuilder::record_size_bytes(&record);
+        let headers = record.headers.len() as u64;
+        if BatchBuilder::new().size_bytes() + size > max_batch_bytes
+            || headers > RECORD_HEADERS_LIMIT
+        {
+            too_large.push(record);
+            continue;
+        }
+        let full = builder.size_bytes() + size > max_batch_bytes
+            || builder.record_count() == BATCH_RECORDS_LIMIT;
+        if full && !builder.is_empty() {
+            batches.push(std::mem::replace(&mut builder, BatchBuilder::new()).finish());
+        }
+        builder.push(&record);
+    }
+    if !builder.is_empty() {
+        batches.push(builder.finish());
+    }
+    (batches, too_large)
+}
+
 /// Copies each message to the dead-letter topic (durably), then settles it.
 async fn dead_letter(
     handles: &Handles,
@@ -140,25 +202,23 @@ async fn dead_letter(
     let def = queue.def();
     let topic = dead_letter_topic(handles, queue).await?;
     let log = topic.partition(0)?.clone();
-    let mut builder = BatchBuilder::new();
-    for (message, reason) in dead {
-        let mut headers = message.record.headers.clone();
-        headers.extend(dead_letter_headers(&def, message, *reason).into_iter().map(
-            |(key, value)| RecordHeader {
-                key,
-                value: Some(value),
-            },
-        ));
-        builder.push(&NewRecord {
-            timestamp_ms: message.record.timestamp_ms,
-            key: message.record.key.clone(),
-            value: message.record.value.clone(),
-            headers,
-        });
+    let max_batch_bytes = log.config().max_batch_bytes;
+    let records = dead
+        .iter()
+        .map(|(message, reason)| dead_letter_record(&def, message, *reason))
+        .collect();
+    let (batches, too_large) = dead_letter_batches(records, max_batch_bytes);
+    if !too_large.is_empty() {
+        tracing::error!(queue = %def.name, count = too_large.len(), max_batch_bytes, "messages too large to copy to the dead-letter topic are settled without a copy");
     }
-    let batch: Bytes = builder.finish();
-    let info = log.append(&batch)?;
-    log.wait_durable(info.last_offset + 1).await?;
+    let mut last_offset = None;
+    for batch in &batches {
+        validate_batch(batch, max_batch_bytes)?;
+        last_offset = Some(log.append(batch)?.last_offset);
+    }
+    if let Some(last) = last_offset {
+        log.wait_durable(last + 1).await?;
+    }
     let settled: Vec<(u32, u64)> = dead.iter().map(|(m, _)| (m.partition, m.offset)).collect();
     handles.queues.settle_dead(queue, &settled)?.await?;
     for (message, reason) in dead {
@@ -172,4 +232,43 @@ async fn dead_letter(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(value_bytes: usize, headers: usize) -> NewRecord {
+        NewRecord {
+            timestamp_ms: 1,
+            key: None,
+            value: Some(Bytes::from(vec![7u8; value_bytes])),
+            headers: (0..headers)
+                .map(|i| RecordHeader {
+                    key: format!("{DEAD_LETTER_HEADER_PREFIX}reason{i}"),
+                    value: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn dead_letter_batches_stay_under_the_batch_limit() {
+        let limit = 1024 * 1024;
+        let records = (0..60).map(|_| record(200 * 1024, 0)).collect();
+        let (batches, too_large) = dead_letter_batches(records, limit);
+        assert!(too_large.is_empty());
+        assert!(batches.len() >= 12, "60 x 200 KB in 1 MiB batches");
+        let mut count = 0;
+        for batch in &batches {
+            assert!(batch.len() <= limit);
+            count += validate_batch(batch, limit).unwrap().record_count;
+        }
+        assert_eq!(count, 60);
+        let (batches, too_large) = dead_letter_batches(vec![record(2 * limit, 0)], limit);
+        assert!(batches.is_empty());
+        assert_eq!(too_large.len(), 1);
+        let crowded = record(10, RECORD_HEADERS_LIMIT as usize + 1);
+        assert_eq!(dead_letter_batches(vec![crowded], limit).1.len(), 1);
+    }
 }

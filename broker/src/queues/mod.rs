@@ -200,11 +200,33 @@ impl Queues {
         })
     }
 
+    /// A dead-letter topic may not be the queue's own topic or the source of
+    /// any queue: a dead letter must never be delivered by a queue again
+    /// (and then dead-lettered again, and again). Every cycle of queues and
+    /// dead-letter topics has a last edge that points at a source, so
+    /// refusing that edge refuses every cycle.
+    fn refuse_dead_letter_loop(&self, def: &QueueDef) -> Result<()> {
+        let feeds_a_queue = def.dead_letter_topic == def.topic
+            || self
+                .queues
+                .read()
+                .keys()
+                .any(|(topic, _)| *topic == def.dead_letter_topic.as_str());
+        if feeds_a_queue {
+            return Err(BrokerError::DeadLetterLoop {
+                queue: format!("{}/{}", def.topic, def.name),
+                topic: def.dead_letter_topic.to_string(),
+            });
+        }
+        Ok(())
+    }
+
     /// Creates a queue (blocking); returns it for its driver to be started.
     pub fn create(&self, topics: &Topics, spec: QueueSpec) -> Result<Arc<Queue>> {
         let topic = topics.get(&spec.topic)?;
         let def = Queues::definition(spec)?;
         let _admin = self.admin.lock();
+        self.refuse_dead_letter_loop(&def)?;
         let key = (def.topic.to_string(), def.name.to_string());
         if self.queues.read().contains_key(&key) {
             return Err(BrokerError::QueueExists {

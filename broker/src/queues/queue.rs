@@ -87,6 +87,9 @@ impl Queue {
     }
 }
 
+/// Every header the broker adds to a dead-lettered record starts so.
+pub const DEAD_LETTER_HEADER_PREFIX: &str = "x-ferry-dlq-";
+
 /// Headers a dead-lettered record carries, besides its own.
 pub fn dead_letter_headers(
     def: &QueueDef,
