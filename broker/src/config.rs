@@ -12,6 +12,8 @@ use serde::Deserialize;
 
 pub const STATE_SNAPSHOT_BYTES_MIN: u64 = 4096;
 pub const STATE_SNAPSHOT_BYTES_LIMIT: u64 = 1024 * 1024 * 1024;
+pub const HANDSHAKE_TIMEOUT_MS_MIN: u64 = 100;
+pub const HANDSHAKE_TIMEOUT_MS_LIMIT: u64 = 600_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -51,6 +53,14 @@ pub struct Config {
     /// Requests in flight per connection before the broker stops reading it.
     #[arg(long, env = "FERRY_MAX_IN_FLIGHT_REQUESTS", default_value_t = 512)]
     pub max_in_flight_requests: usize,
+    /// Connections from one source IP beyond this are refused; 0 = no limit
+    /// (many clients on one host are normal).
+    #[arg(long, env = "FERRY_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
+    pub max_connections_per_ip: usize,
+    /// Close a connection that has not completed its handshake this long
+    /// after it was accepted (ms).
+    #[arg(long, env = "FERRY_HANDSHAKE_TIMEOUT_MS", default_value_t = 5_000)]
+    pub handshake_timeout_ms: u64,
     /// Request and response bytes in flight per connection before the broker
     /// stops reading it (backpressure).
     #[arg(long, env = "FERRY_MAX_IN_FLIGHT_BYTES", default_value_t = 64 * 1024 * 1024)]
@@ -111,6 +121,8 @@ struct FileConfig {
     max_frame_bytes: Option<usize>,
     max_batch_bytes: Option<usize>,
     max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    handshake_timeout_ms: Option<u64>,
     max_in_flight_requests: Option<usize>,
     max_in_flight_bytes: Option<usize>,
     idle_timeout_ms: Option<u64>,
@@ -179,6 +191,7 @@ impl Config {
             max_batch_bytes,
             max_connections
         );
+        take!(max_connections_per_ip, handshake_timeout_ms);
         take!(
             max_in_flight_requests,
             max_in_flight_bytes,
@@ -220,6 +233,13 @@ impl Config {
             || self.max_in_flight_bytes < self.max_frame_bytes
         {
             return Err("max_connections and max_in_flight_requests must be positive, max_in_flight_bytes >= max_frame_bytes".into());
+        }
+        if !(HANDSHAKE_TIMEOUT_MS_MIN..=HANDSHAKE_TIMEOUT_MS_LIMIT)
+            .contains(&self.handshake_timeout_ms)
+        {
+            return Err(format!(
+                "handshake_timeout_ms must be in [{HANDSHAKE_TIMEOUT_MS_MIN}, {HANDSHAKE_TIMEOUT_MS_LIMIT}]"
+            ));
         }
         if self.default_partitions == 0
             || self.default_partitions > crate::topics::MAX_PARTITIONS_PER_TOPIC

@@ -57,10 +57,44 @@ struct Budget {
     _bytes: OwnedSemaphorePermit,
 }
 
+/// What a connection holds outside itself: its queue subscriptions and its
+/// place in the open-connections gauge. Released on drop, so a connection
+/// task that ends any way at all (a panicking handler included) gives back
+/// its unacked deliveries and its count.
+struct Held {
+    broker: Arc<Broker>,
+    subscriptions: Arc<parking_lot::Mutex<Vec<(String, String, u64)>>>,
+}
+
+impl Held {
+    fn new(broker: &Arc<Broker>) -> Held {
+        broker
+            .metrics
+            .connections_open
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Held {
+            broker: broker.clone(),
+            subscriptions: Arc::default(),
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // Unacked deliveries of this connection's subscriptions go back to their queues.
+        for (topic, queue, id) in self.subscriptions.lock().drain(..) {
+            self.broker.queues.unsubscribe(&topic, &queue, id);
+        }
+        let open = &self.broker.metrics.connections_open;
+        open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
     }
+    let held = Held::new(&broker);
     let (reader, writer) = stream.into_split();
     let (tx, rx) = mpsc::channel(broker.config.max_in_flight_requests);
     // Pushed deliveries: bounded by the consumers' prefetch credit.
@@ -82,19 +116,17 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
         requests: Arc::new(Semaphore::new(broker.config.max_in_flight_requests)),
         bytes: Arc::new(Semaphore::new(broker.config.max_in_flight_bytes)),
         handshaken: false,
+        accepted_at: Instant::now(),
         peer,
         context: cmd::ConnectionContext {
             push: push_tx,
-            subscriptions: parking_lot::Mutex::new(Vec::new()),
+            subscriptions: held.subscriptions.clone(),
         },
     };
     let reason = connection.run().await;
     tracing::debug!(%peer, reason, "connection closing");
-    // Unacked deliveries of this connection's subscriptions go back to their queues.
-    for (topic, queue, id) in connection.context.subscriptions.lock().drain(..) {
-        broker.queues.unsubscribe(&topic, &queue, id);
-    }
     drop(connection);
+    drop(held);
     let _ = writer.await;
 }
 
@@ -106,6 +138,7 @@ struct Connection {
     requests: Arc<Semaphore>,
     bytes: Arc<Semaphore>,
     handshaken: bool,
+    accepted_at: Instant,
     peer: SocketAddr,
     context: cmd::ConnectionContext,
 }
@@ -121,9 +154,6 @@ enum Step {
 
 impl Connection {
     async fn run(&mut self) -> &'static str {
-        let config = &self.broker.config;
-        let idle = Duration::from_millis(config.idle_timeout_ms);
-        let frame_timeout = Duration::from_millis(config.frame_read_timeout_ms);
         let mut pending = FuturesUnordered::new();
         let mut last_frame_at = Instant::now();
         let mut partial_since: Option<Instant> = None;
@@ -164,11 +194,7 @@ impl Connection {
             if eof && pending.is_empty() {
                 return "client closed";
             }
-            let deadline = match partial_since {
-                Some(since) => since + frame_timeout,
-                None if pending.is_empty() => last_frame_at + idle,
-                None => Instant::now() + idle,
-            };
+            let (deadline, why) = self.deadline(partial_since, pending.is_empty(), last_frame_at);
             let reading = blocked.is_none() && !eof && !sliced;
             tokio::select! {
                 // More whole frames are waiting in the buffer: come back at once.
@@ -184,11 +210,35 @@ impl Connection {
                     Err(_) => return "read error",
                 },
                 _ = wait_budget(&self.requests, &self.bytes, blocked.unwrap_or(0)), if blocked.is_some() => {}
-                _ = tokio::time::sleep_until(deadline) => {
-                    return if partial_since.is_some() { "frame read timeout" } else { "idle timeout" };
-                }
+                _ = tokio::time::sleep_until(deadline) => return why,
                 _ = self.broker.shutdown.cancelled(), if !eof => eof = true,
             }
+        }
+    }
+
+    /// When the connection is closed if nothing happens, and why: a frame
+    /// that takes too long to arrive, no handshake in time, or idleness.
+    fn deadline(
+        &self,
+        partial_since: Option<Instant>,
+        nothing_pending: bool,
+        last_frame_at: Instant,
+    ) -> (Instant, &'static str) {
+        let config = &self.broker.config;
+        let idle = Duration::from_millis(config.idle_timeout_ms);
+        let frame_timeout = Duration::from_millis(config.frame_read_timeout_ms);
+        let (deadline, why) = match partial_since {
+            Some(since) => (since + frame_timeout, "frame read timeout"),
+            None if nothing_pending => (last_frame_at + idle, "idle timeout"),
+            None => (Instant::now() + idle, "idle timeout"),
+        };
+        if self.handshaken {
+            return (deadline, why);
+        }
+        let handshake_by = self.accepted_at + Duration::from_millis(config.handshake_timeout_ms);
+        match handshake_by < deadline {
+            true => (handshake_by, "handshake timeout"),
+            false => (deadline, why),
         }
     }
 
@@ -262,6 +312,12 @@ impl Connection {
                     ErrorCode::HandshakeRequired,
                     message,
                 ));
+            }
+            if let Request::Handshake(hello) = &request {
+                if !cmd::versions_overlap(hello) {
+                    // Nothing else can be understood: answer, then close.
+                    return Step::Close(cmd::handshake_reply(&self.broker, header, hello));
+                }
             }
             self.handshaken = true;
         }

@@ -54,16 +54,9 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
         };
         let broker = broker.clone();
         tracker.spawn(async move {
-            broker
-                .metrics
-                .connections_open
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            crate::connection::serve(broker.clone(), stream, peer).await;
-            broker
-                .metrics
-                .connections_open
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            drop(slot);
+            // The slot is released however the task ends (a panic included).
+            let _slot = slot;
+            crate::connection::serve(broker, stream, peer).await;
         });
     }
     tracker.close();

@@ -9,14 +9,18 @@ use ferry_protocol::ErrorCode;
 use super::respond;
 use crate::broker::Broker;
 
+/// Whether the client's protocol versions overlap the broker's.
+pub fn versions_overlap(request: &HandshakeRequest) -> bool {
+    request.min_version <= u32::from(PROTOCOL_VERSION_MAX)
+        && request.max_version >= u32::from(PROTOCOL_VERSION_MIN)
+}
+
 pub fn handshake_reply(
     broker: &Broker,
     header: FrameHeader,
     request: &HandshakeRequest,
 ) -> OutFrame {
-    let overlap = request.min_version <= u32::from(PROTOCOL_VERSION_MAX)
-        && request.max_version >= u32::from(PROTOCOL_VERSION_MIN);
-    let (error_code, error_message) = if overlap {
+    let (error_code, error_message) = if versions_overlap(request) {
         (ErrorCode::None, String::new())
     } else {
         (

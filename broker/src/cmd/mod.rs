@@ -29,7 +29,7 @@ use crate::domain::OffsetSpec;
 use crate::error::BrokerError;
 use crate::metrics::Metrics;
 
-pub use handshake::handshake_reply;
+pub use handshake::{handshake_reply, versions_overlap};
 
 pub enum Reply {
     Now(OutFrame),
@@ -43,7 +43,7 @@ pub struct ConnectionContext {
     pub push: tokio::sync::mpsc::UnboundedSender<OutFrame>,
     /// Queue subscriptions made on this connection: (topic, queue, id),
     /// dropped when it closes.
-    pub subscriptions: parking_lot::Mutex<Vec<(String, String, u64)>>,
+    pub subscriptions: Arc<parking_lot::Mutex<Vec<(String, String, u64)>>>,
 }
 
 pub fn dispatch(
