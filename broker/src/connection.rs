@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use ferry_protocol::frame::{self, FrameHeader, OutFrame, FRAME_HEADER_BYTES, LENGTH_PREFIX_BYTES};
+use ferry_protocol::ProtocolError;
 use ferry_protocol::{ApiKey, Request};
-use ferry_protocol::{ErrorCode, ProtocolError};
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -37,6 +37,7 @@ use tokio::time::Instant;
 
 use crate::broker::Broker;
 use crate::cmd::{self, Reply};
+use crate::error::BrokerError;
 use crate::metrics::Metrics;
 
 /// Longest the read loop dispatches frames before yielding to other tasks.
@@ -306,12 +307,8 @@ impl Connection {
         };
         if !self.handshaken {
             if request.api_key() != ApiKey::Handshake {
-                let message = "the first request on a connection must be a handshake".to_string();
-                return Step::Close(cmd::protocol_error(
-                    header,
-                    ErrorCode::HandshakeRequired,
-                    message,
-                ));
+                let error = BrokerError::HandshakeRequired;
+                return Step::Close(cmd::connection_error(header, &error));
             }
             if let Request::Handshake(hello) = &request {
                 if !cmd::versions_overlap(hello) {
@@ -350,11 +347,7 @@ impl Connection {
                 .unwrap_or(&[]),
         )
         .unwrap_or(FrameHeader::request(0, 0, 0));
-        let code = match error {
-            ProtocolError::TooLarge { .. } => ErrorCode::FrameTooLarge,
-            _ => ErrorCode::InvalidRequest,
-        };
-        cmd::protocol_error(header, code, error.to_string())
+        cmd::connection_error(header, &BrokerError::Frame(error))
     }
 
     async fn send(&self, frame: OutFrame, budget: Option<Budget>, close_after: bool) {

@@ -58,7 +58,9 @@ pub enum BrokerError {
         value: String,
     },
     #[error("invalid topic config: {0}")]
-    InvalidTopicConfig(String),
+    InvalidTopicConfig(#[source] StorageError),
+    #[error("invalid topic config: fsync must be always, never or an interval in ms, not {0:?}")]
+    InvalidFsync(String),
     #[error("{what} is {requested}, above the limit of {limit}")]
     OverLimit {
         what: &'static str,
@@ -67,8 +69,33 @@ pub enum BrokerError {
     },
     #[error("the broker holds the maximum of {limit} {what}")]
     Full { what: &'static str, limit: u64 },
-    #[error("invalid request: {0}")]
-    InvalidRequest(String),
+    #[error("unknown acks value {0} (0 none, 1 written, 2 durable)")]
+    UnknownAcks(u32),
+    #[error("the produce request carries no record batch")]
+    EmptyProduce,
+    #[error("offset {offset} is outside {topic}/{partition} ([{start}, {end}])")]
+    OffsetOutsidePartition {
+        topic: String,
+        partition: u32,
+        offset: u64,
+        start: u64,
+        end: u64,
+    },
+    #[error("a member must subscribe to at least one topic")]
+    NoTopics,
+    #[error("{0}")]
+    Frame(#[source] ProtocolError),
+    #[error("the first request on a connection must be a handshake")]
+    HandshakeRequired,
+    #[error("client speaks protocol versions {client_min}..={client_max}, the broker {broker_min}..={broker_max}")]
+    UnsupportedProtocol {
+        client_min: u32,
+        client_max: u32,
+        broker_min: u32,
+        broker_max: u32,
+    },
+    #[error("the broker is at max_connections ({limit})")]
+    TooManyConnections { limit: usize },
     #[error("invalid record batch: {0}")]
     InvalidBatch(#[from] ProtocolError),
     #[error(transparent)]
@@ -79,7 +106,7 @@ pub enum BrokerError {
         source: std::io::Error,
     },
     #[error("broker metadata file {path} is corrupt: {what}")]
-    MetadataCorrupt { path: PathBuf, what: String },
+    MetadataCorrupt { path: PathBuf, what: &'static str },
     #[error("cannot encode broker state: {0}")]
     Encode(#[from] serde_json::Error),
     #[error("{} is in use by another broker{}: stop it, or give this one its own --data-dir", dir.display(), holder_pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
@@ -88,7 +115,13 @@ pub enum BrokerError {
         holder_pid: Option<u32>,
     },
     #[error("a broker task failed: {0}")]
-    TaskFailed(String),
+    TaskFailed(#[from] tokio::task::JoinError),
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Listen {
+        what: &'static str,
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("broker is shutting down")]
     ShuttingDown,
     #[error("unknown group {0:?}")]
@@ -161,13 +194,22 @@ impl BrokerError {
                 NameKind::Group => ErrorCode::InvalidGroup,
                 NameKind::Queue => ErrorCode::InvalidRequest,
             },
-            BrokerError::InvalidChoice { .. } | BrokerError::InvalidRequest(_) => {
-                ErrorCode::InvalidRequest
-            }
+            BrokerError::InvalidChoice { .. }
+            | BrokerError::UnknownAcks(_)
+            | BrokerError::EmptyProduce
+            | BrokerError::OffsetOutsidePartition { .. }
+            | BrokerError::NoTopics => ErrorCode::InvalidRequest,
+            BrokerError::Frame(ProtocolError::TooLarge { .. }) => ErrorCode::FrameTooLarge,
+            BrokerError::Frame(_) => ErrorCode::InvalidRequest,
+            BrokerError::HandshakeRequired => ErrorCode::HandshakeRequired,
+            BrokerError::UnsupportedProtocol { .. } => ErrorCode::UnsupportedVersion,
+            BrokerError::TooManyConnections { .. } => ErrorCode::TooManyConnections,
             BrokerError::UnknownSubscription(_) | BrokerError::DeadLetterLoop { .. } => {
                 ErrorCode::InvalidRequest
             }
-            BrokerError::InvalidTopicConfig(_) => ErrorCode::InvalidConfig,
+            BrokerError::InvalidTopicConfig(_) | BrokerError::InvalidFsync(_) => {
+                ErrorCode::InvalidConfig
+            }
             BrokerError::OverLimit { .. } | BrokerError::Full { .. } => ErrorCode::InvalidConfig,
             BrokerError::InvalidBatch(ProtocolError::TooLarge { .. }) => ErrorCode::BatchTooLarge,
             BrokerError::InvalidBatch(_) => ErrorCode::CorruptBatch,
@@ -176,7 +218,8 @@ impl BrokerError {
             | BrokerError::MetadataCorrupt { .. }
             | BrokerError::Encode(_)
             | BrokerError::TaskFailed(_)
-            | BrokerError::DataDirLocked { .. } => ErrorCode::StorageError,
+            | BrokerError::DataDirLocked { .. }
+            | BrokerError::Listen { .. } => ErrorCode::StorageError,
             BrokerError::ShuttingDown => ErrorCode::ShuttingDown,
             BrokerError::GroupFull { .. } => ErrorCode::InvalidGroup,
             BrokerError::UnknownGroup(_) => ErrorCode::UnknownGroup,
@@ -205,3 +248,60 @@ fn storage_code(error: &StorageError) -> ErrorCode {
 }
 
 pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one mapping, pinned: a client relies on these codes.
+    #[test]
+    fn each_error_maps_to_its_protocol_code() {
+        let too_large = ProtocolError::TooLarge {
+            what: "frame",
+            actual: 2,
+            limit: 1,
+        };
+        let cases = [
+            (
+                BrokerError::UnknownTopic("t".into()),
+                ErrorCode::UnknownTopic,
+            ),
+            (BrokerError::UnknownAcks(9), ErrorCode::InvalidRequest),
+            (BrokerError::EmptyProduce, ErrorCode::InvalidRequest),
+            (BrokerError::NoTopics, ErrorCode::InvalidRequest),
+            (
+                BrokerError::InvalidFsync("x".into()),
+                ErrorCode::InvalidConfig,
+            ),
+            (
+                BrokerError::Frame(too_large.clone()),
+                ErrorCode::FrameTooLarge,
+            ),
+            (
+                BrokerError::Frame(ProtocolError::Malformed("x")),
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                BrokerError::InvalidBatch(too_large),
+                ErrorCode::BatchTooLarge,
+            ),
+            (
+                BrokerError::InvalidBatch(ProtocolError::Malformed("x")),
+                ErrorCode::CorruptBatch,
+            ),
+            (BrokerError::HandshakeRequired, ErrorCode::HandshakeRequired),
+            (
+                BrokerError::TooManyConnections { limit: 1 },
+                ErrorCode::TooManyConnections,
+            ),
+            (BrokerError::ShuttingDown, ErrorCode::ShuttingDown),
+            (
+                BrokerError::Storage(StorageError::DiskFull { path: "p".into() }),
+                ErrorCode::DiskFull,
+            ),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.code(), code, "{error}");
+        }
+    }
+}

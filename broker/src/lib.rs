@@ -27,27 +27,39 @@ use tokio::net::TcpListener;
 
 pub use broker::Broker;
 pub use config::Config;
+pub use error::BrokerError;
 
 /// Runs the broker until SIGINT/SIGTERM, then shuts down gracefully: stop
 /// accepting, finish in-flight requests, fsync and close every log (writing
 /// the clean-shutdown markers).
-pub async fn run(config: Config) -> Result<(), String> {
-    let data_dir = config.data_dir.clone();
+pub async fn run(config: Config) -> Result<(), BrokerError> {
     let listen = config.listen;
-    let broker = tokio::task::spawn_blocking(move || Broker::open(config))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("cannot open data directory {}: {e}", data_dir.display()))?;
+    let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
+    let cannot_listen = |what| {
+        move |source| BrokerError::Listen {
+            what,
+            addr: listen,
+            source,
+        }
+    };
     let listener = TcpListener::bind(listen)
         .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(cannot_listen("clients"))?;
+    let local = listener.local_addr().map_err(cannot_listen("clients"))?;
     tracing::info!(listen = %local, data_dir = %broker.config.data_dir.display(), "ferry broker ready");
     if let Some(metrics_addr) = broker.config.metrics_listen {
+        let metrics_listener =
+            metrics::bind(metrics_addr)
+                .await
+                .map_err(|source| BrokerError::Listen {
+                    what: "metrics",
+                    addr: metrics_addr,
+                    source,
+                })?;
         let shutdown = broker.shutdown.clone();
         let scraped = broker.clone();
         let render = move || scraped.metrics.render(scraped.topics.fsyncs());
-        tokio::spawn(metrics::serve(render, metrics_addr, shutdown));
+        tokio::spawn(metrics::serve(render, metrics_listener, shutdown));
     }
     tokio::spawn(retention_loop(broker.clone()));
     tokio::spawn(group_sweeper(broker.clone()));
@@ -71,8 +83,7 @@ pub async fn run(config: Config) -> Result<(), String> {
             tracing::error!(%error, "closing the queue ack log failed");
         }
     })
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     tracing::info!("ferry broker stopped cleanly");
     Ok(())
 }

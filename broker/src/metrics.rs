@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use ferry_protocol::api::{ApiKey, API_COUNT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -12,6 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Longest HTTP request head the metrics endpoint reads.
 const METRICS_REQUEST_MAX_BYTES: usize = 8192;
+/// First and longest wait after a failed accept.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 pub struct Metrics {
@@ -42,9 +46,11 @@ impl Metrics {
         counter.fetch_add(value, Ordering::Relaxed);
     }
 
-    pub fn render(&self, fsyncs: u64) -> String {
+    /// The scalar series: (name, help, type, value).
+    fn scalars(&self, fsyncs: u64) -> [(&'static str, &'static str, &'static str, u64); 9] {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let scalars: [(&str, &str, &str, u64); 9] = [
+        const COUNTER: &str = "counter";
+        [
             (
                 "ferry_connections_open",
                 "Open client connections.",
@@ -54,74 +60,71 @@ impl Metrics {
             (
                 "ferry_connections_accepted_total",
                 "Connections accepted.",
-                "counter",
+                COUNTER,
                 get(&self.connections_accepted),
             ),
             (
                 "ferry_connections_refused_total",
                 "Connections refused over max_connections.",
-                "counter",
+                COUNTER,
                 get(&self.connections_refused),
             ),
             (
                 "ferry_request_errors_total",
                 "Requests answered with an error code.",
-                "counter",
+                COUNTER,
                 get(&self.request_errors),
             ),
             (
                 "ferry_protocol_errors_total",
                 "Connections closed for bad frames.",
-                "counter",
+                COUNTER,
                 get(&self.protocol_errors),
             ),
             (
                 "ferry_produce_records_total",
                 "Records appended.",
-                "counter",
+                COUNTER,
                 get(&self.produce_records),
             ),
             (
                 "ferry_produce_bytes_total",
                 "Record batch bytes appended.",
-                "counter",
+                COUNTER,
                 get(&self.produce_bytes),
             ),
             (
                 "ferry_fetch_bytes_total",
                 "Record batch bytes served by fetch.",
-                "counter",
+                COUNTER,
                 get(&self.fetch_bytes),
             ),
             (
                 "ferry_fsyncs_total",
                 "Group-commit fsyncs run by partitions since start.",
-                "counter",
+                COUNTER,
                 fsyncs,
             ),
-        ];
+        ]
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self, fsyncs: u64) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut out = String::new();
-        for (name, help, kind, value) in scalars {
+        for (name, help, kind, value) in self.scalars(fsyncs) {
             out.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
             ));
         }
         let requests = ApiKey::ALL.into_iter().filter(|k| !k.row().push);
         let values = requests.map(|key| (key, get(&self.requests[key.index()])));
-        render_by_api(
-            &mut out,
-            "ferry_requests_total",
-            "Requests received by API.",
-            values,
-        );
+        let help = "Requests received by API.";
+        render_by_api(&mut out, "ferry_requests_total", help, values);
         let pushes = ApiKey::ALL.into_iter().filter(|k| k.row().push);
         let values = pushes.map(|key| (key, get(&self.pushes[key.index()])));
-        render_by_api(
-            &mut out,
-            "ferry_pushes_total",
-            "Frames pushed to clients unasked, by API.",
-            values,
-        );
+        let help = "Frames pushed to clients unasked, by API.";
+        render_by_api(&mut out, "ferry_pushes_total", help, values);
         out
     }
 }
@@ -139,42 +142,64 @@ fn render_by_api(
     }
 }
 
-/// Serves `GET /metrics` until shutdown; `render` (run on the blocking
-/// pool) produces the body.
-pub async fn serve<R>(
-    render: R,
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-) -> std::io::Result<()>
+/// Binds the metrics endpoint: called at start, so a taken or invalid
+/// address stops the broker from starting instead of going unnoticed.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let listener = TcpListener::bind(addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "metrics endpoint listening");
+    Ok(listener)
+}
+
+/// Serves `GET /metrics` on `listener` until shutdown; `render` (run on the
+/// blocking pool) produces the body. An accept error (fd exhaustion, say)
+/// is logged and retried after a capped, doubling backoff: it never ends
+/// the endpoint.
+pub async fn serve<R>(render: R, listener: TcpListener, shutdown: CancellationToken)
 where
     R: Fn() -> String + Clone + Send + Sync + 'static,
 {
-    let listener = TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "metrics endpoint listening");
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
-        let (mut stream, _) = tokio::select! {
-            accepted = listener.accept() => accepted?,
-            _ = shutdown.cancelled() => return Ok(()),
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.cancelled() => return,
         };
-        let render = render.clone();
-        tokio::spawn(async move {
-            let mut head = vec![0u8; METRICS_REQUEST_MAX_BYTES];
-            let read =
-                tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut head))
-                    .await;
-            let Ok(Ok(n)) = read else { return };
-            let ok = head[..n].starts_with(b"GET /metrics");
-            let (status, body) = if ok {
-                let body = tokio::task::spawn_blocking(render).await;
-                ("200 OK", body.unwrap_or_default())
-            } else {
-                ("404 Not Found", "try GET /metrics\n".to_string())
-            };
-            let response = format!(
-                "HTTP/1.0 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-        });
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::warn!(%error, backoff_ms = backoff.as_millis() as u64, "metrics accept failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                continue;
+            }
+        };
+        backoff = ACCEPT_BACKOFF_MIN;
+        tokio::spawn(answer(stream, render.clone()));
     }
+}
+
+/// Answers one scrape (or a 404), reading at most
+/// `METRICS_REQUEST_MAX_BYTES` of request head within 5 s.
+async fn answer<R>(mut stream: tokio::net::TcpStream, render: R)
+where
+    R: Fn() -> String + Send + 'static,
+{
+    let mut head = vec![0u8; METRICS_REQUEST_MAX_BYTES];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut head)).await;
+    let Ok(Ok(n)) = read else { return };
+    let ok = head[..n].starts_with(b"GET /metrics");
+    let (status, body) = if ok {
+        let body = tokio::task::spawn_blocking(render).await;
+        ("200 OK", body.unwrap_or_default())
+    } else {
+        ("404 Not Found", "try GET /metrics\n".to_string())
+    };
+    let response = format!(
+        "HTTP/1.0 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
 }

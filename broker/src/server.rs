@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_protocol::frame::FrameHeader;
-use ferry_protocol::ErrorCode;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -15,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
 use crate::cmd;
+use crate::error::BrokerError;
 use crate::metrics::Metrics;
 
 pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
@@ -38,12 +38,11 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             Metrics::add(&broker.metrics.connections_refused, 1);
             tracing::warn!(%peer, max = broker.config.max_connections, "refusing connection: too many connections");
+            let error = BrokerError::TooManyConnections {
+                limit: broker.config.max_connections,
+            };
             tracker.spawn(async move {
-                let frame = cmd::protocol_error(
-                    FrameHeader::request(0, 0, 0),
-                    ErrorCode::TooManyConnections,
-                    "the broker is at max_connections".into(),
-                );
+                let frame = cmd::connection_error(FrameHeader::request(0, 0, 0), &error);
                 let _ = tokio::time::timeout(Duration::from_secs(1), async {
                     let _ = stream.write_all(&frame.head).await;
                     let _ = stream.shutdown().await;

@@ -97,9 +97,7 @@ impl TopicMeta {
         config.segment_bytes = self.segment_bytes.unwrap_or(config.segment_bytes);
         config.segment_ms = self.segment_ms.or(config.segment_ms);
         config.fsync = self.fsync.unwrap_or(config.fsync);
-        config
-            .validate()
-            .map_err(|e| BrokerError::InvalidTopicConfig(e.to_string()))?;
+        config.validate().map_err(BrokerError::InvalidTopicConfig)?;
         Ok(config)
     }
 }
@@ -450,9 +448,13 @@ impl Topics {
     /// Fsyncs run by every partition since start, deleted topics included
     /// (monotonic, as a Prometheus counter must be).
     pub fn fsyncs(&self) -> u64 {
-        let open: u64 = self
-            .list()
-            .iter()
+        // Under the registry's read lock: a deletion (which moves a topic's
+        // count to `retired_fsyncs` under the write lock) is either wholly
+        // before or wholly after this sum, so no topic counts twice and the
+        // counter never goes down.
+        let topics = self.topics.read();
+        let open: u64 = topics
+            .values()
             .flat_map(|t| t.partitions.iter())
             .map(|log| log.stats().fsyncs)
             .sum();

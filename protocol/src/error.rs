@@ -18,13 +18,12 @@ pub enum ProtocolError {
     },
     #[error("unsupported {what}: {value}")]
     Unsupported { what: &'static str, value: u64 },
-    #[error("message body does not decode: {0}")]
-    Body(String),
 }
 
 /// Error codes carried in responses (`error_code` fields). `None` is success.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u16)]
+#[non_exhaustive]
 pub enum ErrorCode {
     None = 0,
     Unknown = 1,

@@ -90,6 +90,7 @@ macro_rules! messages {
 /// is `Durable`, so a client that does not say gets the safe default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(u32)]
+#[non_exhaustive]
 pub enum Acks {
     /// Answered after the batch is fsynced (group-committed).
     #[default]

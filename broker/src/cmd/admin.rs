@@ -23,9 +23,11 @@ pub fn topic_settings(config: Option<TopicConfig>) -> Result<TopicSettings, Brok
     let config = config.unwrap_or_default();
     let fsync = config
         .fsync
-        .map(|text| text.parse::<FsyncPolicy>())
-        .transpose()
-        .map_err(BrokerError::InvalidTopicConfig)?;
+        .map(|text| {
+            text.parse::<FsyncPolicy>()
+                .map_err(|_| BrokerError::InvalidFsync(text))
+        })
+        .transpose()?;
     Ok(TopicSettings {
         partitions: Some(config.partitions).filter(|n| *n > 0),
         retention_ms: config.retention_ms,

@@ -138,13 +138,13 @@ fn commit_entries(
     for entry in &request.offsets {
         let log = broker.topics.partition(&entry.topic, entry.partition)?;
         if entry.offset > log.end_offset() {
-            return Err(BrokerError::InvalidRequest(format!(
-                "offset {} of {}/{} is past the end of the partition ({})",
-                entry.offset,
-                entry.topic,
-                entry.partition,
-                log.end_offset()
-            )));
+            return Err(BrokerError::OffsetOutsidePartition {
+                topic: entry.topic.clone(),
+                partition: entry.partition,
+                offset: entry.offset,
+                start: log.start_offset(),
+                end: log.end_offset(),
+            });
         }
         tps.push((entry.topic.clone(), entry.partition));
     }
@@ -325,6 +325,7 @@ pub fn delete(broker: &Arc<Broker>, header: FrameHeader, request: DeleteGroupReq
 /// Where `spec` puts a partition's committed offset.
 fn reset_target(
     log: &ferry_storage::Log,
+    topic: &str,
     partition: usize,
     spec: OffsetSpec,
 ) -> Result<u64, BrokerError> {
@@ -335,9 +336,13 @@ fn reset_target(
         OffsetSpec::Timestamp(ms) => log.offset_for_timestamp(ms)?.unwrap_or(end),
         OffsetSpec::Offset(offset) if (start..=end).contains(&offset) => offset,
         OffsetSpec::Offset(offset) => {
-            return Err(BrokerError::InvalidRequest(format!(
-                "offset {offset} is outside partition {partition} ([{start}, {end}])"
-            )))
+            return Err(BrokerError::OffsetOutsidePartition {
+                topic: topic.to_string(),
+                partition: partition as u32,
+                offset,
+                start,
+                end,
+            })
         }
     })
 }
@@ -351,7 +356,7 @@ pub fn reset(broker: &Arc<Broker>, header: FrameHeader, request: ResetOffsetsReq
         let name = topic.meta.name.to_string();
         let mut entries = Vec::with_capacity(topic.partitions.len());
         for (index, log) in topic.partitions.iter().enumerate() {
-            let offset = reset_target(log, index, spec)?;
+            let offset = reset_target(log, &name, index, spec)?;
             entries.push((name.clone(), index as u32, offset, String::new()));
         }
         let offsets = entries

@@ -8,6 +8,7 @@ use ferry_protocol::ErrorCode;
 
 use super::respond;
 use crate::broker::Broker;
+use crate::error::BrokerError;
 
 /// Whether the client's protocol versions overlap the broker's.
 pub fn versions_overlap(request: &HandshakeRequest) -> bool {
@@ -23,13 +24,13 @@ pub fn handshake_reply(
     let (error_code, error_message) = if versions_overlap(request) {
         (ErrorCode::None, String::new())
     } else {
-        (
-            ErrorCode::UnsupportedVersion,
-            format!(
-                "client speaks versions {}..={}, broker {PROTOCOL_VERSION_MIN}..={PROTOCOL_VERSION_MAX}",
-                request.min_version, request.max_version
-            ),
-        )
+        let error = BrokerError::UnsupportedProtocol {
+            client_min: request.min_version,
+            client_max: request.max_version,
+            broker_min: u32::from(PROTOCOL_VERSION_MIN),
+            broker_max: u32::from(PROTOCOL_VERSION_MAX),
+        };
+        (error.code(), error.to_string())
     };
     tracing::debug!(client_id = %request.client_id, "handshake");
     respond(

@@ -128,6 +128,12 @@ pub fn respond_error(broker: &Broker, header: FrameHeader, error: &BrokerError) 
     )
 }
 
+/// A connection-level refusal (a frame that cannot be read, no handshake,
+/// too many connections) as a protocol error frame.
+pub fn connection_error(header: FrameHeader, error: &BrokerError) -> OutFrame {
+    protocol_error(header, error.code(), error.to_string())
+}
+
 /// A protocol-level error (unknown API, undecodable body): `FLAG_ERROR` set.
 pub fn protocol_error(header: FrameHeader, code: ErrorCode, message: String) -> OutFrame {
     let mut response = header.response();
@@ -177,9 +183,7 @@ where
             match tokio::task::spawn_blocking(move || work(&worker)).await {
                 Ok(Ok(frame)) => frame,
                 Ok(Err(error)) => respond_error(&broker, header, &error),
-                Err(join) => {
-                    respond_error(&broker, header, &BrokerError::TaskFailed(join.to_string()))
-                }
+                Err(join) => respond_error(&broker, header, &BrokerError::TaskFailed(join)),
             }
         }
         .boxed(),

@@ -55,10 +55,7 @@ fn append(
     acks: Option<Acks>,
 ) -> Result<(u64, u64, ferry_storage::Log), BrokerError> {
     if acks.is_none() {
-        return Err(BrokerError::InvalidRequest(format!(
-            "unknown acks value {}",
-            request.acks
-        )));
+        return Err(BrokerError::UnknownAcks(request.acks));
     }
     let log = broker.topics.partition(&request.topic, request.partition)?;
     let batches = split_batches(&request.records, broker.config.max_batch_bytes)?;
@@ -74,9 +71,7 @@ fn append(
         );
         Metrics::add(&broker.metrics.produce_bytes, bytes.len() as u64);
     }
-    let first = first.ok_or_else(|| {
-        BrokerError::InvalidRequest("produce request carries no record batch".into())
-    })?;
+    let first = first.ok_or(BrokerError::EmptyProduce)?;
     Ok((first, last, log))
 }
 
@@ -99,9 +94,11 @@ fn split_batches(
             ));
         }
         if batches.len() == PRODUCE_BATCHES_LIMIT {
-            return Err(BrokerError::InvalidRequest(format!(
-                "more than {PRODUCE_BATCHES_LIMIT} batches in one produce request"
-            )));
+            return Err(BrokerError::OverLimit {
+                what: "the batches in one produce request",
+                requested: batches.len() as u64 + 1,
+                limit: PRODUCE_BATCHES_LIMIT as u64,
+            });
         }
         let bytes = records.slice(position..position + total);
         let header = batch::validate_batch(&bytes, max_batch_bytes)?;

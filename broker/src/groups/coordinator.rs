@@ -162,9 +162,7 @@ impl Coordinator {
         now: Instant,
     ) -> Result<MemberAssignment> {
         if args.topics.is_empty() {
-            return Err(BrokerError::InvalidRequest(
-                "a member must subscribe to at least one topic".into(),
-            ));
+            return Err(BrokerError::NoTopics);
         }
         if let Some(unknown) = args
             .topics

@@ -128,8 +128,7 @@ async fn dead_letter_topic(handles: &Handles, queue: &Queue) -> Result<Arc<Topic
         Err(BrokerError::TopicExists(_)) => topics.get(&name),
         Err(e) => Err(e),
     })
-    .await
-    .map_err(|e| BrokerError::TaskFailed(e.to_string()))??;
+    .await??;
     tracing::info!(topic = %created.meta.name, "created dead-letter topic");
     Ok(created)
 }

@@ -112,8 +112,7 @@ fn load_defs(vfs: &dyn Vfs, meta_dir: &Path) -> Result<Vec<QueueDef>> {
         Loaded::Valid(defs) => Ok(defs),
         Loaded::Corrupt => Err(BrokerError::MetadataCorrupt {
             path,
-            what: "move it aside to start without queue definitions (their ack state is kept)"
-                .into(),
+            what: "move it aside to start without queue definitions (their ack state is kept)",
         }),
     }
 }

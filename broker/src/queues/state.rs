@@ -167,6 +167,7 @@ impl State {
                         self.acked += 1;
                         outcome.acked.push((p, o));
                     }
+                    assert!(self.settled[p as usize].contains(o), "settled only grows");
                 }
                 None => outcome.unknown += 1,
             }
@@ -400,13 +401,21 @@ impl State {
     }
 
     /// A delivery is in flight to exactly one subscriber, which counts it;
-    /// every deadline names a delivery in flight. Cost: one pass over the
+    /// a message is in flight at most once and never once settled; every
+    /// deadline names a delivery in flight. Cost: one pass over the
     /// in-flight deliveries (checked after every step in debug builds).
     pub fn check_invariants(&self) {
         let mut per_consumer: BTreeMap<u64, u32> = BTreeMap::new();
+        let mut messages = BTreeSet::new();
         for (id, entry) in &self.in_flight {
             *per_consumer.entry(entry.consumer).or_default() += 1;
             assert!(self.deadlines.contains(&(entry.deadline, *id)));
+            let (p, o) = (entry.message.partition, entry.message.offset);
+            assert!(messages.insert((p, o)), "{p}/{o} in flight twice");
+            assert!(
+                !self.settled[p as usize].contains(o),
+                "{p}/{o} settled yet in flight"
+            );
         }
         assert_eq!(self.deadlines.len(), self.in_flight.len());
         for (id, consumer) in &self.consumers {
