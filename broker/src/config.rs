@@ -50,6 +50,11 @@ pub struct Config {
     /// Connections beyond this are refused with an error.
     #[arg(long, env = "FERRY_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
+    /// Open files the broker may use: its soft RLIMIT_NOFILE is set to this
+    /// at start (at most the hard limit); default: the hard limit. Topic
+    /// creation is refused when partitions would not fit.
+    #[arg(long, env = "FERRY_MAX_OPEN_FILES")]
+    pub max_open_files: Option<u64>,
     /// Requests in flight per connection before the broker stops reading it.
     #[arg(long, env = "FERRY_MAX_IN_FLIGHT_REQUESTS", default_value_t = 512)]
     pub max_in_flight_requests: usize,
@@ -122,6 +127,7 @@ struct FileConfig {
     max_batch_bytes: Option<usize>,
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
+    max_open_files: Option<u64>,
     handshake_timeout_ms: Option<u64>,
     max_in_flight_requests: Option<usize>,
     max_in_flight_bytes: Option<usize>,
@@ -141,28 +147,78 @@ struct FileConfig {
     group_retention_ms: Option<u64>,
 }
 
+/// Why a configuration was refused (flags, environment or `--config` file).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Args(#[from] clap::Error),
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Toml {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("fsync must be always, never or an interval in ms, not {0:?}")]
+    Fsync(String),
+    #[error("{key} must be in [{min}, {max}], not {value}")]
+    OutOfRange {
+        key: &'static str,
+        value: u64,
+        min: u64,
+        max: u64,
+    },
+    #[error("{key} must be at least {min}, not {value} ({why})")]
+    TooSmall {
+        key: &'static str,
+        value: u64,
+        min: u64,
+        why: &'static str,
+    },
+    #[error("invalid topic defaults: {0}")]
+    TopicDefaults(#[from] ferry_storage::StorageError),
+}
+
+/// `value` within `[min, max]`, or the error naming `key`.
+fn check_range(key: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    match (min..=max).contains(&value) {
+        true => Ok(()),
+        false => Err(ConfigError::OutOfRange {
+            key,
+            value,
+            min,
+            max,
+        }),
+    }
+}
+
 impl Config {
     /// Parses flags and environment, then fills what they left at default
     /// from the `--config` file.
-    pub fn load() -> Result<Config, String> {
-        let matches = Config::command().get_matches();
+    pub fn load() -> Result<Config, ConfigError> {
+        let matches = Config::command().try_get_matches()?;
         Config::from_matches(&matches)
     }
 
-    pub fn from_matches(matches: &ArgMatches) -> Result<Config, String> {
-        let mut config = Config::from_arg_matches(matches).map_err(|e| e.to_string())?;
+    pub fn from_matches(matches: &ArgMatches) -> Result<Config, ConfigError> {
+        let mut config = Config::from_arg_matches(matches)?;
         if let Some(path) = config.config.clone() {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
             let file: FileConfig =
-                toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+                toml::from_str(&text).map_err(|source| ConfigError::Toml { path, source })?;
             config.merge(matches, file)?;
         }
         config.validate()?;
         Ok(config)
     }
 
-    fn merge(&mut self, matches: &ArgMatches, file: FileConfig) -> Result<(), String> {
+    fn merge(&mut self, matches: &ArgMatches, file: FileConfig) -> Result<(), ConfigError> {
         let defaulted = |id: &str| {
             matches!(
                 matches.value_source(id),
@@ -207,53 +263,60 @@ impl Config {
             state_snapshot_bytes
         );
         take_optional!(metrics_listen, segment_ms, retention_ms, retention_bytes);
+        take_optional!(max_open_files);
         take!(group_session_timeout_ms, group_retention_ms);
         if defaulted("fsync") {
             if let Some(fsync) = file.fsync {
-                self.fsync = fsync.parse()?;
+                self.fsync = fsync.parse().map_err(|_| ConfigError::Fsync(fsync))?;
             }
         }
         Ok(())
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         use ferry_protocol::frame::MAX_FRAME_BYTES_LIMIT;
-        if self.max_frame_bytes < 1024 || self.max_frame_bytes > MAX_FRAME_BYTES_LIMIT {
-            return Err(format!(
-                "max_frame_bytes must be in [1024, {MAX_FRAME_BYTES_LIMIT}]"
-            ));
+        let max_frame_bytes = self.max_frame_bytes as u64;
+        check_range(
+            "max_frame_bytes",
+            max_frame_bytes,
+            1024,
+            MAX_FRAME_BYTES_LIMIT as u64,
+        )?;
+        // Room for the frame header and the request around a batch.
+        let batch_max = max_frame_bytes - 1024;
+        check_range("max_batch_bytes", self.max_batch_bytes as u64, 1, batch_max)?;
+        check_range("max_connections", self.max_connections as u64, 1, u64::MAX)?;
+        let requests = self.max_in_flight_requests as u64;
+        check_range("max_in_flight_requests", requests, 1, u64::from(u32::MAX))?;
+        if self.max_in_flight_bytes < self.max_frame_bytes {
+            return Err(ConfigError::TooSmall {
+                key: "max_in_flight_bytes",
+                value: self.max_in_flight_bytes as u64,
+                min: max_frame_bytes,
+                why: "a whole frame must fit",
+            });
         }
-        if self.max_batch_bytes + 1024 > self.max_frame_bytes {
-            return Err(
-                "max_batch_bytes must leave room for the frame header under max_frame_bytes".into(),
-            );
-        }
-        if self.max_connections == 0
-            || self.max_in_flight_requests == 0
-            || self.max_in_flight_bytes < self.max_frame_bytes
-        {
-            return Err("max_connections and max_in_flight_requests must be positive, max_in_flight_bytes >= max_frame_bytes".into());
-        }
-        if !(HANDSHAKE_TIMEOUT_MS_MIN..=HANDSHAKE_TIMEOUT_MS_LIMIT)
-            .contains(&self.handshake_timeout_ms)
-        {
-            return Err(format!(
-                "handshake_timeout_ms must be in [{HANDSHAKE_TIMEOUT_MS_MIN}, {HANDSHAKE_TIMEOUT_MS_LIMIT}]"
-            ));
-        }
-        if self.default_partitions == 0
-            || self.default_partitions > crate::topics::MAX_PARTITIONS_PER_TOPIC
-        {
-            return Err("default_partitions out of range".into());
-        }
-        if !(STATE_SNAPSHOT_BYTES_MIN..=STATE_SNAPSHOT_BYTES_LIMIT)
-            .contains(&self.state_snapshot_bytes)
-        {
-            return Err(format!(
-                "state_snapshot_bytes must be in [{STATE_SNAPSHOT_BYTES_MIN}, {STATE_SNAPSHOT_BYTES_LIMIT}]"
-            ));
-        }
-        self.log_defaults().validate().map_err(|e| e.to_string())
+        check_range(
+            "handshake_timeout_ms",
+            self.handshake_timeout_ms,
+            HANDSHAKE_TIMEOUT_MS_MIN,
+            HANDSHAKE_TIMEOUT_MS_LIMIT,
+        )?;
+        let partitions = u64::from(crate::topics::MAX_PARTITIONS_PER_TOPIC);
+        check_range(
+            "default_partitions",
+            u64::from(self.default_partitions),
+            1,
+            partitions,
+        )?;
+        check_range(
+            "state_snapshot_bytes",
+            self.state_snapshot_bytes,
+            STATE_SNAPSHOT_BYTES_MIN,
+            STATE_SNAPSHOT_BYTES_LIMIT,
+        )?;
+        self.log_defaults().validate_for_topics()?;
+        Ok(())
     }
 
     /// Storage defaults for new topics.

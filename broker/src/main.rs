@@ -1,11 +1,34 @@
-//! `ferry-broker`: parse configuration, set up logging, run the server.
+//! `ferry-broker`: parse configuration, set up logging, budget open files,
+//! run the server.
+//!
+//! Open files: the soft `RLIMIT_NOFILE` is raised to the hard limit (or set
+//! to `--max-open-files`), and split between connections, the broker's own
+//! files and partition logs (see `ferry_storage::fd_budget`): topic
+//! creation is refused before partitions would take descriptors that
+//! accepting connections, or reopening the data dir, needs.
 
-use ferry_broker::config::{Config, LogFormat};
+use ferry_broker::config::{Config, ConfigError, LogFormat};
+use ferry_storage::fd_budget::{self, FDS_PER_PARTITION, STORAGE_HEADROOM_FDS};
 use tracing_subscriber::EnvFilter;
 
+/// Internal state logs the broker keeps open: group offsets, queue acks.
+const INTERNAL_LOGS: u64 = 2;
+/// Descriptors of the broker itself: standard streams, the client and
+/// metrics listeners, the runtime's epoll and wakers, the data-dir lock, a
+/// metadata file being replaced, and spare.
+const BROKER_OWN_FDS: u64 = 64;
+/// Connections never take more than this share of what the open-files
+/// limit leaves after the broker's own needs (the rest is for partitions).
+const CONNECTIONS_SHARE_DIVISOR: u64 = 2;
+/// Below this many descriptors for connections and partitions together,
+/// the broker cannot do useful work: it refuses to start.
+const WORKING_FDS_MIN: u64 = 64;
+
 fn main() {
-    let config = match Config::load() {
+    let mut config = match Config::load() {
         Ok(config) => config,
+        // --help, --version and usage errors, printed the way clap prints them.
+        Err(ConfigError::Args(error)) => error.exit(),
         Err(message) => {
             eprintln!("ferry-broker: {message}");
             std::process::exit(2);
@@ -18,6 +41,11 @@ fn main() {
             .json()
             .init(),
         LogFormat::Human => tracing_subscriber::fmt().with_env_filter(filter).init(),
+    }
+    if let Err(message) = budget_open_files(&mut config) {
+        tracing::error!("{message}");
+        eprintln!("ferry-broker: {message}");
+        std::process::exit(2);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -34,4 +62,44 @@ fn main() {
         eprintln!("ferry-broker: {message}");
         std::process::exit(1);
     }
+}
+
+/// Sets the open-files limit, fits `max_connections` under it, and reserves
+/// what connections and the broker's own files need, leaving the rest to
+/// partition logs.
+fn budget_open_files(config: &mut Config) -> Result<(), String> {
+    let limit = fd_budget::set_open_files_limit(config.max_open_files)
+        .map_err(|error| format!("cannot set the open-files limit: {error}"))?;
+    let own = BROKER_OWN_FDS + STORAGE_HEADROOM_FDS + INTERNAL_LOGS * FDS_PER_PARTITION;
+    let working = limit.soft.saturating_sub(own);
+    if working < WORKING_FDS_MIN {
+        return Err(format!(
+            "the open-files limit is {} (hard {}); the broker needs at least {}: raise ulimit -n or --max-open-files",
+            limit.soft,
+            limit.hard,
+            own + WORKING_FDS_MIN
+        ));
+    }
+    let connections_cap = working / CONNECTIONS_SHARE_DIVISOR;
+    if config.max_connections as u64 > connections_cap {
+        tracing::warn!(
+            max_connections = config.max_connections,
+            lowered_to = connections_cap,
+            open_files_limit = limit.soft,
+            "max_connections does not fit the open-files limit beside partitions: lowered (raise ulimit -n or --max-open-files)"
+        );
+        config.max_connections = connections_cap as usize;
+    }
+    let reserved = own + config.max_connections as u64;
+    fd_budget::reserve_fds(reserved);
+    let partitions = fd_budget::budget().map_or(0, |budget| budget.partitions());
+    tracing::info!(
+        open_files_limit = limit.soft,
+        hard_limit = limit.hard,
+        max_connections = config.max_connections,
+        reserved_fds = reserved,
+        partitions_budget = partitions,
+        "open files budgeted"
+    );
+    Ok(())
 }

@@ -90,6 +90,18 @@ impl TopicMeta {
         }
     }
 
+    /// Segment settings stored before the topic minimums existed are raised
+    /// to them (for new segments), so an older data dir still opens.
+    fn raise_to_segment_minimums(&mut self) {
+        let stored = (self.segment_bytes, self.segment_ms);
+        let raised =
+            ferry_storage::config::raised_to_segment_minimums(self.segment_bytes, self.segment_ms);
+        if raised != stored {
+            tracing::warn!(topic = %self.name, ?stored, ?raised, "segment_bytes / segment_ms below today's minimums: raised for new segments");
+            (self.segment_bytes, self.segment_ms) = raised;
+        }
+    }
+
     fn log_config(&self, defaults: &LogConfig) -> Result<LogConfig> {
         let mut config = defaults.clone();
         config.retention_ms = self.retention_ms.or(config.retention_ms);
@@ -157,11 +169,13 @@ impl Topics {
         let metas = registry.load_metadata()?;
         registry.remove_leftover_dirs(&metas)?;
         let mut opened = HashMap::new();
-        for meta in metas.into_values() {
+        for mut meta in metas.into_values() {
+            meta.raise_to_segment_minimums();
             let topic = registry.open_topic(meta)?;
             opened.insert(topic.meta.name.to_string(), Arc::new(topic));
         }
         tracing::info!(topics = opened.len(), "topics opened");
+        warn_if_over_fd_budget(&opened);
         *registry.topics.write() = opened;
         Ok(registry)
     }
@@ -351,6 +365,18 @@ impl Topics {
             created_ms: ferry_storage::now_ms(),
         };
         meta.log_config(&self.defaults)?;
+        ferry_storage::config::check_segment_minimums(meta.segment_bytes, meta.segment_ms)
+            .map_err(BrokerError::InvalidTopicConfig)?;
+        if let Some(budget) = ferry_storage::fd_budget::budget() {
+            let open: u64 = self
+                .partition_counts()
+                .values()
+                .map(|&n| u64::from(n))
+                .sum();
+            budget
+                .check(open, u64::from(partitions))
+                .map_err(BrokerError::OpenFilesBudget)?;
+        }
         // Leftovers of a topic of the same name are never adopted.
         self.bury(name)?;
         let topic = Arc::new(self.open_topic(meta)?);
@@ -461,6 +487,23 @@ impl Topics {
         open + self
             .retired_fsyncs
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// A broker always opens its own data dir, even with more partitions than
+/// the open-files budget (a lowered limit): it says so, and new topics are
+/// refused until partitions are deleted or the limit raised.
+fn warn_if_over_fd_budget(opened: &HashMap<String, Arc<Topic>>) {
+    let partitions: u64 = opened.values().map(|t| u64::from(t.meta.partitions)).sum();
+    if let Some(budget) = ferry_storage::fd_budget::budget() {
+        if partitions > budget.partitions() {
+            tracing::warn!(
+                partitions,
+                budget = budget.partitions(),
+                open_files_limit = budget.limit,
+                "more partitions than the open-files budget: started anyway; new topics are refused until the limit is raised"
+            );
+        }
     }
 }
 

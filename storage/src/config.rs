@@ -56,7 +56,17 @@ impl FromStr for FsyncPolicy {
 pub const DEFAULT_SEGMENT_BYTES: u64 = 1024 * 1024 * 1024;
 /// Positions inside a segment are stored as u32 in the offset index.
 pub const SEGMENT_BYTES_LIMIT: u64 = u32::MAX as u64 - BATCH_BYTES_LIMIT as u64;
-pub const SEGMENT_BYTES_MIN: u64 = 4096;
+/// Smallest segment a topic may be configured with (bytes). Every roll
+/// creates three files and fsyncs the directory, and every segment is a
+/// directory entry to list and check at start: below 1 MiB a steady
+/// producer rolls faster than that is worth.
+pub const SEGMENT_BYTES_MIN: u64 = 1024 * 1024;
+/// Smallest segment age a topic may roll at (ms), for the same reason: a
+/// partition written to all the time rolls at most once a minute by age.
+pub const SEGMENT_MS_MIN: u64 = 60_000;
+/// Smallest segment the log itself handles (bytes): what [`LogConfig::validate`]
+/// accepts for internal logs and tests, below the topic minimum.
+pub const SEGMENT_BYTES_FLOOR: u64 = 4096;
 pub const INDEX_MAX_BYTES_MIN: u64 = 1024;
 /// Longest retention (and segment age) accepted: 100 years. Longer means
 /// "keep forever": leave retention unset.
@@ -108,7 +118,7 @@ impl LogConfig {
         check_range(
             "segment_bytes",
             self.segment_bytes,
-            SEGMENT_BYTES_MIN,
+            SEGMENT_BYTES_FLOOR,
             SEGMENT_BYTES_LIMIT,
         )?;
         check_range(
@@ -135,6 +145,43 @@ impl LogConfig {
         }
         check_positive("checkpoint_interval_ms", self.checkpoint_interval_ms)
     }
+
+    /// [`LogConfig::validate`] plus the minimums a topic's segments must
+    /// meet ([`SEGMENT_BYTES_MIN`], [`SEGMENT_MS_MIN`]): what an operator or
+    /// a client may set.
+    pub fn validate_for_topics(&self) -> Result<()> {
+        check_segment_minimums(Some(self.segment_bytes), self.segment_ms)?;
+        self.validate()
+    }
+}
+
+/// Checks segment settings chosen for a topic (`None`: not chosen) against
+/// the topic minimums.
+pub fn check_segment_minimums(segment_bytes: Option<u64>, segment_ms: Option<u64>) -> Result<()> {
+    if let Some(bytes) = segment_bytes {
+        check_range(
+            "segment_bytes",
+            bytes,
+            SEGMENT_BYTES_MIN,
+            SEGMENT_BYTES_LIMIT,
+        )?;
+    }
+    if let Some(ms) = segment_ms {
+        check_range("segment_ms", ms, SEGMENT_MS_MIN, RETENTION_MS_LIMIT)?;
+    }
+    Ok(())
+}
+
+/// Segment settings stored before the topic minimums existed, raised to
+/// them (so a data dir written by an older broker still opens).
+pub fn raised_to_segment_minimums(
+    segment_bytes: Option<u64>,
+    segment_ms: Option<u64>,
+) -> (Option<u64>, Option<u64>) {
+    (
+        segment_bytes.map(|bytes| bytes.max(SEGMENT_BYTES_MIN)),
+        segment_ms.map(|ms| ms.max(SEGMENT_MS_MIN)),
+    )
 }
 
 fn check_range(key: &'static str, value: u64, min: u64, max: u64) -> Result<()> {
@@ -180,7 +227,7 @@ mod tests {
             StorageError::ConfigOutOfRange {
                 key: "segment_bytes",
                 value: 100,
-                min: SEGMENT_BYTES_MIN,
+                min: SEGMENT_BYTES_FLOOR,
                 max: SEGMENT_BYTES_LIMIT,
             }
         ));
@@ -254,5 +301,44 @@ mod tests {
                 key: "retention_bytes"
             }
         ));
+    }
+
+    #[test]
+    fn topic_segments_below_a_mebibyte_or_a_minute_are_refused_and_old_ones_raised() {
+        let small = LogConfig {
+            segment_bytes: SEGMENT_BYTES_FLOOR,
+            ..LogConfig::default()
+        };
+        assert!(small.validate().is_ok(), "the log itself handles 4 KiB");
+        assert!(matches!(
+            small.validate_for_topics(),
+            Err(StorageError::ConfigOutOfRange {
+                key: "segment_bytes",
+                min: SEGMENT_BYTES_MIN,
+                ..
+            })
+        ));
+        let young = LogConfig {
+            segment_ms: Some(1),
+            ..LogConfig::default()
+        };
+        assert!(matches!(
+            young.validate_for_topics(),
+            Err(StorageError::ConfigOutOfRange {
+                key: "segment_ms",
+                min: SEGMENT_MS_MIN,
+                ..
+            })
+        ));
+        assert!(check_segment_minimums(Some(SEGMENT_BYTES_MIN), Some(SEGMENT_MS_MIN)).is_ok());
+        assert!(check_segment_minimums(None, None).is_ok());
+        assert_eq!(
+            raised_to_segment_minimums(Some(4096), Some(1)),
+            (Some(SEGMENT_BYTES_MIN), Some(SEGMENT_MS_MIN))
+        );
+        assert_eq!(
+            raised_to_segment_minimums(Some(SEGMENT_BYTES_MIN * 2), None),
+            (Some(SEGMENT_BYTES_MIN * 2), None)
+        );
     }
 }

@@ -63,8 +63,9 @@ impl IndexCursor {
         last_time_entry_ms: i64,
     ) -> Result<IndexCursor> {
         let size = segment.size_bytes();
-        let last_index_position = segment.index.last()?.map_or(0, |(_, p)| u64::from(p));
-        let last_batch_relative = match segment.locate(next_offset.saturating_sub(1))? {
+        let reader = segment.reader()?;
+        let last_index_position = reader.last_offset_entry()?.map_or(0, |(_, p)| u64::from(p));
+        let last_batch_relative = match reader.locate(next_offset.saturating_sub(1))? {
             Ok(Some(located)) if size > 0 => located
                 .header
                 .base_offset
@@ -113,7 +114,7 @@ impl IndexCursor {
             if segment.index.0.is_full() {
                 return Ok(Indexed::IndexFull);
             }
-            segment.index.append(relative, position as u32)?;
+            segment.append_offset_entry(relative, position as u32)?;
             self.bytes_since_offset_entry = 0;
         }
         let running_max_ms = segment.max_timestamp_ms().max(header.max_timestamp_ms);
@@ -124,7 +125,7 @@ impl IndexCursor {
             if segment.time_index.0.is_full() {
                 return Ok(Indexed::IndexFull);
             }
-            segment.time_index.append(running_max_ms, relative)?;
+            segment.append_time_entry(running_max_ms, relative)?;
             self.last_time_entry_ms = running_max_ms;
             self.bytes_since_time_entry = 0;
         }
@@ -145,13 +146,10 @@ impl IndexCursor {
             && max_ms > self.last_time_entry_ms
             && !segment.time_index.0.is_full()
         {
-            segment
-                .time_index
-                .append(max_ms, self.last_batch_relative)?;
+            segment.append_time_entry(max_ms, self.last_batch_relative)?;
             self.last_time_entry_ms = max_ms;
         }
-        segment.index.0.trim()?;
-        segment.time_index.0.trim()
+        segment.trim_indexes()
     }
 
     /// The checkpoint naming everything written to `active` so far.

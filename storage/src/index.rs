@@ -1,4 +1,4 @@
-//! Sparse indexes of one segment, in preallocated, memory-mapped files.
+//! Sparse indexes of one segment, in fixed-size-entry files.
 //!
 //! - Offset index (`.index`): 8-byte entries `relative_offset:u32
 //!   position:u32`, one per `index_interval_bytes` of log (and always one for
@@ -7,12 +7,17 @@
 //!   relative_offset:u32`: the largest timestamp of the segment up to and
 //!   including the batch at `relative_offset`. Timestamps strictly increase.
 //!
-//! Only the writer appends; readers binary-search a view of the first
-//! `entries` entries, which is published after the entry bytes are written.
+//! An [`EntryFile`] knows a file's path and its published entry count, not
+//! the open file: the segment hands it the file to write (while the segment
+//! is pinned, see `segment/mod.rs`) or the bytes to search (a view of the
+//! open file, or the sealed file's read-only map). Only the writer appends;
+//! readers binary-search a view of the first `entries` entries, which is
+//! published after the entry bytes are written.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+
+use bytes::Bytes;
 
 use crate::error::{IoContext, Result};
 use crate::vfs::VFile;
@@ -22,7 +27,6 @@ pub const TIME_ENTRY_BYTES: u64 = 12;
 
 /// A file of fixed-size entries with a published count.
 pub(crate) struct EntryFile {
-    pub file: Arc<dyn VFile>,
     pub path: PathBuf,
     entry_bytes: u64,
     entries: AtomicU64,
@@ -30,15 +34,8 @@ pub(crate) struct EntryFile {
 }
 
 impl EntryFile {
-    pub fn new(
-        file: Arc<dyn VFile>,
-        path: &Path,
-        entry_bytes: u64,
-        entries: u64,
-        max_entries: u64,
-    ) -> EntryFile {
+    pub fn new(path: &Path, entry_bytes: u64, entries: u64, max_entries: u64) -> EntryFile {
         EntryFile {
-            file,
             path: path.to_path_buf(),
             entry_bytes,
             entries: AtomicU64::new(entries),
@@ -54,12 +51,11 @@ impl EntryFile {
         self.entries() >= self.max_entries
     }
 
-    fn append(&self, entry: &[u8]) -> Result<()> {
+    fn append(&self, file: &dyn VFile, entry: &[u8]) -> Result<()> {
         debug_assert_eq!(entry.len() as u64, self.entry_bytes);
         let count = self.entries();
         assert!(count < self.max_entries, "index append past its capacity");
-        self.file
-            .write_at(count * self.entry_bytes, entry)
+        file.write_at(count * self.entry_bytes, entry)
             .at(&self.path)?;
         self.entries.store(count + 1, Ordering::Release);
         Ok(())
@@ -71,32 +67,38 @@ impl EntryFile {
             .store(count.min(self.entries()), Ordering::Release);
     }
 
-    fn view(&self) -> Result<bytes::Bytes> {
-        let len = (self.entries() * self.entry_bytes) as usize;
+    fn published_bytes(&self) -> u64 {
+        self.entries() * self.entry_bytes
+    }
+
+    /// The published entries of the open `file`.
+    pub fn view_of(&self, file: &dyn VFile) -> Result<Bytes> {
+        let len = self.published_bytes() as usize;
         if len == 0 {
-            return Ok(bytes::Bytes::new());
+            return Ok(Bytes::new());
         }
-        self.file.read_view(0, len).at(&self.path)
+        file.read_view(0, len).at(&self.path)
+    }
+
+    /// The published entries out of `whole`, the mapped file (fewer if the
+    /// file is shorter than the count says: it was damaged from outside).
+    pub fn view_in(&self, whole: &Bytes) -> Bytes {
+        let whole_entries = whole.len() as u64 / self.entry_bytes;
+        let len = self.entries().min(whole_entries) * self.entry_bytes;
+        whole.slice(..len as usize)
     }
 
     /// Cuts the file to its entries (on seal and clean close).
-    pub fn trim(&self) -> Result<()> {
-        self.file
-            .set_len(self.entries() * self.entry_bytes)
-            .at(&self.path)
+    pub fn trim(&self, file: &dyn VFile) -> Result<()> {
+        file.set_len(self.published_bytes()).at(&self.path)
     }
 
     /// Grows the file to its capacity (for the active segment).
-    pub fn preallocate(&self) -> Result<()> {
-        self.file
-            .set_len(self.max_entries * self.entry_bytes)
-            .at(&self.path)?;
-        self.file.reserve_view(self.max_entries * self.entry_bytes);
+    pub fn preallocate(&self, file: &dyn VFile) -> Result<()> {
+        let capacity = self.max_entries * self.entry_bytes;
+        file.set_len(capacity).at(&self.path)?;
+        file.reserve_view(capacity);
         Ok(())
-    }
-
-    pub fn sync(&self) -> Result<()> {
-        self.file.sync().at(&self.path)
     }
 }
 
@@ -113,67 +115,75 @@ fn be_i64(bytes: &[u8]) -> i64 {
 pub(crate) struct OffsetIndex(pub EntryFile);
 
 impl OffsetIndex {
-    pub fn append(&self, relative_offset: u32, position: u32) -> Result<()> {
+    pub fn append(&self, file: &dyn VFile, relative_offset: u32, position: u32) -> Result<()> {
         let mut entry = [0u8; 8];
         entry[..4].copy_from_slice(&relative_offset.to_be_bytes());
         entry[4..].copy_from_slice(&position.to_be_bytes());
-        self.0.append(&entry)
+        self.0.append(file, &entry)
     }
 
-    pub fn entry(view: &[u8], index: usize) -> (u32, u32) {
+    fn entry(view: &[u8], index: usize) -> (u32, u32) {
         let at = index * OFFSET_ENTRY_BYTES as usize;
         (be_u32(&view[at..]), be_u32(&view[at + 4..]))
     }
 
-    /// The last entry with `relative_offset <= target`, as (relative, position).
-    pub fn lookup(&self, target: u32) -> Result<Option<(u32, u32)>> {
-        let view = self.0.view()?;
-        let count = view.len() / OFFSET_ENTRY_BYTES as usize;
-        let below = partition_point(count, |i| Self::entry(&view, i).0 <= target);
-        Ok((below > 0).then(|| Self::entry(&view, below - 1)))
+    fn count(view: &[u8]) -> usize {
+        view.len() / OFFSET_ENTRY_BYTES as usize
     }
 
-    pub fn last(&self) -> Result<Option<(u32, u32)>> {
-        let view = self.0.view()?;
-        let count = view.len() / OFFSET_ENTRY_BYTES as usize;
-        Ok((count > 0).then(|| Self::entry(&view, count - 1)))
+    /// The last entry of `view` with `relative_offset <= target`, as
+    /// (relative, position).
+    pub fn lookup(view: &[u8], target: u32) -> Option<(u32, u32)> {
+        let below = partition_point(Self::count(view), |i| Self::entry(view, i).0 <= target);
+        (below > 0).then(|| Self::entry(view, below - 1))
     }
 
-    pub fn all(&self) -> Result<Vec<(u32, u32)>> {
-        let view = self.0.view()?;
-        let count = view.len() / OFFSET_ENTRY_BYTES as usize;
-        Ok((0..count).map(|i| Self::entry(&view, i)).collect())
+    pub fn last(view: &[u8]) -> Option<(u32, u32)> {
+        let count = Self::count(view);
+        (count > 0).then(|| Self::entry(view, count - 1))
+    }
+
+    pub fn all(view: &[u8]) -> Vec<(u32, u32)> {
+        (0..Self::count(view))
+            .map(|i| Self::entry(view, i))
+            .collect()
     }
 }
 
 pub(crate) struct TimeIndex(pub EntryFile);
 
 impl TimeIndex {
-    pub fn append(&self, max_timestamp_ms: i64, relative_offset: u32) -> Result<()> {
+    pub fn append(
+        &self,
+        file: &dyn VFile,
+        max_timestamp_ms: i64,
+        relative_offset: u32,
+    ) -> Result<()> {
         let mut entry = [0u8; 12];
         entry[..8].copy_from_slice(&max_timestamp_ms.to_be_bytes());
         entry[8..].copy_from_slice(&relative_offset.to_be_bytes());
-        self.0.append(&entry)
+        self.0.append(file, &entry)
     }
 
-    pub fn entry(view: &[u8], index: usize) -> (i64, u32) {
+    fn entry(view: &[u8], index: usize) -> (i64, u32) {
         let at = index * TIME_ENTRY_BYTES as usize;
         (be_i64(&view[at..]), be_u32(&view[at + 8..]))
     }
 
-    /// The last entry whose timestamp is below `timestamp_ms`: every batch up
-    /// to and including it holds only older records.
-    pub fn last_before(&self, timestamp_ms: i64) -> Result<Option<(i64, u32)>> {
-        let view = self.0.view()?;
-        let count = view.len() / TIME_ENTRY_BYTES as usize;
-        let below = partition_point(count, |i| Self::entry(&view, i).0 < timestamp_ms);
-        Ok((below > 0).then(|| Self::entry(&view, below - 1)))
+    fn count(view: &[u8]) -> usize {
+        view.len() / TIME_ENTRY_BYTES as usize
     }
 
-    pub fn last(&self) -> Result<Option<(i64, u32)>> {
-        let view = self.0.view()?;
-        let count = view.len() / TIME_ENTRY_BYTES as usize;
-        Ok((count > 0).then(|| Self::entry(&view, count - 1)))
+    /// The last entry of `view` whose timestamp is below `timestamp_ms`:
+    /// every batch up to and including it holds only older records.
+    pub fn last_before(view: &[u8], timestamp_ms: i64) -> Option<(i64, u32)> {
+        let below = partition_point(Self::count(view), |i| Self::entry(view, i).0 < timestamp_ms);
+        (below > 0).then(|| Self::entry(view, below - 1))
+    }
+
+    pub fn last(view: &[u8]) -> Option<(i64, u32)> {
+        let count = Self::count(view);
+        (count > 0).then(|| Self::entry(view, count - 1))
     }
 }
 

@@ -10,12 +10,14 @@ mod clock;
 pub mod config;
 mod cursor;
 pub mod error;
+pub mod fd_budget;
 mod flusher;
 mod health;
 mod index;
 mod log;
 mod recovery;
 mod segment;
+mod segment_cache;
 pub mod vfs;
 
 pub use clock::now_ms;
@@ -23,6 +25,11 @@ pub use config::{FsyncPolicy, LogConfig};
 pub use error::{Result, StorageError};
 pub use flusher::Flusher;
 pub use log::{AppendInfo, Durable, Log, LogStats, ReadResult};
+pub use segment_cache::{
+    SegmentCache, SegmentCacheStats, OPEN_SEALED_SEGMENTS_LIMIT, UNSYNCED_SEALED_SEGMENTS_LIMIT,
+};
 
+#[cfg(test)]
+mod sealed_tests;
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,12 @@
 //! - The recovered tail is fsynced and a new checkpoint written before the
 //!   log accepts appends, so its durable offset is its end offset.
 //!
+//! Trusted sealed segments are opened without opening their files (see
+//! `segment/mod.rs`): their index is checked through read-only maps. Only
+//! the segments recovery writes (the tail, a rebuilt index) are pinned, one
+//! at a time, and each is fsynced before its files are closed, so opening
+//! a log holds a bounded number of files however many segments it has.
+//!
 //! Bytes before the checkpoint are never truncated: if they are missing the
 //! log is fenced instead (that is lost durable data, not a torn write).
 //!
@@ -28,14 +34,17 @@ use crate::cursor::{IndexCursor, Indexed};
 use crate::error::{IoContext, Result};
 use crate::health::Health;
 use crate::index::{OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES};
-use crate::segment::{self, Segment, SegmentState, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::segment::{
+    self, Segment, SegmentHome, SegmentReader, SegmentState, INDEX_SUFFIX, LOG_SUFFIX,
+    TIME_INDEX_SUFFIX,
+};
 use crate::vfs::Vfs;
 
 /// A log directory as opening left it: every segment and the directory
 /// fsynced, and `recovery-checkpoint` naming the end of the log.
 pub(crate) struct Recovered {
-    /// Oldest first, never empty. The last is the active segment, with its
-    /// indexes preallocated.
+    /// Oldest first, never empty. The last is the active segment, pinned,
+    /// with its indexes preallocated; the others hold no open file.
     pub segments: Vec<Arc<Segment>>,
     /// Where appends to the active segment continue.
     pub cursor: IndexCursor,
@@ -45,20 +54,21 @@ pub(crate) struct Recovered {
     pub health: Health,
 }
 
-/// Opens the log in `dir` (created if missing) as of `now_ms`, recovering it
-/// after an unclean shutdown. `config` must be valid.
+/// Opens the log in `home.dir` (created if missing) as of `now_ms`,
+/// recovering it after an unclean shutdown. `config` must be valid.
 pub(crate) fn open_dir(
-    vfs: &dyn Vfs,
-    dir: &Path,
+    home: &Arc<SegmentHome>,
     name: &str,
     config: &LogConfig,
     now_ms: u64,
 ) -> Result<Recovered> {
+    let (vfs, dir) = (&*home.vfs, home.dir.as_path());
     vfs.create_dir_all(dir).at(dir)?;
     let bases = list_segments(vfs, dir)?;
     let opening = Opening {
         vfs,
         dir,
+        home,
         name,
         config,
         now_ms,
@@ -71,6 +81,7 @@ pub(crate) fn open_dir(
 struct Opening<'a> {
     vfs: &'a dyn Vfs,
     dir: &'a Path,
+    home: &'a Arc<SegmentHome>,
     /// The partition's name, for logging.
     name: &'a str,
     config: &'a LogConfig,
@@ -187,15 +198,21 @@ impl Opening<'_> {
             cursor,
             health,
         } = opened;
-        let active = segments.last().expect("a log always has a segment");
-        active.index.0.preallocate()?;
-        active.time_index.0.preallocate()?;
+        let (active, sealed) = segments.split_last().expect("a log always has a segment");
+        active.preallocate_indexes()?;
+        // Sealed segments hold no open file here: each is opened, fsynced
+        // and closed in turn.
         for segment in &segments {
             segment.sync_all()?;
         }
         self.vfs.sync_dir(self.dir).at(self.dir)?;
         let checkpoint = cursor.checkpoint(active);
         checkpoint.write(self.vfs, self.dir, CHECKPOINT_FILE)?;
+        // Fsynced above: a sealed segment recovery still had open (one it
+        // could not seal, before a fenced one) closes its files now.
+        for segment in sealed {
+            segment.unpin();
+        }
         Ok(Recovered {
             segments,
             cursor,
@@ -204,8 +221,10 @@ impl Opening<'_> {
         })
     }
 
+    /// Opens segment `base` pinned (the active segment, or one of the tail
+    /// that recovery checks and writes).
     fn open_segment(&self, base: u64, state: SegmentState) -> Result<Arc<Segment>> {
-        let segment = Segment::open(self.vfs, self.dir, base, self.config, state, self.now_ms)?;
+        let segment = Segment::open(self.home, base, self.config, state, self.now_ms)?;
         Ok(Arc::new(segment))
     }
 
@@ -222,8 +241,9 @@ impl Opening<'_> {
         self.vfs.open(&path, false).and_then(|f| f.len()).at(&path)
     }
 
-    /// Opens a sealed segment that was fsynced with trimmed indexes. If its
-    /// offset index does not match the log it is rebuilt from the log.
+    /// Opens a sealed segment that was fsynced with trimmed indexes, without
+    /// keeping a file open. If its offset index does not match the log it is
+    /// rebuilt from the log.
     fn open_sealed(&self, base: u64, next_base: u64) -> Result<Arc<Segment>> {
         let size = self.file_len(base, LOG_SUFFIX)?;
         let state = SegmentState {
@@ -233,22 +253,33 @@ impl Opening<'_> {
             index_entries: self.file_len(base, INDEX_SUFFIX)? / OFFSET_ENTRY_BYTES,
             time_entries: self.file_len(base, TIME_INDEX_SUFFIX)? / TIME_ENTRY_BYTES,
         };
-        let segment = self.open_segment(base, state)?;
-        if !index_consistent(&segment)? {
+        let segment = Arc::new(Segment::sealed(self.home, base, self.config, state));
+        if !index_consistent(&segment.reader()?)? {
             tracing::warn!(segment = %segment.log_path.display(), "index does not match the log: rebuilding it");
-            segment.reset_published();
-            segment.index.0.truncate_entries(0);
-            segment.time_index.0.truncate_entries(0);
-            segment.index.0.preallocate()?;
-            segment.time_index.0.preallocate()?;
-            let mut cursor = IndexCursor::new(base);
-            scan(&segment, 0, self.config, &mut cursor)?;
-            segment.index.0.trim()?;
-            segment.time_index.0.trim()?;
+            self.rebuild_index(&segment)?;
         }
-        let max = segment.time_index.last()?.map_or(i64::MIN, |(ts, _)| ts);
+        let max = segment
+            .reader()?
+            .last_time_entry()?
+            .map_or(i64::MIN, |(ts, _)| ts);
         segment.publish(size, next_base, max);
         Ok(segment)
+    }
+
+    /// Rewrites both indexes of a sealed segment from its log, fsyncs them
+    /// and closes the files again.
+    fn rebuild_index(&self, segment: &Segment) -> Result<()> {
+        segment.pin()?;
+        segment.reset_published();
+        segment.index.0.truncate_entries(0);
+        segment.time_index.0.truncate_entries(0);
+        segment.preallocate_indexes()?;
+        let mut cursor = IndexCursor::new(segment.base_offset);
+        scan(segment, 0, self.config, &mut cursor)?;
+        segment.trim_indexes()?;
+        segment.sync_all()?;
+        segment.unpin();
+        Ok(())
     }
 
     /// Clean open: the marker gives the active segment's state.
@@ -343,8 +374,7 @@ impl Opening<'_> {
             None => SegmentState::empty(base),
         };
         let segment = self.open_segment(base, state)?;
-        segment.index.0.preallocate()?;
-        segment.time_index.0.preallocate()?;
+        segment.preallocate_indexes()?;
         match trusted {
             Some(cp) => {
                 let missing =
@@ -368,7 +398,7 @@ impl Opening<'_> {
             dropped_bytes = len - end,
             "truncating torn or corrupt tail"
         );
-        segment.log.set_len(end).at(&segment.log_path)?;
+        segment.set_log_len(end)?;
         Ok((segment, SegmentEnd::Truncated))
     }
 
@@ -385,14 +415,15 @@ impl Opening<'_> {
 }
 
 /// Every offset index entry must name the start of a batch with that offset.
-fn index_consistent(segment: &Segment) -> Result<bool> {
+fn index_consistent(reader: &SegmentReader<'_>) -> Result<bool> {
+    let segment = reader.segment();
     let limit = segment.size_bytes();
     let mut previous: Option<(u32, u32)> = None;
-    for (relative, position) in segment.index.all()? {
+    for (relative, position) in reader.offset_entries_all()? {
         if previous.is_some_and(|(r, p)| relative <= r || position <= p) {
             return Ok(false);
         }
-        match segment.header_at(u64::from(position), limit)? {
+        match reader.header_at(u64::from(position), limit)? {
             Some(header) if header.base_offset == segment.base_offset + u64::from(relative) => {}
             _ => return Ok(false),
         }
@@ -402,10 +433,23 @@ fn index_consistent(segment: &Segment) -> Result<bool> {
 }
 
 /// A segment that recovery found followed by another is sealed as a roll
-/// seals it, from what its files say (the cursor has moved past it).
+/// seals it, from what its files say (the cursor has moved past it). A
+/// segment of the recovered tail is then fsynced and its files closed, so
+/// recovering a long tail holds one segment's files at a time; a trusted
+/// one (before the checkpoint's) was sealed before the checkpoint was
+/// written and holds none.
 fn seal_recovered(segment: &Segment) -> Result<()> {
-    let last_time_entry_ms = segment.time_index.last()?.map_or(i64::MIN, |(ts, _)| ts);
-    IndexCursor::resume(segment, segment.next_offset(), last_time_entry_ms)?.seal(segment)
+    if !segment.is_pinned() {
+        return Ok(());
+    }
+    let last_time_entry_ms = segment
+        .reader()?
+        .last_time_entry()?
+        .map_or(i64::MIN, |(ts, _)| ts);
+    IndexCursor::resume(segment, segment.next_offset(), last_time_entry_ms)?.seal(segment)?;
+    segment.sync_all()?;
+    segment.unpin();
+    Ok(())
 }
 
 /// Checks batches from `position` to the end of the file, indexing each one
@@ -416,15 +460,13 @@ fn scan(
     config: &LogConfig,
     cursor: &mut IndexCursor,
 ) -> Result<u64> {
-    let len = segment.log.len().at(&segment.log_path)?;
-    while let Some(header) = segment.header_at(position, len)? {
+    let len = segment.log_file_len()?;
+    let reader = segment.reader()?;
+    while let Some(header) = reader.header_at(position, len)? {
         if header.base_offset != cursor.next_offset() {
             break;
         }
-        let bytes = segment
-            .log
-            .read_view(position, header.total_bytes())
-            .at(&segment.log_path)?;
+        let bytes = reader.log_bytes(position, header.total_bytes())?;
         if batch::check_batch(&bytes, config.max_batch_bytes).is_err() {
             break;
         }

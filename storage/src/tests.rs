@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use crate::vfs::{OsFs, SimFs, SimOptions, Vfs};
 use crate::{Flusher, FsyncPolicy, Log, LogConfig, StorageError};
 
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -22,7 +22,7 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
-fn batch_of(values: &[Vec<u8>], timestamp_ms: i64) -> Bytes {
+pub(crate) fn batch_of(values: &[Vec<u8>], timestamp_ms: i64) -> Bytes {
     let mut builder = BatchBuilder::new();
     for (i, value) in values.iter().enumerate() {
         builder.push(&NewRecord {
@@ -34,7 +34,7 @@ fn batch_of(values: &[Vec<u8>], timestamp_ms: i64) -> Bytes {
     builder.finish()
 }
 
-fn small_config() -> LogConfig {
+pub(crate) fn small_config() -> LogConfig {
     LogConfig {
         segment_bytes: 4096,
         index_interval_bytes: 256,
@@ -44,7 +44,7 @@ fn small_config() -> LogConfig {
 }
 
 /// Every record of the log from `from`, as (offset, value).
-fn read_all(log: &Log, from: u64) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
+pub(crate) fn read_all(log: &Log, from: u64) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
     let mut out = Vec::new();
     let mut offset = from;
     while offset < log.end_offset() {
@@ -72,7 +72,7 @@ fn open_small(fs: &SimFs, flusher: &Flusher) -> Log {
     Log::open(Arc::new(fs.clone()), &dir(), "t-0", small_config(), flusher).unwrap()
 }
 
-fn dir() -> PathBuf {
+pub(crate) fn dir() -> PathBuf {
     PathBuf::from("/data/p0")
 }
 
@@ -590,4 +590,61 @@ fn segments_roll_by_age() {
         "the old segment was sealed by age"
     );
     assert_eq!(read_all(&log, 0).unwrap().len(), 3);
+}
+
+#[test]
+fn an_index_entry_past_the_segment_end_that_recovery_trusts_does_not_break_appends() {
+    let flusher = Flusher::start(1);
+    let fs = SimFs::new(15);
+    let log = open_small(&fs, &flusher);
+    for i in 0..10u8 {
+        log.append(&batch_of(&[vec![i; 100]], i64::from(i)))
+            .unwrap();
+    }
+    assert_eq!(log.stats().segment_count, 1, "segment 0 is the active one");
+    let mut expected = read_all(&log, 0).unwrap();
+    // A clean close trims the active index to its entries and writes a
+    // marker that the next open trusts (with its entry count) unchecked.
+    log.close().unwrap();
+    let log_len = fs
+        .read_file(&dir().join("00000000000000000000.log"))
+        .unwrap()
+        .len() as u64;
+    let index = dir().join("00000000000000000000.index");
+    let mut entries = fs.read_file(&index).unwrap();
+    assert!(
+        entries.len() >= 16 && entries.len().is_multiple_of(8),
+        "trimmed to two or more 8-byte entries: {} bytes",
+        entries.len()
+    );
+    // The last entry (`relative_offset:u32 position:u32`, big-endian) now
+    // names a batch far past the end: a position past the segment's bytes,
+    // and an offset past any this test appends, so only the cursor's
+    // resume looks at it.
+    let last = entries.len() - 8;
+    entries[last..last + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+    entries[last + 4..].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert!(u64::from(u32::MAX) > log_len);
+    fs.write_file(&index, entries);
+
+    let log = open_small(&fs, &flusher);
+    assert_eq!(log.end_offset(), 10);
+    assert_eq!(read_all(&log, 0).unwrap(), expected);
+    for i in 10..16u8 {
+        let info = log
+            .append(&batch_of(&[vec![i; 100]], i64::from(i)))
+            .unwrap();
+        assert_eq!(info.base_offset, u64::from(i));
+        expected.push((u64::from(i), vec![i; 100]));
+    }
+    assert_eq!(read_all(&log, 0).unwrap(), expected);
+    // One record per batch: every offset, old and new, is found directly.
+    for offset in 0..16u64 {
+        let read = log.read(offset, 1).unwrap();
+        let (header, _) = BatchIter::new(read.data, BATCH_BYTES_LIMIT)
+            .next()
+            .unwrap_or_else(|| panic!("offset {offset} not found"))
+            .unwrap();
+        assert_eq!(header.base_offset, offset);
+    }
 }

@@ -13,6 +13,7 @@ use ferry_client::{Client, Consumer, Producer, ProducerRecord, QueueConsumer, Se
 use ferry_e2e::Broker;
 use ferry_protocol::messages::FetchRequest;
 use ferry_protocol::ErrorCode;
+use ferry_storage::config::SEGMENT_BYTES_MIN;
 
 fn segments(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -24,6 +25,10 @@ fn segments(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     found
 }
 
+/// Filled records are 32 KiB: 100 of them span several segments of the
+/// smallest size (1 MiB).
+const FILL_VALUE_BYTES: usize = 32 * 1024;
+
 async fn fill(broker: &Broker, topic: &str, partitions: u32, per_partition: u32) {
     let client = broker.client().await;
     client.create_topic(topic, partitions).await.unwrap();
@@ -31,7 +36,10 @@ async fn fill(broker: &Broker, topic: &str, partitions: u32, per_partition: u32)
     for p in 0..partitions {
         for i in 0..per_partition {
             producer
-                .send(ProducerRecord::new(format!("{p}-{i}-{}", "x".repeat(200))).with_partition(p))
+                .send(
+                    ProducerRecord::new(format!("{p}-{i}-{}", "x".repeat(FILL_VALUE_BYTES)))
+                        .with_partition(p),
+                )
                 .await
                 .unwrap();
         }
@@ -57,7 +65,7 @@ async fn read_all(
 
 #[tokio::test]
 async fn a_flipped_bit_in_sealed_data_fences_only_that_partition() {
-    let mut broker = Broker::start_with(&["--segment-bytes", "4096"]);
+    let mut broker = Broker::start_with(&["--segment-bytes", &SEGMENT_BYTES_MIN.to_string()]);
     fill(&broker, "rot", 2, 100).await;
     assert!(broker.terminate().success());
     let dir = broker.data_dir.join("topics/rot/0");
@@ -77,7 +85,8 @@ async fn a_flipped_bit_in_sealed_data_fences_only_that_partition() {
     assert_eq!(error.code(), Some(ErrorCode::CorruptData), "{error}");
     let problem = client.describe_topic("rot").await.unwrap().partitions[0]
         .problem
-        .clone();
+        .clone()
+        .unwrap_or_default();
     assert!(problem.contains("fenced"), "{problem}");
     let late = client
         .wire()
@@ -130,7 +139,7 @@ async fn a_torn_active_tail_is_cut_to_the_last_intact_batch() {
 
 #[tokio::test]
 async fn damaged_indexes_metadata_and_internal_state_are_recovered() {
-    let mut broker = Broker::start_with(&["--segment-bytes", "4096"]);
+    let mut broker = Broker::start_with(&["--segment-bytes", &SEGMENT_BYTES_MIN.to_string()]);
     fill(&broker, "many", 2, 100).await;
     let client = broker.client().await;
     client

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ferry_client::{ErrorCode, Producer, ProducerRecord, TopicConfig};
 use ferry_e2e::{broker_exit, Broker};
-use ferry_storage::config::RETENTION_MS_LIMIT;
+use ferry_storage::config::{RETENTION_MS_LIMIT, SEGMENT_BYTES_MIN};
 
 #[tokio::test]
 async fn a_second_broker_on_the_same_data_dir_refuses_to_start() {
@@ -28,7 +28,12 @@ async fn a_second_broker_on_the_same_data_dir_refuses_to_start() {
 
 #[tokio::test]
 async fn no_retention_value_deletes_data_early() {
-    let broker = Broker::start_with(&["--retention-check-ms", "100", "--segment-bytes", "4096"]);
+    let broker = Broker::start_with(&[
+        "--retention-check-ms",
+        "100",
+        "--segment-bytes",
+        &SEGMENT_BYTES_MIN.to_string(),
+    ]);
     let client = broker.client().await;
     let huge = TopicConfig {
         partitions: 1,
@@ -44,8 +49,9 @@ async fn no_retention_value_deletes_data_early() {
     };
     client.create_topic_with("kept", &century).await.unwrap();
     let producer = Producer::new(&client, "kept").await.unwrap();
+    // 50 records of 32 KiB: two segments of the smallest size.
     for i in 0..50 {
-        let record = ProducerRecord::new(format!("{i:0>200}"));
+        let record = ProducerRecord::new(format!("{i:0>32768}"));
         producer.send(record).await.unwrap();
     }
     // Many sealed segments and several retention passes later, all is there.
@@ -67,6 +73,9 @@ async fn no_retention_value_deletes_data_early() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("retention_ms"), "{stderr}");
 }
+
+/// Churned records are 16 KiB: a batch of 8 is 128 KiB.
+const CHURN_VALUE_BYTES: usize = 16 * 1024;
 
 fn batch(value: &str) -> bytes::Bytes {
     let mut builder = ferry_protocol::batch::BatchBuilder::new();
@@ -98,6 +107,7 @@ impl Churners {
                 let (client, mut watch, in_flight) =
                     (client.clone(), watch.clone(), in_flight.clone());
                 tokio::spawn(async move {
+                    let old = "o".repeat(CHURN_VALUE_BYTES);
                     // Bounded: at most 20,000 requests per producer.
                     for _ in 0..20_000 {
                         if watch.wait_for(|paused| !paused).await.is_err() {
@@ -106,7 +116,7 @@ impl Churners {
                         in_flight.fetch_add(1, Ordering::SeqCst);
                         let wire = client.wire();
                         let _ = wire
-                            .produce("churn", 0, batch("old"), ferry_client::Acks::Written)
+                            .produce("churn", 0, batch(&old), ferry_client::Acks::Written)
                             .await;
                         in_flight.fetch_sub(1, Ordering::SeqCst);
                     }
@@ -136,13 +146,13 @@ impl Churners {
 
 #[tokio::test]
 async fn a_topic_deleted_under_load_and_created_again_starts_empty() {
-    let broker = Broker::start_with(&["--segment-bytes", "4096"]);
+    let broker = Broker::start_with(&["--segment-bytes", &SEGMENT_BYTES_MIN.to_string()]);
     let client = broker.client().await;
     client.create_topic("churn", 1).await.unwrap();
     let churners = Churners::start(&client, 4);
     for cycle in 0..20 {
-        // Producers are appending (and rolling 4 KiB segments) while the
-        // topic is deleted.
+        // Producers are appending (and rolling 1 MiB segments: 100 records
+        // are 1.6 MiB) while the topic is deleted.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while client.describe_topic("churn").await.unwrap().partitions[0].end_offset < 100 {
             assert!(

@@ -16,8 +16,13 @@ use crate::error::{IoContext, Result, StorageError};
 use crate::segment::{Segment, SegmentState};
 
 impl LogInner {
-    /// Appends one whole batch at the end offset (see `Log::append`).
-    pub(super) fn append(self: &Arc<Self>, batch: &Bytes) -> Result<AppendInfo> {
+    /// Appends one whole batch at the end offset (see `Log::append`);
+    /// `request_sync` false leaves the fsync to whichever append next asks.
+    pub(super) fn append(
+        self: &Arc<Self>,
+        batch: &Bytes,
+        request_sync: bool,
+    ) -> Result<AppendInfo> {
         let header = BatchHeader::parse(batch, self.config.max_batch_bytes)?;
         if header.total_bytes() != batch.len() {
             return Err(StorageError::InvalidBatch(
@@ -34,10 +39,7 @@ impl LogInner {
         let segment = writer.active.clone();
         let base_offset = writer.cursor.next_offset();
         let position = segment.size_bytes();
-        segment
-            .log
-            .write_vectored_at(position, &[&base_offset.to_be_bytes(), &batch[8..]])
-            .at(&segment.log_path)?;
+        segment.write_log_at(position, &[&base_offset.to_be_bytes(), &batch[8..]])?;
         let indexed = writer.cursor.index_batch(
             &segment,
             position,
@@ -58,7 +60,7 @@ impl LogInner {
         );
         self.end_tx.send_replace(next_offset);
         drop(writer);
-        if self.config.fsync == FsyncPolicy::Always {
+        if self.config.fsync == FsyncPolicy::Always && request_sync {
             self.flusher.request(self);
         }
         Ok(AppendInfo {
@@ -87,26 +89,37 @@ impl LogInner {
                 .is_some_and(|ms| now_ms.saturating_sub(active.created_at_ms) >= ms)
     }
 
-    /// Seals the active segment and starts a new one at the end offset.
+    /// Seals the active segment and starts a new one at the end offset. The
+    /// sealed segment keeps its files open until the group commit fsyncs it,
+    /// unless too many already do (see `segment_cache.rs`): then it is
+    /// fsynced here and closed.
     fn roll(self: &Arc<Self>, writer: &mut Writer, now_ms: u64) -> Result<()> {
         let old = writer.active.clone();
         writer.cursor.seal(&old)?;
-        old.log.set_len(old.size_bytes()).at(&old.log_path)?;
+        old.set_log_len(old.size_bytes())?;
+        let held = old.hold_until_synced();
+        if !held {
+            if let Err(error) = old.sync_all() {
+                self.fail_read_only(&error);
+                return Err(error);
+            }
+            old.unpin();
+        }
         let next_offset = writer.cursor.next_offset();
         let new = Arc::new(Segment::open(
-            &*self.vfs,
-            &self.dir,
+            &self.home,
             next_offset,
             &self.config,
             SegmentState::empty(next_offset),
             now_ms,
         )?);
-        new.index.0.preallocate()?;
-        new.time_index.0.preallocate()?;
+        new.preallocate_indexes()?;
         // The new names must be durable before anything in them is acked.
         self.vfs.sync_dir(&self.dir).at(&self.dir)?;
         tracing::debug!(partition = %self.name, base_offset = new.base_offset, "rolled segment");
-        writer.unsynced_sealed.push(old);
+        if held {
+            writer.unsynced_sealed.push(old);
+        }
         writer.active = new.clone();
         writer.cursor.start_segment();
         self.segments.write().push(new);

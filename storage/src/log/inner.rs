@@ -2,7 +2,7 @@
 //! what recovery opened. Each concern's methods live in their own file:
 //! `append.rs`, `sync.rs`, `read.rs`, `retention.rs`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ use crate::cursor::IndexCursor;
 use crate::flusher::FlusherShared;
 use crate::health::HealthCell;
 use crate::recovery::Recovered;
-use crate::segment::Segment;
+use crate::segment::{Segment, SegmentHome};
 use crate::vfs::Vfs;
 
 /// What only the appender touches, under the writer lock.
@@ -38,6 +38,8 @@ pub(super) struct LogInner {
     pub name: String,
     pub dir: PathBuf,
     pub vfs: Arc<dyn Vfs>,
+    /// The segments' files and the cache that maps sealed ones.
+    pub home: Arc<SegmentHome>,
     pub config: LogConfig,
     /// Oldest first, never empty; the last is the active segment.
     pub segments: RwLock<Vec<Arc<Segment>>>,
@@ -60,8 +62,7 @@ impl LogInner {
     /// The log over what recovery opened, at `now_ms`.
     pub(super) fn new(
         name: &str,
-        dir: &Path,
-        vfs: Arc<dyn Vfs>,
+        home: Arc<SegmentHome>,
         config: LogConfig,
         flusher: Arc<FlusherShared>,
         recovered: Recovered,
@@ -89,8 +90,9 @@ impl LogInner {
         });
         LogInner {
             name: name.to_string(),
-            dir: dir.to_path_buf(),
-            vfs,
+            dir: home.dir.clone(),
+            vfs: home.vfs.clone(),
+            home,
             config,
             segments: RwLock::new(segments),
             writer: Mutex::new(Writer {

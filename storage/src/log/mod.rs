@@ -32,6 +32,8 @@ use crate::error::Result;
 use crate::flusher::Flusher;
 use crate::health::Health;
 use crate::recovery;
+use crate::segment::SegmentHome;
+use crate::segment_cache::SegmentCache;
 use crate::vfs::Vfs;
 
 /// What an append returns.
@@ -82,7 +84,8 @@ pub struct Log {
 
 impl Log {
     /// Opens the log in `dir`, creating it if empty and recovering it after
-    /// an unclean shutdown.
+    /// an unclean shutdown. Sealed segments are mapped through the
+    /// process-wide [`SegmentCache::global`].
     pub fn open(
         vfs: Arc<dyn Vfs>,
         dir: &Path,
@@ -90,14 +93,30 @@ impl Log {
         config: LogConfig,
         flusher: &Flusher,
     ) -> Result<Log> {
+        Log::open_in(vfs, dir, name, config, flusher, SegmentCache::global())
+    }
+
+    /// [`Log::open`] with sealed segments mapped through `cache`.
+    pub fn open_in(
+        vfs: Arc<dyn Vfs>,
+        dir: &Path,
+        name: &str,
+        config: LogConfig,
+        flusher: &Flusher,
+        cache: Arc<SegmentCache>,
+    ) -> Result<Log> {
         config.validate()?;
         let now_ms = now_ms();
-        let recovered = recovery::open_dir(&*vfs, dir, name, &config, now_ms)?;
+        let home = Arc::new(SegmentHome {
+            vfs,
+            dir: dir.to_path_buf(),
+            cache,
+        });
+        let recovered = recovery::open_dir(&home, name, &config, now_ms)?;
         let flusher = flusher.shared();
         let inner = Arc::new(LogInner::new(
             name,
-            dir,
-            vfs,
+            home,
             config,
             flusher.clone(),
             recovered,
@@ -120,7 +139,15 @@ impl Log {
     /// batch is written (in the page cache); await [`Log::wait_durable`] for
     /// the fsync.
     pub fn append(&self, batch: &Bytes) -> Result<AppendInfo> {
-        self.inner.append(batch)
+        self.inner.append(batch, true)
+    }
+
+    /// [`Log::append`] without asking for an fsync under `fsync = always`:
+    /// the batch becomes durable with the next fsync another append (or a
+    /// roll, or close) asks for. For records whose loss in a power failure
+    /// is tolerable and that should not cost an fsync each.
+    pub fn append_lazy(&self, batch: &Bytes) -> Result<AppendInfo> {
+        self.inner.append(batch, false)
     }
 
     /// Resolves when every offset below `next_offset` is durable under this

@@ -8,7 +8,7 @@ use ferry_protocol::batch::{self, BatchIter, RecordIter};
 
 use super::inner::LogInner;
 use super::ReadResult;
-use crate::error::{IoContext, Result, StorageError};
+use crate::error::{Result, StorageError};
 use crate::health::Health;
 use crate::segment::Located;
 
@@ -52,7 +52,8 @@ impl LogInner {
             end_offset,
         };
         for segment in &segments[index.saturating_sub(1)..] {
-            let located = match segment.locate(offset)? {
+            let reader = segment.reader()?;
+            let located = match reader.locate(offset)? {
                 Ok(Some(located)) => located,
                 Ok(None) => continue,
                 Err(position) => {
@@ -64,7 +65,7 @@ impl LogInner {
                     return Err(self.corrupt(offset, reason));
                 }
             };
-            let (data, next_offset) = segment.read_from(located, max_bytes)?;
+            let (data, next_offset) = reader.read_from(located, max_bytes)?;
             let (data, next_offset) = self.checked_prefix(data, next_offset, fence)?;
             return Ok(ReadResult {
                 data,
@@ -83,9 +84,10 @@ impl LogInner {
             if segment.size_bytes() == 0 || segment.max_timestamp_ms() < timestamp_ms {
                 continue;
             }
-            let mut position = match segment.time_index.last_before(timestamp_ms)? {
+            let reader = segment.reader()?;
+            let mut position = match reader.time_entry_before(timestamp_ms)? {
                 Some((_, relative)) => {
-                    match segment.locate(segment.base_offset + u64::from(relative))? {
+                    match reader.locate(segment.base_offset + u64::from(relative))? {
                         Ok(Some(Located { position, .. })) => position,
                         _ => 0,
                     }
@@ -93,12 +95,9 @@ impl LogInner {
                 None => 0,
             };
             let limit = segment.size_bytes();
-            while let Some(header) = segment.header_at(position, limit)? {
+            while let Some(header) = reader.header_at(position, limit)? {
                 if header.max_timestamp_ms >= timestamp_ms {
-                    let bytes = segment
-                        .log
-                        .read_view(position, header.total_bytes())
-                        .at(&segment.log_path)?;
+                    let bytes = reader.log_bytes(position, header.total_bytes())?;
                     let header = batch::check_batch(&bytes, self.config.max_batch_bytes)
                         .map_err(|e| self.corrupt(header.base_offset, e.to_string()))?;
                     for record in RecordIter::new(bytes, header) {
@@ -120,7 +119,7 @@ impl LogInner {
     pub(super) fn verify(&self) -> Result<Option<u64>> {
         let segments = self.segments.read().clone();
         for segment in segments {
-            if let Some((offset, reason)) = segment.verify()? {
+            if let Some((offset, reason)) = segment.reader()?.verify()? {
                 self.fence(offset, reason);
                 return Ok(Some(offset));
             }

@@ -9,7 +9,7 @@ use super::inner::{LogInner, SyncProgress};
 use crate::checkpoint::{Checkpoint, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE};
 use crate::clock::now_ms;
 use crate::config::FsyncPolicy;
-use crate::error::{IoContext, Result, StorageError};
+use crate::error::{Result, StorageError};
 use crate::flusher::GroupCommit;
 use crate::health::Health;
 use crate::segment::Segment;
@@ -54,7 +54,7 @@ impl LogInner {
 
     /// After a failed fsync: refuse writes until restart and fail every
     /// durability waiter (a retried fsync could falsely succeed).
-    fn fail_read_only(&self, error: &StorageError) {
+    pub(super) fn fail_read_only(&self, error: &StorageError) {
         tracing::error!(partition = %self.name, %error, "fsync failed: partition is read-only until restart");
         self.health.set(Health::ReadOnly(error.to_string()));
         self.durable_tx.send_modify(|d| d.failed = true);
@@ -104,6 +104,10 @@ impl LogInner {
             .iter()
             .try_for_each(|segment| segment.sync_all())
             .and_then(|_| active.sync_log());
+        // Fsynced (or failed for good): the sealed segments close their files.
+        for segment in &sealed {
+            segment.unpin();
+        }
         if let Err(error) = synced {
             self.fail_read_only(&error);
             return;
@@ -145,10 +149,7 @@ impl LogInner {
         now_ms: u64,
     ) {
         let written = active
-            .index
-            .0
-            .sync()
-            .and_then(|_| active.time_index.0.sync())
+            .sync_indexes()
             .and_then(|_| checkpoint.write(&*self.vfs, &self.dir, CHECKPOINT_FILE));
         match written {
             Ok(()) => {
@@ -179,14 +180,11 @@ impl LogInner {
         let sealed = std::mem::take(&mut writer.unsynced_sealed);
         for segment in &sealed {
             segment.sync_all()?;
+            segment.unpin();
         }
         let active = writer.active.clone();
-        active
-            .log
-            .set_len(active.size_bytes())
-            .at(&active.log_path)?;
-        active.index.0.trim()?;
-        active.time_index.0.trim()?;
+        active.set_log_len(active.size_bytes())?;
+        active.trim_indexes()?;
         active.sync_all()?;
         let marker = writer.cursor.checkpoint(&writer.active);
         marker.write(&*self.vfs, &self.dir, CLEAN_SHUTDOWN_FILE)?;

@@ -67,6 +67,21 @@ pub trait Vfs: Send + Sync + 'static {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes the directory's entries (creations, renames, removals) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+
+    /// The whole file as read-only shared bytes that hold no open file once
+    /// this returns: a memory map on a real disk (the descriptor is closed
+    /// after mapping; the map lives as long as any slice of it), a copy on
+    /// the simulated one. The file must not be written or truncated while
+    /// the bytes live (sealed segments only).
+    fn map_read_only(&self, path: &Path) -> io::Result<Bytes> {
+        let file = self.open(path, false)?;
+        let len = usize::try_from(file.len()?)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "file too large to map"))?;
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        file.read_view(0, len)
+    }
 }
 
 /// Writes `bytes` to `dir/name` atomically and durably: write a temporary

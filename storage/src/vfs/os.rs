@@ -180,6 +180,24 @@ impl Vfs for OsFs {
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         File::open(path)?.sync_all()
     }
+
+    fn map_read_only(&self, path: &Path) -> io::Result<Bytes> {
+        let file = File::open(path)?;
+        let len = usize::try_from(file.metadata()?.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "file too large to map"))?;
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        // SAFETY: read-only and shared. Only sealed segment files are mapped
+        // this way; they are never written or truncated again while mapped
+        // (recovery, the one writer of sealed files, drops their maps from
+        // the cache before it opens them for writing), and slices are only
+        // taken within `len`, so no access reaches past EOF.
+        let map = unsafe { MmapOptions::new().len(len).map(&file)? };
+        // The map stays valid without the descriptor.
+        drop(file);
+        Ok(Bytes::from_owner(map))
+    }
 }
 
 #[cfg(test)]
@@ -197,5 +215,22 @@ mod tests {
         file.write_vectored_at(5, &[&big, b"tail"]).unwrap();
         assert_eq!(&file.read_view(10_005, 4).unwrap()[..], b"tail");
         assert_eq!(file.len().unwrap(), 10_009);
+    }
+
+    #[test]
+    fn a_read_only_map_outlives_its_descriptor_and_the_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = OsFs::new();
+        let path = dir.path().join("sealed");
+        let file = fs.open(&path, true).unwrap();
+        file.write_at(0, &[5u8; 9000]).unwrap();
+        drop(file);
+        let whole = fs.map_read_only(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(whole.len(), 9000);
+        assert!(whole.iter().all(|b| *b == 5));
+        let empty = dir.path().join("empty");
+        drop(fs.open(&empty, true).unwrap());
+        assert!(fs.map_read_only(&empty).unwrap().is_empty());
     }
 }
