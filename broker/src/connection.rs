@@ -29,8 +29,7 @@ use ferry_protocol::ProtocolError;
 use ferry_protocol::{ApiKey, Request};
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -46,11 +45,13 @@ const DISPATCH_SLICE: Duration = Duration::from_millis(1);
 const WRITE_BATCH_FRAMES: usize = 64;
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 
-/// A response on its way out, holding the budget of its request.
+/// A response on its way out, holding the budget of its request (or, for
+/// a pushed frame, its push budget and what to do once it is written).
 struct Outgoing {
     frame: OutFrame,
     _budget: Option<Budget>,
     close_after: bool,
+    pushed: Option<cmd::PushHold>,
 }
 
 struct Budget {
@@ -82,33 +83,48 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        // Unacked deliveries of this connection's subscriptions go back to their queues.
-        for (topic, queue, id) in self.subscriptions.lock().drain(..) {
-            self.broker.queues.unsubscribe(&topic, &queue, id);
+        // Unacked deliveries of this connection's subscriptions go back to
+        // their queues: on the blocking pool (a thousand subscriptions with
+        // ten thousand deliveries each must not stall an async worker).
+        let subscriptions: Vec<_> = self.subscriptions.lock().drain(..).collect();
+        if !subscriptions.is_empty() {
+            let broker = self.broker.clone();
+            let release = move || {
+                for (topic, queue, id) in subscriptions {
+                    broker.queues.unsubscribe(&topic, &queue, id);
+                }
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn_blocking(release)),
+                Err(_) => release(),
+            }
         }
         let open = &self.broker.metrics.connections_open;
         open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
+/// Serves one TCP client until it leaves, misbehaves or the broker stops.
 pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
     }
-    let held = Held::new(&broker);
     let (reader, writer) = stream.into_split();
+    serve_halves(broker, reader, writer, peer).await;
+}
+
+/// Serves a client over any byte stream's two halves: a TCP socket's, or
+/// an in-memory pipe's (tests drive the real request path that way).
+pub async fn serve_halves<R, W>(broker: Arc<Broker>, reader: R, writer: W, peer: SocketAddr)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let held = Held::new(&broker);
     let (tx, rx) = mpsc::channel(broker.config.max_in_flight_requests);
-    // Pushed deliveries: bounded by the consumers' prefetch credit.
+    // Pushed deliveries: each holds its bytes of `push_bytes` until written.
     let (push_tx, push_rx) = mpsc::unbounded_channel();
-    let write_timeout = Duration::from_millis(broker.config.frame_read_timeout_ms);
-    let writer = tokio::spawn(write_loop(
-        writer,
-        rx,
-        push_rx,
-        write_timeout,
-        peer,
-        broker.clone(),
-    ));
+    let writer = tokio::spawn(write_loop(writer, rx, push_rx, peer, broker.clone()));
     let mut connection = Connection {
         broker: broker.clone(),
         reader,
@@ -121,6 +137,8 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
         peer,
         context: cmd::ConnectionContext {
             push: push_tx,
+            push_bytes: Arc::new(Semaphore::new(broker.config.max_in_flight_bytes)),
+            max_frame_bytes: broker.config.max_frame_bytes,
             subscriptions: held.subscriptions.clone(),
         },
     };
@@ -131,9 +149,9 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     let _ = writer.await;
 }
 
-struct Connection {
+struct Connection<R> {
     broker: Arc<Broker>,
-    reader: tokio::net::tcp::OwnedReadHalf,
+    reader: R,
     tx: mpsc::Sender<Outgoing>,
     buffer: BytesMut,
     requests: Arc<Semaphore>,
@@ -153,39 +171,66 @@ enum Step {
     Blocked(usize),
 }
 
-impl Connection {
+/// What one dispatch slice ended with.
+struct Slice {
+    /// Stopped for lack of budget: the bytes the next frame needs.
+    blocked: Option<usize>,
+    /// Stopped because the time slice ran out (more frames may be waiting).
+    sliced: bool,
+    /// A frame to send before closing the connection.
+    close: Option<OutFrame>,
+}
+
+type Pending = FuturesUnordered<futures::future::BoxFuture<'static, Outgoing>>;
+
+impl<R: AsyncRead + Unpin> Connection<R> {
+    /// Dispatches whole frames for at most one time slice, then lets the
+    /// caller hand finished responses to the writer: a burst of expensive
+    /// requests (large fetches are CRC-checked inline) must not hold back
+    /// every response or starve the timers.
+    fn dispatch_slice(&mut self, pending: &mut Pending, last_frame_at: &mut Instant) -> Slice {
+        let slice_start = Instant::now();
+        let mut slice = Slice {
+            blocked: None,
+            sliced: false,
+            close: None,
+        };
+        loop {
+            match self.next_frame(pending) {
+                Step::Dispatched => {
+                    *last_frame_at = Instant::now();
+                    if last_frame_at.duration_since(slice_start) >= DISPATCH_SLICE {
+                        slice.sliced = true;
+                        return slice;
+                    }
+                }
+                Step::NeedMore => return slice,
+                Step::Close(frame) => {
+                    slice.close = Some(frame);
+                    return slice;
+                }
+                Step::Blocked(need) => {
+                    slice.blocked = Some(need);
+                    return slice;
+                }
+            }
+        }
+    }
+
     async fn run(&mut self) -> &'static str {
         let mut pending = FuturesUnordered::new();
         let mut last_frame_at = Instant::now();
         let mut partial_since: Option<Instant> = None;
         let mut eof = false;
         loop {
-            let mut blocked = None;
-            // Dispatch for at most one time slice, then let the select below
-            // hand finished responses to the writer: a burst of expensive
-            // requests (large fetches are CRC-checked inline) must not hold
-            // back every response or starve the timers.
-            let slice_start = Instant::now();
-            let mut sliced = false;
-            loop {
-                match self.next_frame(&mut pending) {
-                    Step::Dispatched => {
-                        last_frame_at = Instant::now();
-                        if last_frame_at.duration_since(slice_start) >= DISPATCH_SLICE {
-                            sliced = true;
-                            break;
-                        }
-                    }
-                    Step::NeedMore => break,
-                    Step::Close(frame) => {
-                        self.send(frame, None, true).await;
-                        return "protocol error";
-                    }
-                    Step::Blocked(need) => {
-                        blocked = Some(need);
-                        break;
-                    }
-                }
+            let Slice {
+                blocked,
+                sliced,
+                close,
+            } = self.dispatch_slice(&mut pending, &mut last_frame_at);
+            if let Some(frame) = close {
+                self.send(frame, None, true).await;
+                return "protocol error";
             }
             if self.buffer.is_empty() {
                 partial_since = None;
@@ -245,10 +290,7 @@ impl Connection {
 
     /// Takes one frame off the buffer if it is complete and there is budget,
     /// and dispatches it.
-    fn next_frame(
-        &mut self,
-        pending: &mut FuturesUnordered<futures::future::BoxFuture<'static, Outgoing>>,
-    ) -> Step {
+    fn next_frame(&mut self, pending: &mut Pending) -> Step {
         let max_frame_bytes = self.broker.config.max_frame_bytes;
         let length = match frame::declared_length(&self.buffer, max_frame_bytes) {
             Ok(Some(length)) => length,
@@ -286,7 +328,7 @@ impl Connection {
         &mut self,
         frame: frame::Frame,
         budget: Budget,
-        pending: &mut FuturesUnordered<futures::future::BoxFuture<'static, Outgoing>>,
+        pending: &mut Pending,
     ) -> Step {
         let header = frame.header;
         let request = match Request::decode(&header, frame.body) {
@@ -301,6 +343,7 @@ impl Connection {
                     frame: out,
                     _budget: Some(budget),
                     close_after: false,
+                    pushed: None,
                 })));
                 return Step::Dispatched;
             }
@@ -323,12 +366,14 @@ impl Connection {
                 frame,
                 _budget: Some(budget),
                 close_after: false,
+                pushed: None,
             }))),
             Reply::Later(future) => pending.push(Box::pin(async move {
                 Outgoing {
                     frame: future.await,
                     _budget: Some(budget),
                     close_after: false,
+                    pushed: None,
                 }
             })),
             Reply::Nothing => {}
@@ -357,6 +402,7 @@ impl Connection {
                 frame,
                 _budget: budget,
                 close_after,
+                pushed: None,
             })
             .await;
     }
@@ -371,30 +417,17 @@ async fn wait_budget(requests: &Semaphore, bytes: &Semaphore, need: usize) {
     }
 }
 
-async fn write_loop(
-    mut writer: OwnedWriteHalf,
+/// Writes responses and pushed frames, many per vectored write, until the
+/// connection ends; a client that does not take a batch within the frame
+/// timeout is disconnected. Pushed frames report that they were written.
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
     mut rx: mpsc::Receiver<Outgoing>,
-    mut pushes: mpsc::UnboundedReceiver<OutFrame>,
-    timeout: Duration,
+    mut pushes: mpsc::UnboundedReceiver<cmd::Pushed>,
     peer: SocketAddr,
     broker: Arc<Broker>,
 ) {
-    let pushed = |frame: OutFrame| {
-        let header = frame
-            .head
-            .get(LENGTH_PREFIX_BYTES..LENGTH_PREFIX_BYTES + FRAME_HEADER_BYTES);
-        let key = header
-            .and_then(|bytes| FrameHeader::parse(bytes).ok())
-            .and_then(|header| ApiKey::from_u16(header.api_key));
-        if let Some(key) = key {
-            broker.metrics.count_push(key);
-        }
-        Outgoing {
-            frame,
-            _budget: None,
-            close_after: false,
-        }
-    };
+    let timeout = Duration::from_millis(broker.config.frame_read_timeout_ms);
     let mut batch: Vec<Outgoing> = Vec::with_capacity(WRITE_BATCH_FRAMES);
     let mut pushing = true;
     loop {
@@ -403,8 +436,8 @@ async fn write_loop(
                 Some(out) => out,
                 None => break,
             },
-            frame = pushes.recv(), if pushing => match frame {
-                Some(frame) => pushed(frame),
+            pushed = pushes.recv(), if pushing => match pushed {
+                Some(pushed) => outgoing_push(&broker, pushed),
                 None => {
                     pushing = false;
                     continue;
@@ -416,7 +449,7 @@ async fn write_loop(
             match rx.try_recv() {
                 Ok(out) => batch.push(out),
                 Err(_) => match pushes.try_recv() {
-                    Ok(frame) => batch.push(pushed(frame)),
+                    Ok(pushed) => batch.push(outgoing_push(&broker, pushed)),
                     Err(_) => break,
                 },
             }
@@ -433,7 +466,11 @@ async fn write_loop(
                 return;
             }
         }
-        batch.clear();
+        for out in batch.drain(..) {
+            if let Some(pushed) = out.pushed {
+                pushed.written();
+            }
+        }
         if close {
             let _ = writer.shutdown().await;
             return;
@@ -442,9 +479,32 @@ async fn write_loop(
     let _ = writer.shutdown().await;
 }
 
+/// A pushed frame, counted by its API, on its way out.
+fn outgoing_push(broker: &Broker, pushed: cmd::Pushed) -> Outgoing {
+    let cmd::Pushed { frame, hold } = pushed;
+    let header = frame
+        .head
+        .get(LENGTH_PREFIX_BYTES..LENGTH_PREFIX_BYTES + FRAME_HEADER_BYTES);
+    let key = header
+        .and_then(|bytes| FrameHeader::parse(bytes).ok())
+        .and_then(|header| ApiKey::from_u16(header.api_key));
+    if let Some(key) = key {
+        broker.metrics.count_push(key);
+    }
+    Outgoing {
+        frame,
+        _budget: None,
+        close_after: false,
+        pushed: Some(hold),
+    }
+}
+
 /// Writes every frame (heads and tails) with as few vectored writes as the
 /// socket allows.
-async fn write_frames(writer: &mut OwnedWriteHalf, batch: &[Outgoing]) -> std::io::Result<()> {
+async fn write_frames<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    batch: &[Outgoing],
+) -> std::io::Result<()> {
     let mut slices: Vec<IoSlice<'_>> = batch
         .iter()
         .flat_map(|out| [IoSlice::new(&out.frame.head), IoSlice::new(&out.frame.tail)])

@@ -1,14 +1,17 @@
-//! The accept loop: caps connections at `max_connections` (past it a client
-//! gets a `TooManyConnections` error frame and is closed), spawns a task per
-//! connection, and on shutdown stops accepting and waits for the connections
-//! to finish their in-flight requests.
+//! The accept loop: caps connections at `max_connections`, and per source
+//! IP at `max_connections_per_ip` when set (past either a client gets a
+//! `TooManyConnections` error frame and is closed), spawns a task per
+//! connection, and on shutdown stops accepting and waits for the
+//! connections to finish their in-flight requests.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_protocol::frame::FrameHeader;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
@@ -17,15 +20,69 @@ use crate::cmd;
 use crate::error::BrokerError;
 use crate::metrics::Metrics;
 
+/// Open connections per source IP (only tracked when a limit is set).
+#[derive(Default)]
+struct PerIp {
+    open: parking_lot::Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection's place in its IP's count, given back on drop.
+struct IpSlot {
+    per_ip: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    /// A place for one more connection from `ip`, unless it has `limit`.
+    fn take(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Option<IpSlot> {
+        let mut open = self.open.lock();
+        let count = open.entry(ip).or_default();
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot {
+            per_ip: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut open = self.per_ip.open.lock();
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Answers a refused connection with `error` and closes it (within 1 s).
+fn refuse(tracker: &TaskTracker, mut stream: TcpStream, error: BrokerError) {
+    tracker.spawn(async move {
+        let frame = cmd::connection_error(FrameHeader::request(0, 0, 0), &error);
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let _ = stream.write_all(&frame.head).await;
+            let _ = stream.shutdown().await;
+        })
+        .await;
+    });
+}
+
 pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
     let slots = Arc::new(Semaphore::new(broker.config.max_connections));
+    let per_ip = Arc::new(PerIp::default());
+    let per_ip_limit = broker.config.max_connections_per_ip;
     let tracker = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = broker.shutdown.cancelled() => break,
         };
-        let (mut stream, peer) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
                 // EMFILE and friends: back off instead of spinning.
@@ -41,20 +98,26 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
             let error = BrokerError::TooManyConnections {
                 limit: broker.config.max_connections,
             };
-            tracker.spawn(async move {
-                let frame = cmd::connection_error(FrameHeader::request(0, 0, 0), &error);
-                let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                    let _ = stream.write_all(&frame.head).await;
-                    let _ = stream.shutdown().await;
-                })
-                .await;
-            });
+            refuse(&tracker, stream, error);
             continue;
+        };
+        let ip_slot = match per_ip_limit {
+            0 => None,
+            limit => match per_ip.take(peer.ip(), limit) {
+                Some(slot) => Some(slot),
+                None => {
+                    Metrics::add(&broker.metrics.connections_refused, 1);
+                    tracing::warn!(%peer, limit, "refusing connection: too many from this address");
+                    let error = BrokerError::TooManyConnectionsFromIp { limit };
+                    refuse(&tracker, stream, error);
+                    continue;
+                }
+            },
         };
         let broker = broker.clone();
         tracker.spawn(async move {
-            // The slot is released however the task ends (a panic included).
-            let _slot = slot;
+            // The slots are released however the task ends (a panic included).
+            let _slots = (slot, ip_slot);
             crate::connection::serve(broker, stream, peer).await;
         });
     }

@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ferry_protocol::batch::{BatchBuilder, BatchIter, NewRecord, RecordIter, BATCH_BYTES_LIMIT};
+use ferry_protocol::batch::{
+    validate_batch, BatchBuilder, BatchIter, NewRecord, RecordIter, BATCH_BYTES_LIMIT,
+};
 use ferry_storage::vfs::{read_small_file, write_atomic, Vfs};
 use ferry_storage::{Flusher, FsyncPolicy, Log, LogConfig};
 use parking_lot::Mutex;
@@ -132,6 +134,25 @@ impl StateLog {
         if ops.is_empty() {
             return Ok(Box::pin(std::future::ready(Ok(()))));
         }
+        let info = self.log.append(&Self::batch(ops)?)?;
+        let durable = self.log.wait_durable(info.last_offset + 1);
+        Ok(Box::pin(
+            async move { durable.await.map_err(BrokerError::from) },
+        ))
+    }
+
+    /// Appends `ops` without asking for an fsync: they are durable once
+    /// the next [`StateLog::append`] is (for bookkeeping a power loss may
+    /// cost, such as delivery counts).
+    pub fn append_lazy<Op: Serialize>(&self, ops: &[Op]) -> Result<()> {
+        if !ops.is_empty() {
+            self.log.append_lazy(&Self::batch(ops)?)?;
+        }
+        Ok(())
+    }
+
+    /// One batch holding each op as a JSON record.
+    fn batch<Op: Serialize>(ops: &[Op]) -> Result<Bytes> {
         let mut builder = BatchBuilder::new();
         let now = ferry_storage::now_ms() as i64;
         for op in ops {
@@ -142,11 +163,11 @@ impl StateLog {
                 ..NewRecord::default()
             });
         }
-        let info = self.log.append(&builder.finish())?;
-        let durable = self.log.wait_durable(info.last_offset + 1);
-        Ok(Box::pin(
-            async move { durable.await.map_err(BrokerError::from) },
-        ))
+        let batch = builder.finish();
+        // Checked like a client's batch: the broker never writes what it
+        // would refuse to read.
+        validate_batch(&batch, BATCH_BYTES_LIMIT)?;
+        Ok(batch)
     }
 
     pub fn size_bytes(&self) -> u64 {

@@ -10,6 +10,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub mod raw;
+
 /// Held by tests that load the machine or measure time, so that within one
 /// test binary they do not run at the same time on CI's two cores.
 static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

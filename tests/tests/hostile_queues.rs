@@ -146,3 +146,46 @@ async fn sixty_large_messages_rejected_at_once_are_all_dead_lettered() {
         .unwrap();
     assert_eq!(end, 60, "every message copied once");
 }
+
+#[tokio::test]
+async fn delivery_counts_survive_a_broker_crash() {
+    let mut broker = Broker::start();
+    let client = broker.client().await;
+    client.create_topic("poison", 1).await.unwrap();
+    let config = QueueConfig {
+        max_deliveries: 2,
+        ..QueueConfig::default()
+    };
+    client.create_queue("poison", "q", &config).await.unwrap();
+    let producer = Producer::new(&client, "poison").await.unwrap();
+    producer
+        .send(ProducerRecord::new("crashes its consumer"))
+        .await
+        .unwrap();
+    drop(producer);
+    drop(client);
+    // Each delivery takes the broker down (as a poison message might take
+    // down whatever serves it) before any ack or nack.
+    for expected_count in 1..=2 {
+        let client = broker.client().await;
+        let mut consumer = QueueConsumer::subscribe(&client, "poison", "q", 1)
+            .await
+            .unwrap();
+        let delivery = consumer
+            .recv_timeout(Duration::from_secs(10))
+            .await
+            .expect("a delivery")
+            .unwrap();
+        assert_eq!(delivery.delivery_count, expected_count);
+        broker.kill9();
+        broker.restart();
+    }
+    // Delivered max_deliveries times: dead-lettered, not delivered again.
+    let client = broker.client().await;
+    wait_dead_lettered(&client, "poison", "q", 1).await;
+    let mut consumer = QueueConsumer::subscribe(&client, "poison", "q", 1)
+        .await
+        .unwrap();
+    let again = consumer.recv_timeout(Duration::from_millis(500)).await;
+    assert!(again.is_none(), "delivered a third time: {again:?}");
+}

@@ -37,10 +37,38 @@ pub enum Reply {
     Nothing,
 }
 
+/// A frame the broker pushes unasked (a queue delivery).
+pub struct Pushed {
+    pub frame: OutFrame,
+    pub hold: PushHold,
+}
+
+/// What a pushed frame holds until it is written: its bytes of the
+/// connection's push budget, and what to do once it is on the socket.
+pub struct PushHold {
+    pub budget: tokio::sync::OwnedSemaphorePermit,
+    pub on_written: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl PushHold {
+    /// The frame is on the socket: run the callback, return the budget.
+    pub fn written(mut self) {
+        if let Some(callback) = self.on_written.take() {
+            callback();
+        }
+    }
+}
+
 /// What a handler may need from the connection it runs on.
 pub struct ConnectionContext {
     /// Frames the broker pushes unasked (queue deliveries).
-    pub push: tokio::sync::mpsc::UnboundedSender<OutFrame>,
+    pub push: tokio::sync::mpsc::UnboundedSender<Pushed>,
+    /// Bytes of pushed frames not yet written, at most
+    /// `max_in_flight_bytes` (apart from the requests' budget, so that a
+    /// consumer's acks are always read while deliveries wait for it).
+    pub push_bytes: Arc<tokio::sync::Semaphore>,
+    /// Largest frame the client accepts (announced in the handshake).
+    pub max_frame_bytes: usize,
     /// Queue subscriptions made on this connection: (topic, queue, id),
     /// dropped when it closes.
     pub subscriptions: Arc<parking_lot::Mutex<Vec<(String, String, u64)>>>,

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use ferry_protocol::frame::{encode_frame, FrameHeader, OutFrame, FLAG_PUSH};
+use ferry_protocol::frame::{encode_frame, FrameHeader, FLAG_PUSH};
 use ferry_protocol::messages::{
     AckRequest, CreateQueueRequest, DeleteQueueRequest, DeliverBatch, Delivery, DeliveryHeader,
     DescribeQueueRequest, DescribeQueueResponse, InProgressRequest, ListQueuesResponse,
@@ -13,18 +13,26 @@ use ferry_protocol::messages::{
     QueueSubscribeResponse, StatusResponse,
 };
 use ferry_protocol::ApiKey;
-use tokio::sync::mpsc;
+use prost::Message as _;
+use tokio::sync::{mpsc, Semaphore};
 
-use super::{blocking, respond, respond_error, when_durable, ConnectionContext, Reply};
+use super::{
+    blocking, respond, respond_error, when_durable, ConnectionContext, PushHold, Pushed, Reply,
+};
 use crate::broker::Broker;
 use crate::domain::{QueueName, StartFrom, TopicName};
 use crate::error::BrokerError;
-use crate::queues::{Delivered, DeliverySink, QueueDef, QueueSpec, QueueView};
+use crate::queues::{Delivered, DeliverySink, Handed, Queue, QueueSpec, QueueView};
 
 /// Delivery ids one settle request may carry.
 pub const SETTLE_IDS_LIMIT: usize = 10_000;
 /// Deliveries per pushed frame.
 const DELIVERIES_PER_FRAME: usize = 256;
+/// Room left in a Deliver frame for everything but the deliveries: frame
+/// header, subscription id, topic and queue names (255 bytes each at most).
+const DELIVER_FRAME_OVERHEAD_BYTES: usize = 1024;
+/// Queue subscriptions one connection may hold.
+pub const SUBSCRIPTIONS_PER_CONNECTION_LIMIT: usize = 1024;
 
 fn queue_spec(request: CreateQueueRequest) -> Result<QueueSpec, BrokerError> {
     let dead_letter_topic = match request.dead_letter_topic.as_str() {
@@ -109,9 +117,14 @@ pub fn describe(broker: &Arc<Broker>, header: FrameHeader, request: DescribeQueu
 }
 
 /// Deliveries of one subscription, pushed as `Deliver` frames on its
-/// connection.
+/// connection: each frame within the client's `max_frame_bytes`, and all
+/// frames not yet written within the connection's push budget.
 pub struct PushSink {
-    push: mpsc::UnboundedSender<OutFrame>,
+    push: mpsc::UnboundedSender<Pushed>,
+    push_bytes: Arc<Semaphore>,
+    max_frame_bytes: usize,
+    /// The push budget's size (a frame never waits for more than this).
+    push_bytes_limit: usize,
 }
 
 fn to_delivery(delivered: Delivered) -> Delivery {
@@ -135,27 +148,101 @@ fn to_delivery(delivered: Delivered) -> Delivery {
     }
 }
 
+/// The next frame's worth of deliveries: at most `DELIVERIES_PER_FRAME`,
+/// and at most `body_bytes` encoded (a delivery larger than that goes
+/// alone).
+fn next_frame_deliveries(
+    rest: &mut std::iter::Peekable<impl Iterator<Item = Delivery>>,
+    body_bytes: usize,
+) -> Vec<Delivery> {
+    let mut taken = Vec::new();
+    let mut size = 0;
+    while let Some(next) = rest.peek() {
+        // Field tag and length prefix: at most 1 + 10 bytes.
+        let cost = next.encoded_len() + 11;
+        let full = taken.len() == DELIVERIES_PER_FRAME || size + cost > body_bytes;
+        if full && !taken.is_empty() {
+            break;
+        }
+        size += cost;
+        taken.extend(rest.next());
+    }
+    taken
+}
+
+impl PushSink {
+    /// Calls `queue.resume(subscription)` once `need_bytes` of push budget
+    /// are free (or never, if the connection closes first).
+    fn resume_when_room(&self, queue: &Arc<Queue>, subscription: u64, need_bytes: u32) {
+        let room = self.push_bytes.clone();
+        let push = self.push.clone();
+        let queue = Arc::downgrade(queue);
+        tokio::spawn(async move {
+            tokio::select! {
+                permit = room.acquire_many_owned(need_bytes) => drop(permit),
+                _ = push.closed() => return,
+            }
+            if let Some(queue) = queue.upgrade() {
+                queue.resume(subscription);
+            }
+        });
+    }
+}
+
 impl DeliverySink for PushSink {
-    fn deliver(&self, subscription_id: u64, queue: &QueueDef, deliveries: Vec<Delivered>) -> bool {
+    fn deliver(
+        &self,
+        subscription_id: u64,
+        queue: &Arc<Queue>,
+        deliveries: Vec<Delivered>,
+    ) -> Handed {
+        if self.push.is_closed() {
+            return Handed::Gone;
+        }
+        let def = queue.def();
         let header = FrameHeader {
             api_key: ApiKey::Deliver as u16,
             api_version: 1,
             correlation_id: 0,
             flags: FLAG_PUSH,
         };
-        let mut deliveries = deliveries.into_iter().map(to_delivery).peekable();
-        while deliveries.peek().is_some() {
+        let body_bytes = self
+            .max_frame_bytes
+            .saturating_sub(DELIVER_FRAME_OVERHEAD_BYTES);
+        let mut rest = deliveries.into_iter().map(to_delivery).peekable();
+        loop {
+            let deliveries = next_frame_deliveries(&mut rest, body_bytes);
+            if deliveries.is_empty() {
+                return Handed::All;
+            }
+            let ids: Vec<u64> = deliveries.iter().map(|d| d.delivery_id).collect();
             let batch = DeliverBatch {
                 subscription_id,
-                topic: queue.topic.to_string(),
-                queue: queue.name.to_string(),
-                deliveries: deliveries.by_ref().take(DELIVERIES_PER_FRAME).collect(),
+                topic: def.topic.to_string(),
+                queue: def.name.to_string(),
+                deliveries,
             };
-            if self.push.send(encode_frame(header, &batch, None)).is_err() {
-                return false;
+            let frame = encode_frame(header, &batch, None);
+            let need_bytes = frame.len().min(self.push_bytes_limit) as u32;
+            let Ok(budget) = self.push_bytes.clone().try_acquire_many_owned(need_bytes) else {
+                self.resume_when_room(queue, subscription_id, need_bytes);
+                let unsent = ids.into_iter().chain(rest.map(|d| d.delivery_id)).collect();
+                return Handed::Partly { unsent };
+            };
+            let written = Arc::downgrade(queue);
+            let on_written: Box<dyn FnOnce() + Send + Sync> = Box::new(move || {
+                if let Some(queue) = written.upgrade() {
+                    queue.written(&ids);
+                }
+            });
+            let hold = PushHold {
+                budget,
+                on_written: Some(on_written),
+            };
+            if self.push.send(Pushed { frame, hold }).is_err() {
+                return Handed::Gone;
             }
         }
-        true
     }
 }
 
@@ -184,8 +271,18 @@ fn subscribe_new(
     request: QueueSubscribeRequest,
     context: &ConnectionContext,
 ) -> Result<u64, BrokerError> {
+    if context.subscriptions.lock().len() >= SUBSCRIPTIONS_PER_CONNECTION_LIMIT {
+        return Err(BrokerError::OverLimit {
+            what: "the queue subscriptions of one connection",
+            requested: SUBSCRIPTIONS_PER_CONNECTION_LIMIT as u64 + 1,
+            limit: SUBSCRIPTIONS_PER_CONNECTION_LIMIT as u64,
+        });
+    }
     let sink = Arc::new(PushSink {
         push: context.push.clone(),
+        push_bytes: context.push_bytes.clone(),
+        max_frame_bytes: context.max_frame_bytes,
+        push_bytes_limit: broker.config.max_in_flight_bytes,
     });
     let id = broker
         .queues

@@ -1,7 +1,9 @@
 //! The durable ack state of every queue, as operations on a [`StateLog`]
 //! (`<data>/internal/queue-acks/`): per partition a cursor below which
-//! everything is settled plus the settled ranges above it. `apply` folds an
-//! operation into the state at replay; snapshots hold the whole state.
+//! everything is settled plus the settled ranges above it, and how often
+//! each unsettled message was delivered (so `max_deliveries` holds across
+//! restarts and crashes). `apply` folds an operation into the state at
+//! replay; snapshots hold the whole state.
 //!
 //! [`StateLog`]: crate::statelog::StateLog
 
@@ -27,13 +29,26 @@ pub enum AckOp {
     Delete {
         q: String,
     },
+    /// Deliveries handed out: (partition, offset, delivery count). Written
+    /// before the deliveries are sent; not waited on (a power loss may
+    /// forget the last few, a crash of the broker process does not).
+    Attempts {
+        q: String,
+        at: Vec<(u32, u64, u32)>,
+    },
 }
+
+/// Delivery counts of unsettled messages: partition -> offset -> count.
+pub type Attempts = BTreeMap<u32, BTreeMap<u64, u32>>;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct QueueAcks {
     pub parts: Vec<Settled>,
     pub acked: u64,
     pub dead_lettered: u64,
+    /// Absent in snapshots written before delivery counts were kept.
+    #[serde(default)]
+    pub attempts: Attempts,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -64,6 +79,12 @@ pub fn apply(state: &mut AckState, op: AckOp) {
             let Some(part) = acks.parts.get_mut(p as usize) else {
                 return;
             };
+            let attempts = acks.attempts.get_mut(&p);
+            if let Some(attempts) = attempts {
+                for offset in &offsets {
+                    attempts.remove(offset);
+                }
+            }
             for offset in offsets {
                 if part.insert(offset) {
                     if dead {
@@ -76,6 +97,23 @@ pub fn apply(state: &mut AckState, op: AckOp) {
         }
         AckOp::Delete { q } => {
             state.queues.remove(&q);
+        }
+        AckOp::Attempts { q, at } => {
+            let Some(acks) = state.queues.get_mut(&q) else {
+                return;
+            };
+            for (p, offset, count) in at {
+                let settled = acks.parts.get(p as usize).map(|s| s.contains(offset));
+                if settled == Some(false) {
+                    let known = acks
+                        .attempts
+                        .entry(p)
+                        .or_default()
+                        .entry(offset)
+                        .or_default();
+                    *known = (*known).max(count);
+                }
+            }
         }
     }
 }

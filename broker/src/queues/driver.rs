@@ -15,7 +15,9 @@ use ferry_protocol::batch::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::queue::{dead_letter_headers, DeadReason, Message, Queue, DEAD_LETTER_HEADER_PREFIX};
+use super::queue::{
+    dead_letter_headers, DeadReason, Handed, Message, Queue, DEAD_LETTER_HEADER_PREFIX,
+};
 use super::Queues;
 use crate::error::{BrokerError, Result};
 use crate::topics::{Topic, TopicSettings, Topics};
@@ -49,19 +51,21 @@ fn watch_appends(queue: &Arc<Queue>) {
     }
 }
 
-/// Pushes each subscriber's deliveries; a gone subscriber is unsubscribed
-/// (its deliveries go back to the queue).
-fn push(queue: &Queue, deliveries: Vec<(u64, Vec<super::Delivered>)>) {
-    if deliveries.is_empty() {
-        return;
-    }
-    let def = queue.def();
+/// Pushes each subscriber's deliveries. A gone subscriber is unsubscribed
+/// (its deliveries go back to the queue), and deliveries a connection had
+/// no room for go back to the queue until it has.
+fn push(queue: &Arc<Queue>, deliveries: Vec<(u64, Vec<super::Delivered>)>) {
     let mut gone = Vec::new();
     for (subscription, batch) in deliveries {
         let sink = queue.sinks.lock().get(&subscription).cloned();
-        let delivered = sink.is_some_and(|sink| sink.deliver(subscription, &def, batch));
-        if !delivered {
-            gone.push(subscription);
+        let handed = match sink {
+            Some(sink) => sink.deliver(subscription, queue, batch),
+            None => Handed::Gone,
+        };
+        match handed {
+            Handed::All => {}
+            Handed::Partly { unsent } => queue.state.lock().return_unsent(subscription, &unsent),
+            Handed::Gone => gone.push(subscription),
         }
     }
     for subscription in gone {
@@ -82,6 +86,7 @@ pub async fn drive(handles: Handles, queue: Arc<Queue>) {
             let step = state.step(&queue.logs, tokio::time::Instant::now(), now_ms);
             (step, std::mem::take(&mut state.dead))
         };
+        handles.queues.record_attempts(&queue, &step.deliveries);
         push(&queue, step.deliveries);
         if !dead.is_empty() {
             if let Err(error) = dead_letter(&handles, &queue, &dead).await {

@@ -12,8 +12,7 @@
 //!   loss) only unsettled messages are delivered again.
 //!
 //! Delivery is at-least-once: a message whose ack was not acknowledged may
-//! be delivered again. Delivery counts live in memory and restart at 0 after
-//! a broker restart.
+//! be delivered again.
 
 pub mod acks;
 pub mod driver;
@@ -38,7 +37,7 @@ use crate::statelog::{Durable, StateLog};
 use crate::topics::Topics;
 use acks::{apply, key_string, AckOp, AckState, QueueAcks};
 pub use driver::drive;
-pub use queue::{DeliverySink, Queue, QueueDef};
+pub use queue::{DeliverySink, Handed, Queue, QueueDef};
 use ranges::Settled;
 pub use state::{Delivered, Step, Subscriber, PREFETCH_LIMIT};
 
@@ -46,6 +45,9 @@ const QUEUES_FILE: &str = "queues.meta";
 const QUEUES_MAGIC: &[u8; 8] = b"FQUE0001";
 pub const QUEUES_LIMIT: usize = 10_000;
 pub const DEFAULT_ACK_TIMEOUT_MS: u32 = 30_000;
+/// Shortest ack timeout: below it a consumer that is merely slow sees its
+/// deliveries expire and come back over and over.
+pub const ACK_TIMEOUT_MS_MIN: u32 = 1_000;
 pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
 /// Compact the ack log past this size.
 pub const ACK_SNAPSHOT_AFTER_BYTES: u64 = 64 * 1024 * 1024;
@@ -151,7 +153,8 @@ impl Queues {
             let mut parts = acks.parts;
             parts.resize(topic.partitions.len(), Settled::default());
             let key = (def.topic.to_string(), def.name.to_string());
-            let state = state::State::new(def, parts, acks.acked, acks.dead_lettered);
+            let state = state::State::new(def, parts, acks.acked, acks.dead_lettered)
+                .with_attempts(&acks.attempts);
             queues.insert(key, Queue::new(state, topic.partitions.clone()));
         }
         tracing::info!(queues = queues.len(), "queues opened");
@@ -189,10 +192,18 @@ impl Queues {
             Some(topic) => topic,
             None => TopicName::new(format!("{}.{}.dlq", spec.topic, spec.name))?,
         };
+        let ack_timeout_ms = spec.ack_timeout_ms.unwrap_or(DEFAULT_ACK_TIMEOUT_MS);
+        if ack_timeout_ms < ACK_TIMEOUT_MS_MIN {
+            return Err(BrokerError::BelowMinimum {
+                what: "ack_timeout_ms",
+                requested: u64::from(ack_timeout_ms),
+                minimum: u64::from(ACK_TIMEOUT_MS_MIN),
+            });
+        }
         Ok(QueueDef {
             topic: spec.topic,
             name: spec.name,
-            ack_timeout_ms: spec.ack_timeout_ms.unwrap_or(DEFAULT_ACK_TIMEOUT_MS),
+            ack_timeout_ms,
             max_deliveries: spec.max_deliveries.unwrap_or(DEFAULT_MAX_DELIVERIES),
             dead_letter_topic,
             start: spec.start,
@@ -465,6 +476,28 @@ impl Queues {
         self.acks.append(&ops)
     }
 
+    /// Records the delivery counts of deliveries about to be pushed (not
+    /// waited on: the next fsync of the ack log makes them durable).
+    pub fn record_attempts(&self, queue: &Queue, deliveries: &[(u64, Vec<Delivered>)]) {
+        let at: Vec<(u32, u64, u32)> = deliveries
+            .iter()
+            .flat_map(|(_, batch)| batch.iter())
+            .map(|d| (d.partition, d.offset, d.delivery_count))
+            .collect();
+        if at.is_empty() {
+            return;
+        }
+        let def = queue.def();
+        let op = AckOp::Attempts {
+            q: key_string(&def.topic, &def.name),
+            at,
+        };
+        let _order = self.ack_order.lock();
+        if let Err(error) = self.acks.append_lazy(&[op]) {
+            tracing::warn!(queue = %def.name, %error, "could not record delivery counts; a restart may deliver these messages again uncounted");
+        }
+    }
+
     /// Snapshots the ack state once its log is large (blocking).
     pub fn maybe_compact(&self) -> Result<()> {
         if self.acks.size_bytes() < self.snapshot_after_bytes {
@@ -480,6 +513,7 @@ impl Queues {
                     parts: state.settled.clone(),
                     acked: state.acked,
                     dead_lettered: state.dead_lettered,
+                    attempts: state.attempts(),
                 };
                 snapshot.queues.insert(key_string(topic, name), acks);
             }

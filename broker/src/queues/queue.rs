@@ -54,11 +54,28 @@ impl DeadReason {
     }
 }
 
+/// What a sink did with the deliveries it was handed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Handed {
+    /// All are on their way.
+    All,
+    /// The connection had no room for these (delivery ids): they go back to
+    /// the queue, and the sink calls [`Queue::resume`] once there is room.
+    Partly { unsent: Vec<u64> },
+    /// The subscriber is gone (its deliveries go back to the queue).
+    Gone,
+}
+
 /// Where a subscription's deliveries go (a connection, in the broker).
 pub trait DeliverySink: Send + Sync {
-    /// Hands over deliveries of `queue`; false when the subscriber is gone
-    /// (its deliveries then go back to the queue).
-    fn deliver(&self, subscription_id: u64, queue: &QueueDef, deliveries: Vec<Delivered>) -> bool;
+    /// Hands over deliveries of `queue`. The sink calls [`Queue::written`]
+    /// once they reach the socket (their ack deadlines start then).
+    fn deliver(
+        &self,
+        subscription_id: u64,
+        queue: &Arc<Queue>,
+        deliveries: Vec<Delivered>,
+    ) -> Handed;
 }
 
 /// A queue: its state and what wakes its driver.
@@ -84,6 +101,19 @@ impl Queue {
 
     pub fn def(&self) -> QueueDef {
         self.state.lock().def.clone()
+    }
+
+    /// Deliveries reached their consumer's socket: start their deadlines.
+    /// (No wake: the driver's timer already covers unwritten deliveries.)
+    pub fn written(&self, delivery_ids: &[u64]) {
+        let now = tokio::time::Instant::now();
+        self.state.lock().written(delivery_ids, now);
+    }
+
+    /// A blocked subscriber's connection has room again.
+    pub fn resume(&self, subscription_id: u64) {
+        self.state.lock().resume(subscription_id);
+        self.wake.notify_one();
     }
 }
 

@@ -23,6 +23,11 @@ use super::ranges::Settled;
 
 /// Messages read ahead of delivery.
 pub const READY_LIMIT: usize = 4096;
+/// Bytes of messages read ahead of delivery (a single message larger than
+/// this is still read, alone).
+pub const READY_BYTES_LIMIT: usize = 16 * 1024 * 1024;
+/// What one read-ahead message costs besides its key, value and headers.
+const MESSAGE_OVERHEAD_BYTES: usize = 128;
 /// Unacknowledged deliveries per queue.
 pub const IN_FLIGHT_LIMIT: usize = 100_000;
 /// Scheduled (deliver-at in the future) entries per queue.
@@ -38,7 +43,9 @@ const RELEASE_PER_STEP: usize = 2048;
 struct InFlight {
     message: Message,
     consumer: u64,
-    deadline: Instant,
+    /// Set once the delivery is written to the consumer's socket: a
+    /// delivery waiting in a send buffer has no ack deadline yet.
+    deadline: Option<Instant>,
 }
 
 /// A subscription's credit and counts (where its deliveries go is the
@@ -48,6 +55,9 @@ pub struct Subscriber {
     pub prefetch: u32,
     pub in_flight: u32,
     pub delivered: u64,
+    /// Its connection has no room for more pushed bytes: skipped by
+    /// dispatch until [`State::resume`].
+    pub blocked: bool,
 }
 
 /// A message handed to a subscriber by [`State::step`].
@@ -78,7 +88,12 @@ pub struct State {
     delayed: BTreeMap<(Instant, u64), Message>,
     scheduled: BTreeSet<(i64, u32, u64)>,
     in_flight: HashMap<u64, InFlight>,
+    /// Delivery ids in flight per subscriber (so a subscriber that goes
+    /// away costs its own deliveries, not a pass over all of them).
+    by_consumer: HashMap<u64, BTreeSet<u64>>,
     deadlines: BTreeSet<(Instant, u64)>,
+    /// Bytes of the ready messages (record data plus a fixed overhead).
+    ready_bytes: usize,
     pub consumers: BTreeMap<u64, Subscriber>,
     next_delivery_id: u64,
     next_seq: u64,
@@ -89,6 +104,9 @@ pub struct State {
     batch_cache: Vec<Option<(BatchHeader, Bytes)>>,
     pub acked: u64,
     pub dead_lettered: u64,
+    /// Delivery counts recorded before the last restart, for messages not
+    /// read back yet (taken out as each is read).
+    prior_attempts: HashMap<(u32, u64), u32>,
 }
 
 /// Outcome of settling deliveries.
@@ -112,7 +130,9 @@ impl State {
             delayed: BTreeMap::new(),
             scheduled: BTreeSet::new(),
             in_flight: HashMap::new(),
+            by_consumer: HashMap::new(),
             deadlines: BTreeSet::new(),
+            ready_bytes: 0,
             consumers: BTreeMap::new(),
             next_delivery_id: 1,
             next_seq: 0,
@@ -120,7 +140,57 @@ impl State {
             dead: Vec::new(),
             acked,
             dead_lettered,
+            prior_attempts: HashMap::new(),
         }
+    }
+
+    /// Starts from the delivery counts recorded before a restart.
+    pub fn with_attempts(mut self, attempts: &super::acks::Attempts) -> State {
+        for (p, offsets) in attempts {
+            for (offset, count) in offsets {
+                self.prior_attempts.insert((*p, *offset), *count);
+            }
+        }
+        self
+    }
+
+    /// Every unsettled message's delivery count (for a snapshot).
+    pub fn attempts(&self) -> super::acks::Attempts {
+        let mut all = super::acks::Attempts::new();
+        let mut note = |p: u32, o: u64, n: u32| {
+            if n > 0 {
+                all.entry(p).or_default().insert(o, n);
+            }
+        };
+        for (&(p, o), &n) in &self.prior_attempts {
+            note(p, o, n);
+        }
+        let held = self.ready.iter().chain(self.delayed.values());
+        for m in held.chain(self.in_flight.values().map(|e| &e.message)) {
+            note(m.partition, m.offset, m.deliveries);
+        }
+        all
+    }
+
+    /// A message read from the log: its recorded delivery count, and
+    /// dead-lettered at once if that count is already spent (delivered
+    /// `max_deliveries` times before a crash). False when it was.
+    fn read_message(&mut self, partition: u32, record: Record) -> Option<Message> {
+        let deliveries = self
+            .prior_attempts
+            .remove(&(partition, record.offset))
+            .unwrap_or(0);
+        let message = Message {
+            partition,
+            offset: record.offset,
+            deliveries,
+            record,
+        };
+        if deliveries >= self.def.max_deliveries {
+            self.dead.push((message, DeadReason::MaxDeliveries));
+            return None;
+        }
+        Some(message)
     }
 
     fn ack_timeout(&self) -> Duration {
@@ -141,7 +211,7 @@ impl State {
         if message.deliveries >= self.def.max_deliveries {
             self.dead.push((message, DeadReason::MaxDeliveries));
         } else if delay.is_zero() {
-            self.ready.push_front(message);
+            self.push_ready_front(message);
         } else {
             self.next_seq += 1;
             self.delayed.insert((now + delay, self.next_seq), message);
@@ -150,11 +220,74 @@ impl State {
 
     fn take_in_flight(&mut self, delivery_id: u64) -> Option<InFlight> {
         let entry = self.in_flight.remove(&delivery_id)?;
-        self.deadlines.remove(&(entry.deadline, delivery_id));
+        if let Some(deadline) = entry.deadline {
+            self.deadlines.remove(&(deadline, delivery_id));
+        }
+        if let Some(ids) = self.by_consumer.get_mut(&entry.consumer) {
+            ids.remove(&delivery_id);
+            if ids.is_empty() {
+                self.by_consumer.remove(&entry.consumer);
+            }
+        }
         if let Some(consumer) = self.consumers.get_mut(&entry.consumer) {
             consumer.in_flight = consumer.in_flight.saturating_sub(1);
         }
         Some(entry)
+    }
+
+    /// Deliveries written to their consumer at `now`: their ack deadlines
+    /// start. Ids no longer in flight (acked already) are skipped.
+    pub fn written(&mut self, ids: &[u64], now: Instant) {
+        let deadline = now + self.ack_timeout();
+        for id in ids {
+            if let Some(entry) = self.in_flight.get_mut(id) {
+                if entry.deadline.is_none() {
+                    entry.deadline = Some(deadline);
+                    self.deadlines.insert((deadline, *id));
+                }
+            }
+        }
+    }
+
+    /// Deliveries the consumer's connection had no room for: they go back
+    /// to the front of the queue, uncounted (they were never sent), and the
+    /// subscriber is skipped until [`State::resume`].
+    pub fn return_unsent(&mut self, consumer: u64, ids: &[u64]) {
+        for id in ids.iter().rev() {
+            if let Some(mut entry) = self.take_in_flight(*id) {
+                entry.message.deliveries = entry.message.deliveries.saturating_sub(1);
+                if let Some(subscriber) = self.consumers.get_mut(&consumer) {
+                    subscriber.delivered = subscriber.delivered.saturating_sub(1);
+                }
+                self.push_ready_front(entry.message);
+            }
+        }
+        if let Some(subscriber) = self.consumers.get_mut(&consumer) {
+            subscriber.blocked = true;
+        }
+    }
+
+    /// The subscriber's connection has room again.
+    pub fn resume(&mut self, consumer: u64) {
+        if let Some(subscriber) = self.consumers.get_mut(&consumer) {
+            subscriber.blocked = false;
+        }
+    }
+
+    fn push_ready_front(&mut self, message: Message) {
+        self.ready_bytes += message_bytes(&message);
+        self.ready.push_front(message);
+    }
+
+    fn push_ready_back(&mut self, message: Message) {
+        self.ready_bytes += message_bytes(&message);
+        self.ready.push_back(message);
+    }
+
+    fn pop_ready(&mut self) -> Option<Message> {
+        let message = self.ready.pop_front()?;
+        self.ready_bytes = self.ready_bytes.saturating_sub(message_bytes(&message));
+        Some(message)
     }
 
     pub fn ack(&mut self, ids: &[u64]) -> Settle {
@@ -193,9 +326,11 @@ impl State {
         for id in ids {
             match self.in_flight.get_mut(id) {
                 Some(entry) => {
-                    self.deadlines.remove(&(entry.deadline, *id));
-                    entry.deadline = now + timeout;
-                    self.deadlines.insert((entry.deadline, *id));
+                    if let Some(deadline) = entry.deadline {
+                        self.deadlines.remove(&(deadline, *id));
+                    }
+                    entry.deadline = Some(now + timeout);
+                    self.deadlines.insert((now + timeout, *id));
                 }
                 None => unknown += 1,
             }
@@ -205,12 +340,7 @@ impl State {
 
     pub fn unsubscribe(&mut self, consumer: u64, now: Instant) {
         self.consumers.remove(&consumer);
-        let mine: Vec<u64> = self
-            .in_flight
-            .iter()
-            .filter(|(_, e)| e.consumer == consumer)
-            .map(|(id, _)| *id)
-            .collect();
+        let mine = self.by_consumer.remove(&consumer).unwrap_or_default();
         for id in mine {
             if let Some(entry) = self.take_in_flight(id) {
                 self.requeue(entry.message, Duration::ZERO, now);
@@ -234,7 +364,7 @@ impl State {
                 break;
             }
             if let Some(message) = self.delayed.remove(&(at, seq)) {
-                self.ready.push_back(message);
+                self.push_ready_back(message);
             }
         }
         // Scheduled messages that are due, a bounded number per step, re-read
@@ -254,27 +384,37 @@ impl State {
         for (partition, offsets) in due {
             let cache = &mut self.batch_cache[partition as usize];
             for record in read_records(&logs[partition as usize], &offsets, cache) {
-                self.ready.push_back(Message {
-                    partition,
-                    offset: record.offset,
-                    deliveries: 0,
-                    record,
-                });
+                if let Some(message) = self.read_message(partition, record) {
+                    self.push_ready_back(message);
+                }
             }
         }
     }
 
     /// When the earliest deadline, delayed requeue or scheduled delivery is due.
     fn next_timer(&self, now: Instant, now_ms: i64) -> Option<Instant> {
+        // A delivery not yet written gets its deadline one ack timeout after
+        // it is, so no earlier than now + ack_timeout: wake then to look.
+        let unwritten = self.in_flight.len() > self.deadlines.len();
+        let first_unwritten = unwritten.then(|| now + self.ack_timeout());
         let next_deadline = self.deadlines.iter().next().map(|(at, _)| *at);
         let next_delayed = self.delayed.keys().next().map(|(at, _)| *at);
         let next_scheduled = self.scheduled.iter().next().map(|(at_ms, _, _)| {
             now + Duration::from_millis(at_ms.saturating_sub(now_ms).max(0) as u64)
         });
-        [next_deadline, next_delayed, next_scheduled]
+        [next_deadline, first_unwritten, next_delayed, next_scheduled]
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// Whether read-ahead is at one of its bounds (messages, bytes,
+    /// unsettled messages held, scheduled entries).
+    fn read_ahead_full(&self) -> bool {
+        self.ready.len() >= READY_LIMIT
+            || self.ready_bytes >= READY_BYTES_LIMIT
+            || self.in_flight.len() + self.ready.len() + self.delayed.len() >= IN_FLIGHT_LIMIT
+            || self.scheduled.len() >= SCHEDULED_LIMIT
     }
 
     /// Reads ahead from the partitions while there is room.
@@ -282,11 +422,7 @@ impl State {
         let partitions = logs.len();
         let mut idle = 0;
         let mut p = 0;
-        while self.ready.len() < READY_LIMIT
-            && self.in_flight.len() + self.ready.len() + self.delayed.len() < IN_FLIGHT_LIMIT
-            && self.scheduled.len() < SCHEDULED_LIMIT
-            && idle < partitions
-        {
+        while !self.read_ahead_full() && idle < partitions {
             if self.read_some(&logs[p], p as u32, now_ms) {
                 idle = 0;
             } else {
@@ -296,7 +432,9 @@ impl State {
         }
     }
 
-    /// One read from a partition; false when nothing new was there.
+    /// One read from a partition; false when nothing new was there. Stops
+    /// inside a batch when read-ahead is full (a batch may hold a million
+    /// records): the next read resumes at the first record not taken.
     fn read_some(&mut self, log: &Log, partition: u32, now_ms: i64) -> bool {
         let index = partition as usize;
         let start = log.start_offset();
@@ -313,37 +451,51 @@ impl State {
         let Ok(read) = log.read(position, REFILL_READ_BYTES) else {
             return false;
         };
-        for item in BatchIter::new(read.data, BATCH_BYTES_LIMIT) {
+        let mut next = read.next_offset.max(position + 1).min(log.end_offset());
+        'batches: for item in BatchIter::new(read.data, BATCH_BYTES_LIMIT) {
             let Ok((header, bytes)) = item else { break };
-            for record in RecordIter::new(bytes, header).flatten() {
+            let mut records = RecordIter::new(bytes, header);
+            if position > header.base_offset && records.seek(position).is_err() {
+                break;
+            }
+            for record in records.flatten() {
                 if record.offset < position || self.settled[index].contains(record.offset) {
                     continue;
                 }
-                match deliver_at(&record) {
-                    Some(at) if at > now_ms => {
-                        self.scheduled.insert((at, partition, record.offset));
-                    }
-                    _ => self.ready.push_back(Message {
-                        partition,
-                        offset: record.offset,
-                        deliveries: 0,
-                        record,
-                    }),
+                if self.read_ahead_full() {
+                    next = record.offset;
+                    break 'batches;
+                }
+                self.take_read(partition, record, now_ms);
+            }
+        }
+        debug_assert!(next >= position);
+        self.read_position[index] = next;
+        next > position
+    }
+
+    /// A record read ahead: scheduled for later, or ready now.
+    fn take_read(&mut self, partition: u32, record: Record, now_ms: i64) {
+        match deliver_at(&record) {
+            Some(at) if at > now_ms => {
+                self.scheduled.insert((at, partition, record.offset));
+            }
+            _ => {
+                if let Some(message) = self.read_message(partition, record) {
+                    self.push_ready_back(message);
                 }
             }
         }
-        self.read_position[index] = read.next_offset.max(position + 1).min(log.end_offset());
-        true
     }
 
     /// Hands ready messages to consumers with credit, round robin.
-    fn dispatch(&mut self, now: Instant) -> Vec<(u64, Vec<Delivered>)> {
+    fn dispatch(&mut self) -> Vec<(u64, Vec<Delivered>)> {
         let mut batches: BTreeMap<u64, Vec<Delivered>> = BTreeMap::new();
         while !self.ready.is_empty() {
             let Some(consumer_id) = self.next_consumer_with_credit() else {
                 break;
             };
-            let Some(mut message) = self.ready.pop_front() else {
+            let Some(mut message) = self.pop_ready() else {
                 break;
             };
             if self.settled[message.partition as usize].contains(message.offset) {
@@ -352,7 +504,6 @@ impl State {
             message.deliveries += 1;
             let delivery_id = self.next_delivery_id;
             self.next_delivery_id += 1;
-            let deadline = now + self.ack_timeout();
             batches
                 .entry(consumer_id)
                 .or_default()
@@ -361,13 +512,16 @@ impl State {
                 consumer.in_flight += 1;
                 consumer.delivered += 1;
             }
-            self.deadlines.insert((deadline, delivery_id));
+            self.by_consumer
+                .entry(consumer_id)
+                .or_default()
+                .insert(delivery_id);
             let previous = self.in_flight.insert(
                 delivery_id,
                 InFlight {
                     message,
                     consumer: consumer_id,
-                    deadline,
+                    deadline: None,
                 },
             );
             debug_assert!(previous.is_none(), "delivery ids are never reused");
@@ -377,7 +531,7 @@ impl State {
     }
 
     fn next_consumer_with_credit(&self) -> Option<u64> {
-        let has_credit = |(_, c): &(&u64, &Subscriber)| c.in_flight < c.prefetch;
+        let has_credit = |(_, c): &(&u64, &Subscriber)| c.in_flight < c.prefetch && !c.blocked;
         self.consumers
             .range(self.last_consumer + 1..)
             .find(has_credit)
@@ -390,7 +544,7 @@ impl State {
     pub fn step(&mut self, logs: &[Log], now: Instant, now_ms: i64) -> Step {
         self.release_due(logs, now, now_ms);
         self.refill(logs, now_ms);
-        let deliveries = self.dispatch(now);
+        let deliveries = self.dispatch();
         if cfg!(debug_assertions) {
             self.check_invariants();
         }
@@ -409,7 +563,14 @@ impl State {
         let mut messages = BTreeSet::new();
         for (id, entry) in &self.in_flight {
             *per_consumer.entry(entry.consumer).or_default() += 1;
-            assert!(self.deadlines.contains(&(entry.deadline, *id)));
+            if let Some(deadline) = entry.deadline {
+                assert!(self.deadlines.contains(&(deadline, *id)));
+            }
+            let listed = self.by_consumer.get(&entry.consumer);
+            assert!(
+                listed.is_some_and(|ids| ids.contains(id)),
+                "delivery {id} indexed"
+            );
             let (p, o) = (entry.message.partition, entry.message.offset);
             assert!(messages.insert((p, o)), "{p}/{o} in flight twice");
             assert!(
@@ -417,7 +578,14 @@ impl State {
                 "{p}/{o} settled yet in flight"
             );
         }
-        assert_eq!(self.deadlines.len(), self.in_flight.len());
+        let timed = self
+            .in_flight
+            .values()
+            .filter(|e| e.deadline.is_some())
+            .count();
+        assert_eq!(self.deadlines.len(), timed);
+        let indexed: usize = self.by_consumer.values().map(BTreeSet::len).sum();
+        assert_eq!(indexed, self.in_flight.len());
         for (id, consumer) in &self.consumers {
             let counted = per_consumer.get(id).copied().unwrap_or(0);
             assert_eq!(
@@ -487,6 +655,20 @@ pub fn read_records(
         next = offsets.range(header.last_offset() + 1..).next().copied();
     }
     found
+}
+
+/// What a read-ahead message counts against `READY_BYTES_LIMIT`.
+fn message_bytes(message: &Message) -> usize {
+    let record = &message.record;
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()))
+        .sum();
+    MESSAGE_OVERHEAD_BYTES
+        + record.key.as_ref().map_or(0, |k| k.len())
+        + record.value.as_ref().map_or(0, |v| v.len())
+        + headers
 }
 
 fn delivered(delivery_id: u64, message: &Message) -> Delivered {

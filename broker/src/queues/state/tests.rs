@@ -21,7 +21,8 @@ use crate::domain::{QueueName, StartFrom, TopicName};
 const ACK_TIMEOUT_MS: u32 = 1_000;
 const MAX_DELIVERIES: u32 = 3;
 
-/// One partition holding `messages` records with values "0", "1", ...
+/// One partition holding `messages` records with values "0", "1", ...,
+/// in one batch.
 fn log_with(messages: u64) -> Log {
     let fs = SimFs::new(7);
     let config = LogConfig {
@@ -70,8 +71,18 @@ fn subscribe(state: &mut State, id: u64, prefetch: u32) {
     state.consumers.insert(id, subscriber);
 }
 
-/// (subscriber, delivery id, offset, delivery count) of one step.
+/// (subscriber, delivery id, offset, delivery count) of one step, whose
+/// deliveries are written to their consumers at once.
 fn step(state: &mut State, logs: &[Log], now: Instant) -> Vec<(u64, u64, u64, u32)> {
+    let delivered = step_unwritten(state, logs, now);
+    let ids: Vec<u64> = delivered.iter().map(|d| d.1).collect();
+    state.written(&ids, now);
+    state.check_invariants();
+    delivered
+}
+
+/// [`step`] without writing the deliveries.
+fn step_unwritten(state: &mut State, logs: &[Log], now: Instant) -> Vec<(u64, u64, u64, u32)> {
     let step = state.step(logs, now, 0);
     state.check_invariants();
     step.deliveries
@@ -81,6 +92,90 @@ fn step(state: &mut State, logs: &[Log], now: Instant) -> Vec<(u64, u64, u64, u3
                 .map(move |d| (s, d.delivery_id, d.offset, d.delivery_count))
         })
         .collect()
+}
+
+#[test]
+fn a_delivery_s_ack_deadline_starts_when_it_is_written() {
+    let (logs, now) = ([log_with(1)], Instant::now());
+    let timeout = Duration::from_millis(u64::from(ACK_TIMEOUT_MS));
+    let mut state = state();
+    subscribe(&mut state, 1, 1);
+    let id = step_unwritten(&mut state, &logs, now)[0].1;
+    // Still in a send buffer long past the timeout: not redelivered.
+    let later = now + timeout * 5;
+    assert!(step_unwritten(&mut state, &logs, later).is_empty());
+    state.written(&[id], later);
+    assert!(step(&mut state, &logs, later + timeout / 2).is_empty());
+    let again = step(
+        &mut state,
+        &logs,
+        later + timeout + Duration::from_millis(1),
+    );
+    assert_eq!(
+        again.len(),
+        1,
+        "redelivered one timeout after it was written"
+    );
+    assert_eq!(again[0].3, 2);
+}
+
+#[test]
+fn deliveries_a_connection_has_no_room_for_come_back_first_and_uncounted() {
+    let (logs, now) = ([log_with(6)], Instant::now());
+    let mut state = state();
+    subscribe(&mut state, 1, 4);
+    let first = step_unwritten(&mut state, &logs, now);
+    assert_eq!(first.len(), 4);
+    // Only the first went out; the connection had no room for the rest.
+    let unsent: Vec<u64> = first[1..].iter().map(|d| d.1).collect();
+    state.return_unsent(1, &unsent);
+    state.check_invariants();
+    assert!(
+        step(&mut state, &logs, now).is_empty(),
+        "blocked until resumed"
+    );
+    state.resume(1);
+    let again = step(&mut state, &logs, now);
+    let offsets: Vec<u64> = again.iter().map(|d| d.2).collect();
+    assert_eq!(offsets, vec![1, 2, 3], "in order, before offset 4");
+    assert!(
+        again.iter().all(|d| d.3 == 1),
+        "never sent, so first deliveries"
+    );
+}
+
+#[test]
+fn read_ahead_stops_inside_a_batch_and_resumes_there() {
+    let total = READY_LIMIT as u64 * 2 + 100;
+    let (logs, now) = ([log_with(total)], Instant::now());
+    let mut state = state();
+    assert!(step(&mut state, &logs, now).is_empty(), "nobody subscribed");
+    assert_eq!(state.ready.len(), READY_LIMIT, "bounded inside the batch");
+    subscribe(&mut state, 1, PREFETCH_LIMIT);
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let delivered = step(&mut state, &logs, now);
+        let ids: Vec<u64> = delivered.iter().map(|d| d.1).collect();
+        seen.extend(delivered.iter().map(|d| d.2));
+        state.ack(&ids);
+        assert!(state.ready.len() <= READY_LIMIT);
+    }
+    assert_eq!(seen, (0..total).collect::<Vec<_>>(), "each once, in order");
+}
+
+#[test]
+fn delivery_counts_recorded_before_a_restart_still_count() {
+    let (logs, now) = ([log_with(3)], Instant::now());
+    let spent = crate::queues::acks::Attempts::from([(0, [(0, MAX_DELIVERIES), (2, 1)].into())]);
+    let mut state = state().with_attempts(&spent);
+    subscribe(&mut state, 1, 10);
+    let delivered = step(&mut state, &logs, now);
+    let counts: Vec<(u64, u32)> = delivered.iter().map(|d| (d.2, d.3)).collect();
+    assert_eq!(counts, vec![(1, 1), (2, 2)]);
+    let dead: Vec<u64> = state.dead.iter().map(|(m, _)| m.offset).collect();
+    assert_eq!(dead, vec![0], "its deliveries were spent: dead-lettered");
+    let snapshot = state.attempts();
+    assert_eq!(snapshot[&0][&2], 2, "counts go into snapshots");
 }
 
 #[test]
@@ -203,6 +298,9 @@ enum Op {
     Ack(u8),
     Nack(u8, bool),
     InProgress(u8),
+    /// The subscriber's connection had no room for its deliveries.
+    Unsent(u8),
+    Resume(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -213,6 +311,8 @@ fn op() -> impl Strategy<Value = Op> {
         any::<u8>().prop_map(Op::Ack),
         (any::<u8>(), any::<bool>()).prop_map(|(i, r)| Op::Nack(i, r)),
         any::<u8>().prop_map(Op::InProgress),
+        (0u8..3).prop_map(Op::Unsent),
+        (0u8..3).prop_map(Op::Resume),
     ]
 }
 
@@ -227,7 +327,7 @@ proptest! {
         let logs = [LOG.get_or_init(|| log_with(12)).clone()];
         let mut state = state();
         let mut now = Instant::now();
-        let mut in_flight: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut in_flight: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
         let mut acked: BTreeSet<u64> = BTreeSet::new();
         for op in ops {
             match op {
@@ -236,17 +336,27 @@ proptest! {
                     subscribe(&mut state, u64::from(s), u32::from(prefetch))
                 }
                 Op::Subscribe(..) => {}
-                Op::Unsubscribe(s) => state.unsubscribe(u64::from(s), now),
+                Op::Unsubscribe(s) => {
+                    state.unsubscribe(u64::from(s), now);
+                    in_flight.retain(|_, (sub, _)| *sub != u64::from(s));
+                }
+                Op::Unsent(s) => {
+                    let s = u64::from(s);
+                    let ids: Vec<u64> = in_flight.iter().filter(|(_, (sub, _))| *sub == s).map(|(id, _)| *id).collect();
+                    state.return_unsent(s, &ids);
+                    in_flight.retain(|_, (sub, _)| *sub != s);
+                }
+                Op::Resume(s) => state.resume(u64::from(s)),
                 Op::Step(ms) => {
                     now += Duration::from_millis(u64::from(ms));
-                    for (_, id, offset, count) in step(&mut state, &logs, now) {
+                    for (sub, id, offset, count) in step(&mut state, &logs, now) {
                         prop_assert!(!acked.contains(&offset), "settled {offset} delivered again");
                         prop_assert!((1..=MAX_DELIVERIES).contains(&count));
-                        in_flight.insert(id, offset);
+                        in_flight.insert(id, (sub, offset));
                     }
                 }
                 Op::Ack(pick) | Op::Nack(pick, _) | Op::InProgress(pick) => {
-                    let Some((&id, &offset)) = in_flight.iter().nth(usize::from(pick) % in_flight.len().max(1)) else {
+                    let Some((&id, &(_, offset))) = in_flight.iter().nth(usize::from(pick) % in_flight.len().max(1)) else {
                         continue;
                     };
                     match op {
