@@ -67,8 +67,16 @@ pub enum BrokerError {
         requested: u64,
         limit: u64,
     },
+    #[error("{what} is {requested}, below the minimum of {minimum}")]
+    BelowMinimum {
+        what: &'static str,
+        requested: u64,
+        minimum: u64,
+    },
     #[error("the broker holds the maximum of {limit} {what}")]
     Full { what: &'static str, limit: u64 },
+    #[error("{0}: raise the open-files limit (ulimit -n, --max-open-files), lower --max-connections, or delete topics")]
+    OpenFilesBudget(#[source] ferry_storage::fd_budget::FdBudgetExceeded),
     #[error("unknown acks value {0} (0 none, 1 written, 2 durable)")]
     UnknownAcks(u32),
     #[error("the produce request carries no record batch")]
@@ -83,6 +91,22 @@ pub enum BrokerError {
     },
     #[error("a member must subscribe to at least one topic")]
     NoTopics,
+    #[error("{field} is {bytes} bytes, above the limit of {limit}")]
+    TooLong {
+        field: &'static str,
+        bytes: usize,
+        limit: usize,
+    },
+    #[error("{what}: {count}, above the limit of {limit}")]
+    TooMany {
+        what: &'static str,
+        count: usize,
+        limit: usize,
+    },
+    #[error("the broker holds the maximum of {limit} {what}: no new group is created")]
+    TooManyGroups { what: &'static str, limit: usize },
+    #[error("the {what} would be over {limit} bytes (the frame limit): ask for less")]
+    ResponseTooLarge { what: &'static str, limit: usize },
     #[error("{0}")]
     Frame(#[source] ProtocolError),
     #[error("the first request on a connection must be a handshake")]
@@ -96,6 +120,8 @@ pub enum BrokerError {
     },
     #[error("the broker is at max_connections ({limit})")]
     TooManyConnections { limit: usize },
+    #[error("this address has max_connections_per_ip ({limit}) connections open")]
+    TooManyConnectionsFromIp { limit: usize },
     #[error("invalid record batch: {0}")]
     InvalidBatch(#[from] ProtocolError),
     #[error(transparent)]
@@ -198,19 +224,27 @@ impl BrokerError {
             | BrokerError::UnknownAcks(_)
             | BrokerError::EmptyProduce
             | BrokerError::OffsetOutsidePartition { .. }
-            | BrokerError::NoTopics => ErrorCode::InvalidRequest,
+            | BrokerError::NoTopics
+            | BrokerError::TooLong { .. }
+            | BrokerError::TooMany { .. } => ErrorCode::InvalidRequest,
+            BrokerError::TooManyGroups { .. } => ErrorCode::InvalidGroup,
+            BrokerError::ResponseTooLarge { .. } => ErrorCode::FrameTooLarge,
             BrokerError::Frame(ProtocolError::TooLarge { .. }) => ErrorCode::FrameTooLarge,
             BrokerError::Frame(_) => ErrorCode::InvalidRequest,
             BrokerError::HandshakeRequired => ErrorCode::HandshakeRequired,
             BrokerError::UnsupportedProtocol { .. } => ErrorCode::UnsupportedVersion,
-            BrokerError::TooManyConnections { .. } => ErrorCode::TooManyConnections,
+            BrokerError::TooManyConnections { .. }
+            | BrokerError::TooManyConnectionsFromIp { .. } => ErrorCode::TooManyConnections,
             BrokerError::UnknownSubscription(_) | BrokerError::DeadLetterLoop { .. } => {
                 ErrorCode::InvalidRequest
             }
             BrokerError::InvalidTopicConfig(_) | BrokerError::InvalidFsync(_) => {
                 ErrorCode::InvalidConfig
             }
-            BrokerError::OverLimit { .. } | BrokerError::Full { .. } => ErrorCode::InvalidConfig,
+            BrokerError::OverLimit { .. }
+            | BrokerError::BelowMinimum { .. }
+            | BrokerError::Full { .. }
+            | BrokerError::OpenFilesBudget(_) => ErrorCode::InvalidConfig,
             BrokerError::InvalidBatch(ProtocolError::TooLarge { .. }) => ErrorCode::BatchTooLarge,
             BrokerError::InvalidBatch(_) => ErrorCode::CorruptBatch,
             BrokerError::Storage(e) => storage_code(e),
@@ -269,6 +303,21 @@ mod tests {
             (BrokerError::UnknownAcks(9), ErrorCode::InvalidRequest),
             (BrokerError::EmptyProduce, ErrorCode::InvalidRequest),
             (BrokerError::NoTopics, ErrorCode::InvalidRequest),
+            (
+                BrokerError::TooLong {
+                    field: "member_id",
+                    bytes: 2,
+                    limit: 1,
+                },
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                BrokerError::TooManyGroups {
+                    what: "groups",
+                    limit: 1,
+                },
+                ErrorCode::InvalidGroup,
+            ),
             (
                 BrokerError::InvalidFsync("x".into()),
                 ErrorCode::InvalidConfig,

@@ -3,6 +3,15 @@
 //! handler turns the wire request into typed arguments (validated once,
 //! here), calls the coordinator in `groups/` or the offset store, and
 //! encodes the typed answer.
+//!
+//! Every string and list a client sends is bounded here, before anything
+//! is stored or logged: group and topic names (`NAME_MAX_BYTES`), member
+//! ids ([`MEMBER_ID_MAX_BYTES`]), client ids ([`CLIENT_ID_MAX_BYTES`]),
+//! offset metadata ([`OFFSET_METADATA_MAX_BYTES`]) and the lists of
+//! topics, partitions and offsets (the `*_LIMIT`s below). Answers are
+//! bounded by the frame limit: DescribeGroup and ListGroups list what fits
+//! (members and partitions, groups), and an OffsetFetch that would not fit
+//! is refused (leaving offsets out would restart partitions elsewhere).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -18,15 +27,25 @@ use ferry_protocol::messages::{
 
 use super::{blocking, offset_spec, respond, respond_error, when_durable, Reply};
 use crate::broker::Broker;
-use crate::domain::{GroupName, OffsetReset, OffsetSpec, TopicName};
+use crate::domain::{GroupName, OffsetReset, OffsetSpec, TopicName, NAME_MAX_BYTES};
 use crate::error::BrokerError;
-use crate::groups::{Assignor, GroupState, GroupView, JoinArgs, MemberAssignment, Tp};
-use crate::topics::Topic;
+use crate::groups::offsets::Committed;
+use crate::groups::{Assignor, GroupState, GroupView, JoinArgs, MemberAssignment, MemberInfo, Tp};
+use crate::topics::{Topic, MAX_TOPICS};
+
+pub use crate::groups::coordinator::{CLIENT_ID_MAX_BYTES, MEMBER_ID_MAX_BYTES};
+pub use crate::groups::offsets::OFFSET_METADATA_MAX_BYTES;
 
 /// Offsets one commit request may carry.
 pub const COMMIT_ENTRIES_LIMIT: usize = 10_000;
 /// Partitions one heartbeat may report as owned.
 pub const OWNED_PARTITIONS_LIMIT: usize = 100_000;
+/// Topics one join may subscribe to (the broker holds no more).
+pub const JOIN_TOPICS_LIMIT: usize = MAX_TOPICS;
+/// Partitions one OffsetFetch may ask for.
+pub const OFFSET_FETCH_PARTITIONS_LIMIT: usize = 10_000;
+/// Room left in a frame for the header and an answer's fixed fields.
+pub const RESPONSE_HEADROOM_BYTES: usize = 1024;
 
 fn now_or_error<M: prost::Message>(
     broker: &Arc<Broker>,
@@ -37,6 +56,70 @@ fn now_or_error<M: prost::Message>(
         Ok(message) => respond(header, &message),
         Err(error) => respond_error(broker, header, &error),
     })
+}
+
+/// Refuses `text` longer than `limit` bytes.
+fn bounded(field: &'static str, text: &str, limit: usize) -> Result<(), BrokerError> {
+    match text.len() <= limit {
+        true => Ok(()),
+        false => Err(BrokerError::TooLong {
+            field,
+            bytes: text.len(),
+            limit,
+        }),
+    }
+}
+
+/// Refuses a list of more than `limit` entries.
+fn counted(what: &'static str, count: usize, limit: usize) -> Result<(), BrokerError> {
+    match count <= limit {
+        true => Ok(()),
+        false => Err(BrokerError::TooMany { what, count, limit }),
+    }
+}
+
+fn member_id(text: &str) -> Result<(), BrokerError> {
+    bounded("member_id", text, MEMBER_ID_MAX_BYTES)
+}
+
+fn topic(text: &str) -> Result<(), BrokerError> {
+    bounded("topic", text, NAME_MAX_BYTES)
+}
+
+/// The coordinator counts the groups of the offset store before it lets
+/// any path create one (once per start).
+fn adopt_stored(broker: &Broker) {
+    broker.groups.adopt_stored(|| broker.offsets.groups());
+}
+
+/// Bytes an answer's repeated fields may take.
+fn response_budget(broker: &Broker) -> usize {
+    broker
+        .config
+        .max_frame_bytes
+        .saturating_sub(RESPONSE_HEADROOM_BYTES)
+}
+
+/// What is left of a byte budget for the entries of a repeated field.
+struct Budget {
+    left: usize,
+}
+
+impl Budget {
+    fn new(bytes: usize) -> Budget {
+        Budget { left: bytes }
+    }
+
+    /// Whether `item` fits; if so its encoded size is spent.
+    fn take(&mut self, item: &impl prost::Message) -> bool {
+        let len = item.encoded_len();
+        let bytes = 1 + prost::length_delimiter_len(len) + len;
+        let fits = bytes <= self.left;
+        if fits {
+            self.left -= bytes;
+        }
+        fits
+    }
 }
 
 fn to_wire(tps: impl IntoIterator<Item = Tp>) -> Vec<TopicPartition> {
@@ -58,6 +141,14 @@ fn assignment_response(answer: MemberAssignment) -> GroupAssignmentResponse {
 }
 
 fn join_args(request: JoinGroupRequest) -> Result<JoinArgs, BrokerError> {
+    member_id(&request.member_id)?;
+    bounded("client_id", &request.client_id, CLIENT_ID_MAX_BYTES)?;
+    counted(
+        "topics in one join",
+        request.topics.len(),
+        JOIN_TOPICS_LIMIT,
+    )?;
+    let group = GroupName::new(request.group)?;
     let assignor =
         Assignor::parse(&request.assignor).ok_or_else(|| BrokerError::InvalidChoice {
             field: "assignor",
@@ -70,7 +161,7 @@ fn join_args(request: JoinGroupRequest) -> Result<JoinArgs, BrokerError> {
         .map(TopicName::new)
         .collect::<Result<Vec<_>, _>>()?;
     Ok(JoinArgs {
-        group: GroupName::new(request.group)?,
+        group,
         member_id: request.member_id,
         client_id: request.client_id,
         topics,
@@ -82,60 +173,82 @@ fn join_args(request: JoinGroupRequest) -> Result<JoinArgs, BrokerError> {
 
 pub fn join(broker: &Arc<Broker>, header: FrameHeader, request: JoinGroupRequest) -> Reply {
     let result = join_args(request)
-        .and_then(|args| broker.groups.join(args, &broker.topics.partition_counts()))
+        .and_then(|args| {
+            adopt_stored(broker);
+            broker.groups.join(args, &broker.topics.partition_counts())
+        })
         .map(assignment_response);
     now_or_error(broker, header, result)
 }
 
+/// A heartbeat's owned partitions, checked.
+fn owned_partitions(owned: Vec<TopicPartition>) -> Result<BTreeSet<Tp>, BrokerError> {
+    counted(
+        "partitions reported owned",
+        owned.len(),
+        OWNED_PARTITIONS_LIMIT,
+    )?;
+    owned
+        .into_iter()
+        .map(|tp| topic(&tp.topic).map(|()| (tp.topic, tp.partition)))
+        .collect()
+}
+
+fn heartbeat_answer(
+    broker: &Broker,
+    request: HeartbeatRequest,
+) -> Result<GroupAssignmentResponse, BrokerError> {
+    let group = GroupName::new(request.group)?;
+    member_id(&request.member_id)?;
+    let owned = owned_partitions(request.owned)?;
+    broker
+        .groups
+        .heartbeat(&group, &request.member_id, owned)
+        .map(assignment_response)
+}
+
 pub fn heartbeat(broker: &Arc<Broker>, header: FrameHeader, request: HeartbeatRequest) -> Reply {
-    let result = if request.owned.len() > OWNED_PARTITIONS_LIMIT {
-        Err(BrokerError::OverLimit {
-            what: "the owned partition count",
-            requested: request.owned.len() as u64,
-            limit: OWNED_PARTITIONS_LIMIT as u64,
-        })
-    } else {
-        let owned: BTreeSet<Tp> = request
-            .owned
-            .into_iter()
-            .map(|tp| (tp.topic, tp.partition))
-            .collect();
-        broker
-            .groups
-            .heartbeat(&request.group, &request.member_id, owned)
-            .map(assignment_response)
-    };
+    let result = heartbeat_answer(broker, request);
     now_or_error(broker, header, result)
 }
 
 pub fn leave(broker: &Arc<Broker>, header: FrameHeader, request: LeaveGroupRequest) -> Reply {
-    let result = broker
-        .groups
-        .leave(
-            &request.group,
-            &request.member_id,
-            &broker.topics.partition_counts(),
-        )
-        .map(|()| StatusResponse::default());
+    let result = GroupName::new(request.group).and_then(|group| {
+        member_id(&request.member_id)?;
+        broker
+            .groups
+            .leave(
+                &group,
+                &request.member_id,
+                &broker.topics.partition_counts(),
+            )
+            .map(|()| StatusResponse::default())
+    });
     now_or_error(broker, header, result)
 }
 
 /// Checks a commit's entries against the partitions and the group's
-/// ownership; returns them as offset-store entries.
+/// ownership (creating the group, within its limit, if it is new);
+/// returns them as offset-store entries.
 fn commit_entries(
     broker: &Broker,
     group: &GroupName,
     request: OffsetCommitRequest,
 ) -> Result<Vec<(String, u32, u64, String)>, BrokerError> {
-    if request.offsets.len() > COMMIT_ENTRIES_LIMIT {
-        return Err(BrokerError::OverLimit {
-            what: "the offsets in one commit",
-            requested: request.offsets.len() as u64,
-            limit: COMMIT_ENTRIES_LIMIT as u64,
-        });
-    }
+    member_id(&request.member_id)?;
+    counted(
+        "offsets in one commit",
+        request.offsets.len(),
+        COMMIT_ENTRIES_LIMIT,
+    )?;
     let mut tps = Vec::with_capacity(request.offsets.len());
     for entry in &request.offsets {
+        topic(&entry.topic)?;
+        bounded(
+            "offset metadata",
+            &entry.metadata,
+            OFFSET_METADATA_MAX_BYTES,
+        )?;
         let log = broker.topics.partition(&entry.topic, entry.partition)?;
         if entry.offset > log.end_offset() {
             return Err(BrokerError::OffsetOutsidePartition {
@@ -148,9 +261,10 @@ fn commit_entries(
         }
         tps.push((entry.topic.clone(), entry.partition));
     }
+    adopt_stored(broker);
     broker
         .groups
-        .check_commit(group, &request.member_id, &tps)?;
+        .admit_commit(group, &request.member_id, &tps)?;
     Ok(request
         .offsets
         .into_iter()
@@ -169,110 +283,156 @@ pub fn commit(broker: &Arc<Broker>, header: FrameHeader, request: OffsetCommitRe
     }
 }
 
-pub fn fetch_offsets(
-    broker: &Arc<Broker>,
-    header: FrameHeader,
+fn committed_offset(
+    topic: String,
+    partition: u32,
+    committed: Option<Committed>,
+) -> CommittedOffset {
+    CommittedOffset {
+        topic,
+        partition,
+        offset: committed.as_ref().map(|c| c.offset),
+        metadata: committed.map(|c| c.metadata).unwrap_or_default(),
+    }
+}
+
+/// The committed offsets asked for (every one of the group's when none
+/// is named); refused if they would not fit in a frame.
+fn fetched_offsets(
+    broker: &Broker,
     request: OffsetFetchRequest,
-) -> Reply {
-    let offsets = if request.partitions.is_empty() {
+) -> Result<OffsetFetchResponse, BrokerError> {
+    let group = GroupName::new(request.group)?;
+    counted(
+        "partitions in one offset fetch",
+        request.partitions.len(),
+        OFFSET_FETCH_PARTITIONS_LIMIT,
+    )?;
+    for tp in &request.partitions {
+        topic(&tp.topic)?;
+    }
+    let wanted: Vec<CommittedOffset> = if request.partitions.is_empty() {
         broker
             .offsets
-            .group(&request.group)
+            .group(&group)
             .into_iter()
-            .map(|((topic, partition), c)| CommittedOffset {
-                topic,
-                partition,
-                offset: Some(c.offset),
-                metadata: c.metadata,
-            })
+            .map(|((topic, partition), c)| committed_offset(topic, partition, Some(c)))
             .collect()
     } else {
         request
             .partitions
             .into_iter()
             .map(|tp| {
-                let committed = broker.offsets.get(&request.group, &tp.topic, tp.partition);
-                CommittedOffset {
-                    topic: tp.topic,
-                    partition: tp.partition,
-                    offset: committed.as_ref().map(|c| c.offset),
-                    metadata: committed.map(|c| c.metadata).unwrap_or_default(),
-                }
+                let committed = broker.offsets.get(&group, &tp.topic, tp.partition);
+                committed_offset(tp.topic, tp.partition, committed)
             })
             .collect()
     };
-    let response = OffsetFetchResponse {
-        offsets,
+    let limit = response_budget(broker);
+    let mut budget = Budget::new(limit);
+    if !wanted.iter().all(|offset| budget.take(offset)) {
+        return Err(BrokerError::ResponseTooLarge {
+            what: "OffsetFetch answer",
+            limit,
+        });
+    }
+    Ok(OffsetFetchResponse {
+        offsets: wanted,
         ..OffsetFetchResponse::default()
-    };
-    Reply::Now(respond(header, &response))
+    })
 }
 
-/// Committed offset, end and lag of every partition of `topic`.
-fn partition_infos(
+pub fn fetch_offsets(
+    broker: &Arc<Broker>,
+    header: FrameHeader,
+    request: OffsetFetchRequest,
+) -> Reply {
+    let result = fetched_offsets(broker, request);
+    now_or_error(broker, header, result)
+}
+
+/// Committed offset, end and lag of partition `index` of `topic`.
+fn partition_info(
     topic: &Topic,
-    committed: &BTreeMap<Tp, crate::groups::offsets::Committed>,
+    index: usize,
+    committed: &BTreeMap<Tp, Committed>,
     owners: &BTreeMap<Tp, String>,
-) -> Vec<GroupPartitionInfo> {
-    let name = topic.meta.name.to_string();
-    topic
-        .partitions
-        .iter()
-        .enumerate()
-        .map(|(index, log)| {
-            let key = (name.clone(), index as u32);
-            let committed = committed.get(&key).map(|c| c.offset);
-            let end_offset = log.end_offset();
-            GroupPartitionInfo {
-                topic: name.clone(),
-                partition: index as u32,
-                committed,
-                end_offset,
-                lag: end_offset.saturating_sub(committed.unwrap_or_else(|| log.start_offset())),
-                member_id: owners.get(&key).cloned().unwrap_or_default(),
-            }
-        })
-        .collect()
+) -> Option<GroupPartitionInfo> {
+    let log = topic.partitions.get(index)?;
+    let key = (topic.meta.name.to_string(), index as u32);
+    let committed = committed.get(&key).map(|c| c.offset);
+    let end_offset = log.end_offset();
+    Some(GroupPartitionInfo {
+        member_id: owners.get(&key).cloned().unwrap_or_default(),
+        topic: key.0,
+        partition: index as u32,
+        committed,
+        end_offset,
+        lag: end_offset.saturating_sub(committed.unwrap_or_else(|| log.start_offset())),
+    })
 }
 
-pub fn describe(broker: &Arc<Broker>, header: FrameHeader, request: DescribeGroupRequest) -> Reply {
-    let committed = broker.offsets.group(&request.group);
-    let described = broker.groups.describe(&request.group);
+fn member_info(member: MemberInfo) -> GroupMemberInfo {
+    GroupMemberInfo {
+        member_id: member.member_id,
+        client_id: member.client_id,
+        member_epoch: member.member_epoch,
+        topics: member.topics,
+        assignment: to_wire(member.assignment),
+    }
+}
+
+/// The group as DescribeGroup shows it: members (within half the frame)
+/// and partitions (within the rest), as many as fit.
+fn described_group(
+    broker: &Broker,
+    request: DescribeGroupRequest,
+) -> Result<DescribeGroupResponse, BrokerError> {
+    let group = GroupName::new(request.group)?;
+    let committed = broker.offsets.group(&group);
+    let described = broker.groups.describe(&group);
     if described.is_none() && committed.is_empty() {
-        let error = BrokerError::UnknownGroup(request.group.chars().take(256).collect());
-        return Reply::Now(respond_error(broker, header, &error));
+        return Err(BrokerError::UnknownGroup(group.to_string()));
     }
     let view = described.unwrap_or_else(GroupView::empty);
-    let mut topics = view.topics.clone();
+    let total = response_budget(broker);
+    let mut budget = Budget::new(total / 2);
+    let members: Vec<GroupMemberInfo> = view
+        .members
+        .into_iter()
+        .map(member_info)
+        .take_while(|m| budget.take(m))
+        .collect();
+    let mut budget = Budget::new(total - (total / 2 - budget.left));
+    let mut topics = view.topics;
     topics.extend(committed.keys().map(|(t, _)| t.clone()));
+    let (committed, owners) = (&committed, &view.owners);
     let partitions = topics
         .iter()
         .filter_map(|topic| broker.topics.get(topic).ok())
-        .flat_map(|topic| partition_infos(&topic, &committed, &view.owners))
-        .collect();
-    let members = view
-        .members
-        .into_iter()
-        .map(|m| GroupMemberInfo {
-            member_id: m.member_id,
-            client_id: m.client_id,
-            member_epoch: m.member_epoch,
-            topics: m.topics,
-            assignment: to_wire(m.assignment),
+        .flat_map(|topic| {
+            (0..topic.partitions.len())
+                .filter_map(move |index| partition_info(&topic, index, committed, owners))
         })
+        .take_while(|p| budget.take(p))
         .collect();
-    let response = DescribeGroupResponse {
-        group: request.group,
+    Ok(DescribeGroupResponse {
+        group: group.to_string(),
         state: view.state.as_str().to_string(),
         group_epoch: view.epoch,
         assignor: view.assignor.name().to_string(),
         members,
         partitions,
         ..DescribeGroupResponse::default()
-    };
-    Reply::Now(respond(header, &response))
+    })
 }
 
+pub fn describe(broker: &Arc<Broker>, header: FrameHeader, request: DescribeGroupRequest) -> Reply {
+    let result = described_group(broker, request);
+    now_or_error(broker, header, result)
+}
+
+/// Every group (with members or committed offsets), as many as fit.
 pub fn list(broker: &Arc<Broker>, header: FrameHeader) -> Reply {
     let mut groups: BTreeMap<String, (GroupState, u32)> = broker
         .offsets
@@ -283,6 +443,7 @@ pub fn list(broker: &Arc<Broker>, header: FrameHeader) -> Reply {
     for (group, state, members) in broker.groups.list() {
         groups.insert(group, (state, members));
     }
+    let mut budget = Budget::new(response_budget(broker));
     let groups = groups
         .into_iter()
         .map(|(group, (state, members))| GroupSummary {
@@ -290,6 +451,7 @@ pub fn list(broker: &Arc<Broker>, header: FrameHeader) -> Reply {
             state: state.as_str().to_string(),
             members,
         })
+        .take_while(|summary| budget.take(summary))
         .collect();
     let response = ListGroupsResponse {
         groups,
@@ -351,6 +513,7 @@ pub fn reset(broker: &Arc<Broker>, header: FrameHeader, request: ResetOffsetsReq
     blocking(broker, header, move |broker| {
         let group = GroupName::new(request.group)?;
         let spec = offset_spec(request.spec, request.timestamp_ms, request.offset)?;
+        topic(&request.topic)?;
         refuse_live(broker, &group, "reset its offsets")?;
         let topic = broker.topics.get(&request.topic)?;
         let name = topic.meta.name.to_string();
@@ -359,6 +522,8 @@ pub fn reset(broker: &Arc<Broker>, header: FrameHeader, request: ResetOffsetsReq
             let offset = reset_target(log, &name, index, spec)?;
             entries.push((name.clone(), index as u32, offset, String::new()));
         }
+        adopt_stored(broker);
+        broker.groups.admit_commit(&group, "", &[])?;
         let offsets = entries
             .iter()
             .map(|(topic, partition, offset, _)| CommittedOffset {

@@ -2,6 +2,13 @@
 //! what each may consume and says it consumes), the target assignment and
 //! the incremental reconciliation that moves members toward it. Plain data
 //! driven by [`super::coordinator::Coordinator`]; time comes in as values.
+//!
+//! What a member says it consumes (`owned`) is a claim the broker checks:
+//! it is kept only for partitions the member is assigned, or was assigned
+//! and has not let go of yet (`releasing`). A member cannot claim a
+//! partition it was never given, so it cannot starve others or commit
+//! there; and a claim on a partition taken from it lapses after its session
+//! timeout, as the whole membership would if it stopped heartbeating.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -43,9 +50,20 @@ pub struct Member {
     pub epoch: u64,
     /// What the member may consume now.
     pub assigned: BTreeSet<Tp>,
-    /// What it last said it was consuming.
+    /// What it last said it was consuming, cut to `assigned` and
+    /// `releasing`: always a subset of the two.
     pub owned: BTreeSet<Tp>,
+    /// Partitions taken from it that it still reports consuming, with when
+    /// they were taken (a subset of `owned`, disjoint from `assigned`).
+    pub releasing: BTreeMap<Tp, Instant>,
     pub offset_reset: OffsetReset,
+}
+
+impl Member {
+    /// Whether it may commit `tp`: assigned, or still letting go of it.
+    pub fn holds(&self, tp: &Tp) -> bool {
+        self.assigned.contains(tp) || self.owned.contains(tp)
+    }
 }
 
 pub struct Group {
@@ -57,6 +75,10 @@ pub struct Group {
     pub target: BTreeMap<String, BTreeSet<Tp>>,
     pub fenced: VecDeque<String>,
     pub empty_since: Option<Instant>,
+    /// Known only by committed offsets (created by a commit or reset
+    /// without members, or found in the offset store at start) and never
+    /// joined since: counted against the smaller limit of such groups.
+    pub offsets_only: bool,
 }
 
 impl Group {
@@ -68,6 +90,15 @@ impl Group {
             target: BTreeMap::new(),
             fenced: VecDeque::new(),
             empty_since: Some(now),
+            offsets_only: false,
+        }
+    }
+
+    /// A group known only by its committed offsets.
+    pub fn offsets_only(now: Instant) -> Group {
+        Group {
+            offsets_only: true,
+            ..Group::new(Assignor::Sticky, now)
         }
     }
 
@@ -104,10 +135,48 @@ impl Group {
         self.target = assignor::assign(self.assignor, &views, partitions);
     }
 
+    /// Records what `member_id` reports consuming, cut to what it may
+    /// claim: its assignment and the partitions it is still letting go of.
+    /// A partition it no longer reports is released for good.
+    pub fn report_owned(&mut self, member_id: &str, reported: BTreeSet<Tp>) {
+        let Some(member) = self.members.get_mut(member_id) else {
+            return;
+        };
+        member.owned = reported
+            .into_iter()
+            .filter(|tp| member.assigned.contains(tp) || member.releasing.contains_key(tp))
+            .collect();
+        let owned = &member.owned;
+        member.releasing.retain(|tp, _| owned.contains(tp));
+    }
+
+    /// Drops every claim on a taken partition older than its member's
+    /// session timeout; returns (member, partition) of each.
+    pub fn lapse_releases(&mut self, now: Instant) -> Vec<(String, Tp)> {
+        let mut lapsed = Vec::new();
+        for (id, member) in self.members.iter_mut() {
+            let timeout = member.session_timeout;
+            let late: Vec<Tp> = member
+                .releasing
+                .iter()
+                .filter(|(_, since)| now.saturating_duration_since(**since) > timeout)
+                .map(|(tp, _)| tp.clone())
+                .collect();
+            for tp in late {
+                member.releasing.remove(&tp);
+                member.owned.remove(&tp);
+                lapsed.push((id.clone(), tp));
+            }
+        }
+        lapsed
+    }
+
     /// Moves `member_id` toward its target: it keeps `assigned ∩ target`
     /// and gains every target partition no other member holds or still
-    /// consumes. So a partition moves only once its owner let go.
-    pub fn reconcile(&mut self, member_id: &str) {
+    /// consumes. So a partition moves only once its owner let go (or its
+    /// claim lapsed). A partition taken away that the member still reports
+    /// starts releasing at `now`.
+    pub fn reconcile(&mut self, member_id: &str, now: Instant) {
         let target = self.target.get(member_id).cloned().unwrap_or_default();
         let taken: BTreeSet<Tp> = self
             .members
@@ -121,6 +190,12 @@ impl Group {
         let mut next: BTreeSet<Tp> = member.assigned.intersection(&target).cloned().collect();
         next.extend(target.iter().filter(|tp| !taken.contains(*tp)).cloned());
         if next != member.assigned {
+            for tp in member.assigned.difference(&next) {
+                if member.owned.contains(tp) {
+                    member.releasing.entry(tp.clone()).or_insert(now);
+                }
+            }
+            member.releasing.retain(|tp, _| !next.contains(tp));
             member.assigned = next;
             member.epoch += 1;
         }
@@ -149,14 +224,23 @@ impl Group {
         self.fenced.iter().any(|id| id == member_id)
     }
 
-    /// A partition is assigned to at most one member at a time; targets
-    /// name only members; the fenced memory is bounded.
+    /// A partition is held (assigned, or owned while being released) by at
+    /// most one member at a time; a member's claims are within what it
+    /// was given; targets name only members; the fenced memory is bounded.
     pub fn check_invariants(&self) {
         let mut seen = BTreeSet::new();
         for (id, member) in &self.members {
-            for tp in &member.assigned {
-                assert!(seen.insert(tp), "{tp:?} assigned twice (last to {id})");
+            for tp in member.assigned.union(&member.owned) {
+                assert!(seen.insert(tp), "{tp:?} held twice (last by {id})");
             }
+            assert!(member
+                .owned
+                .iter()
+                .all(|tp| member.assigned.contains(tp) || member.releasing.contains_key(tp)));
+            assert!(member
+                .releasing
+                .keys()
+                .all(|tp| member.owned.contains(tp) && !member.assigned.contains(tp)));
         }
         assert!(self.target.keys().all(|id| self.members.contains_key(id)));
         assert!(self.fenced.len() <= FENCED_MEMORY);

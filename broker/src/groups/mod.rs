@@ -12,7 +12,9 @@
 //!
 //! Commits are fenced by ownership: only a live member that owns (or is
 //! still releasing) a partition may commit it; members removed for a missed
-//! session are remembered and refused. Offsets live in [`offsets`].
+//! session are remembered and refused. What a member reports owning is cut
+//! to what it was given, so it can neither hold nor commit partitions it
+//! was never assigned. Offsets live in [`offsets`].
 
 pub mod assignor;
 pub mod coordinator;
@@ -20,6 +22,7 @@ pub mod group;
 pub mod offsets;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -30,19 +33,54 @@ pub use coordinator::{
 };
 pub use group::GroupState;
 
+use crate::domain::GroupName;
 use crate::error::Result;
+
+/// Longest client-supplied string (member id, group or topic name) put in
+/// a log field or an error message.
+pub const LOG_FIELD_MAX_BYTES: usize = 128;
+
+/// `text` cut to [`LOG_FIELD_MAX_BYTES`] at a character boundary, for logs.
+pub fn for_log(text: &str) -> &str {
+    if text.len() <= LOG_FIELD_MAX_BYTES {
+        return text;
+    }
+    let cut = (0..=LOG_FIELD_MAX_BYTES)
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
+    &text[..cut]
+}
 
 /// The shared coordinator: the state machine behind a lock, with the clock
 /// read at each call.
 pub struct GroupCoordinator {
     inner: Mutex<Coordinator>,
+    /// Set once the offset store's groups were taken in (fast path).
+    adopted: AtomicBool,
 }
 
 impl GroupCoordinator {
     pub fn new(config: GroupConfig) -> GroupCoordinator {
         GroupCoordinator {
             inner: Mutex::new(Coordinator::new(config)),
+            adopted: AtomicBool::new(false),
         }
+    }
+
+    /// Takes in the groups of the offset store (`stored` lists them) once
+    /// after start, before any group is created, so the group limits count
+    /// them. Called by every path that may create a group.
+    pub fn adopt_stored(&self, stored: impl FnOnce() -> Vec<String>) {
+        if self.adopted.load(Ordering::Acquire) {
+            return;
+        }
+        let groups = stored();
+        let mut inner = self.inner.lock();
+        if !inner.adopted() {
+            inner.adopt(&groups, Instant::now());
+        }
+        self.adopted.store(true, Ordering::Release);
     }
 
     pub fn join(
@@ -87,8 +125,10 @@ impl GroupCoordinator {
             .expired_empty_groups(with_offsets, Instant::now())
     }
 
-    pub fn check_commit(&self, group: &str, member_id: &str, tps: &[Tp]) -> Result<()> {
-        self.inner.lock().check_commit(group, member_id, tps)
+    pub fn admit_commit(&self, group: &GroupName, member_id: &str, tps: &[Tp]) -> Result<()> {
+        self.inner
+            .lock()
+            .admit_commit(group, member_id, tps, Instant::now())
     }
 
     pub fn live_members(&self, group: &str) -> usize {
