@@ -10,7 +10,7 @@ use ferry_bench::scenarios::{self, ConsumeSpec, E2eSpec, ProduceSpec};
 use ferry_bench::spawn::SpawnedBroker;
 use ferry_bench::stats::Report;
 use ferry_bench::workload::Workload;
-use ferry_client::{Acks, Client, TopicConfig};
+use ferry_client::{Acks, Client, FsyncPolicy, TopicConfig};
 
 #[derive(Parser)]
 #[command(
@@ -266,7 +266,11 @@ async fn run_workload(
     let client = Client::connect(addr).await.map_err(|e| e.to_string())?;
     let config = TopicConfig {
         partitions: workload.partitions,
-        fsync: workload.fsync.clone(),
+        fsync: workload
+            .fsync
+            .as_deref()
+            .map(str::parse::<FsyncPolicy>)
+            .transpose()?,
         ..TopicConfig::default()
     };
     match client.create_topic_with(&workload.topic, &config).await {

@@ -16,7 +16,7 @@ use ferry_protocol::frame::{
     encode_frame, Frame, FrameHeader, OutFrame, FLAG_ERROR, FLAG_NO_RESPONSE, FLAG_PUSH,
 };
 use ferry_protocol::messages::{ErrorResponse, HandshakeRequest, WireMessage};
-use ferry_protocol::ErrorCode;
+use ferry_protocol::{ApiKey, ErrorCode};
 use futures::StreamExt;
 use parking_lot::Mutex;
 use prost::Message;
@@ -24,6 +24,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{ClientError, Result};
 
@@ -44,11 +45,28 @@ pub struct BrokerInfo {
     pub max_batch_bytes: usize,
 }
 
+/// Set once the connection is gone (either loop ended): a flag for the
+/// hot path, a token to wait on.
+#[derive(Default)]
+struct Closed {
+    flag: AtomicBool,
+    token: CancellationToken,
+}
+
+impl Closed {
+    fn close(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.token.cancel();
+    }
+}
+
 pub struct Connection {
+    /// The broker address, for errors.
+    addr: String,
     writer: mpsc::Sender<OutFrame>,
     waiters: Waiters,
     next_id: AtomicU32,
-    closed: Arc<AtomicBool>,
+    closed: Arc<Closed>,
     pub info: BrokerInfo,
 }
 
@@ -73,11 +91,12 @@ impl Connection {
             .map_err(|e| unreachable(e.to_string()))?;
         let (read, write) = stream.into_split();
         let waiters: Waiters = Arc::new(Mutex::new(Some(HashMap::new())));
-        let closed = Arc::new(AtomicBool::new(false));
+        let closed = Arc::new(Closed::default());
         let (tx, rx) = mpsc::channel(WRITE_QUEUE_FRAMES);
         tokio::spawn(write_loop(write, rx, closed.clone()));
         tokio::spawn(read_loop(read, waiters.clone(), closed.clone(), push));
         let mut connection = Connection {
+            addr: addr.to_string(),
             writer: tx,
             waiters,
             next_id: AtomicU32::new(1),
@@ -105,7 +124,12 @@ impl Connection {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.closed.flag.load(Ordering::Acquire)
+    }
+
+    /// A token cancelled once the connection is gone.
+    pub fn closed_token(&self) -> CancellationToken {
+        self.closed.token.clone()
     }
 
     /// Sends a request and waits for its response (key and response type
@@ -125,17 +149,15 @@ impl Connection {
         let (tx, rx) = oneshot::channel();
         match self.waiters.lock().as_mut() {
             Some(waiters) => waiters.insert(id, tx),
-            None => return Err(ClientError::Disconnected("connection closed".into())),
+            None => return Err(self.disconnected()),
         };
         let frame = encode_request(FrameHeader::request(R::KEY as u16, 1, id), request, tail);
         if self.writer.send(frame).await.is_err() {
             self.forget(id);
-            return Err(ClientError::Disconnected("connection closed".into()));
+            return Err(self.disconnected());
         }
-        let frame = rx.await.map_err(|_| {
-            ClientError::Disconnected("connection closed before the response".into())
-        })?;
-        decode_response::<R::Response>(frame)
+        let frame = rx.await.map_err(|_| self.disconnected())?;
+        decode_response::<R::Response>(R::KEY, frame)
     }
 
     /// Sends a request that gets no response (produce with acks = none).
@@ -146,7 +168,14 @@ impl Connection {
         self.writer
             .send(encode_request(header, request, tail))
             .await
-            .map_err(|_| ClientError::Disconnected("connection closed".into()))
+            .map_err(|_| self.disconnected())
+    }
+
+    /// The error of a request whose connection is gone.
+    pub fn disconnected(&self) -> ClientError {
+        ClientError::Disconnected {
+            addr: self.addr.clone(),
+        }
     }
 
     fn forget(&self, id: u32) {
@@ -171,17 +200,17 @@ fn encode_request<R: Api>(
     encode_frame(header, request, tail)
 }
 
-fn decode_response<Resp: WireMessage>(frame: Frame) -> Result<Resp> {
+/// The typed answer of `frame`, or the broker's refusal it carries.
+fn decode_response<Resp: WireMessage>(api: ApiKey, frame: Frame) -> Result<Resp> {
+    let undecodable = |source| ClientError::UndecodableFrame { api, source };
     if frame.header.has(FLAG_ERROR) {
-        let error = ErrorResponse::decode(frame.body)
-            .map_err(|e| ClientError::Disconnected(format!("undecodable error response: {e}")))?;
+        let error = ErrorResponse::decode(frame.body).map_err(undecodable)?;
         return Err(ClientError::Broker {
             code: ErrorCode::from_u32(error.error_code),
             message: error.error_message,
         });
     }
-    let response = Resp::decode(frame.body)
-        .map_err(|e| ClientError::Disconnected(format!("undecodable response: {e}")))?;
+    let response = Resp::decode(frame.body).map_err(undecodable)?;
     let (code, message) = response.status().unwrap_or((0, ""));
     if code != 0 {
         return Err(ClientError::Broker {
@@ -195,7 +224,7 @@ fn decode_response<Resp: WireMessage>(frame: Frame) -> Result<Resp> {
 async fn write_loop(
     mut write: tokio::net::tcp::OwnedWriteHalf,
     mut rx: mpsc::Receiver<OutFrame>,
-    closed: Arc<AtomicBool>,
+    closed: Arc<Closed>,
 ) {
     let mut batch = Vec::with_capacity(WRITE_BATCH_FRAMES);
     while let Some(frame) = rx.recv().await {
@@ -211,7 +240,7 @@ async fn write_loop(
         }
         batch.clear();
     }
-    closed.store(true, Ordering::Release);
+    closed.close();
     let _ = write.shutdown().await;
 }
 
@@ -240,7 +269,7 @@ async fn write_frames(
 async fn read_loop(
     read: tokio::net::tcp::OwnedReadHalf,
     waiters: Waiters,
-    closed: Arc<AtomicBool>,
+    closed: Arc<Closed>,
     push: Option<mpsc::UnboundedSender<Frame>>,
 ) {
     // Responses may be as large as the broker's frame limit.
@@ -278,7 +307,7 @@ async fn read_loop(
             ),
         }
     }
-    closed.store(true, Ordering::Release);
+    closed.close();
     // Dropping the senders wakes every waiter with "disconnected".
     waiters.lock().take();
 }

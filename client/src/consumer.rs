@@ -2,6 +2,10 @@
 //! long polling. Every assigned partition keeps one fetch parked at the
 //! broker; `poll` returns the records of whichever answers first, so a
 //! record produced to an idle partition arrives within a round trip.
+//!
+//! A fetch whose connection is lost (a broker restart) is sent again once
+//! the client has reconnected, from the same position: the consumer
+//! resumes every partition at its next offset, with no gap and no repeat.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -126,10 +130,11 @@ impl Consumer {
     /// Moves `partition` (assigning it if needed) to `to`.
     pub async fn seek(&mut self, partition: u32, to: SeekTo) -> Result<()> {
         if partition >= self.partitions {
-            return Err(ClientError::InvalidArgument(format!(
-                "partition {partition} does not exist ({} partitions)",
-                self.partitions
-            )));
+            return Err(ClientError::NoSuchPartition {
+                topic: self.topic.clone(),
+                partition,
+                partitions: self.partitions,
+            });
         }
         let offset = self
             .client
@@ -166,7 +171,7 @@ impl Consumer {
             return Ok(self.ready.drain(..).collect());
         }
         if self.positions.is_empty() {
-            return Err(ClientError::InvalidArgument("no partition assigned".into()));
+            return Err(ClientError::NothingAssigned);
         }
         self.park_fetches();
         let deadline = tokio::time::Instant::now()
@@ -248,8 +253,7 @@ impl Stream for Consumer {
                 return Poll::Ready(Some(Ok(record)));
             }
             if this.positions.is_empty() {
-                let error = ClientError::InvalidArgument("no partition assigned".into());
-                return Poll::Ready(Some(Err(error)));
+                return Poll::Ready(Some(Err(ClientError::NothingAssigned)));
             }
             this.park_fetches();
             let Poll::Ready(Some((partition, generation, offset, result))) =

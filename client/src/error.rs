@@ -1,10 +1,12 @@
-//! The client crate's error type.
+//! The client crate's error type: one variant per way a call can fail,
+//! none of them a free-text catch-all.
 
-use ferry_protocol::{ErrorCode, ProtocolError};
+use ferry_protocol::{ApiKey, ErrorCode, ProtocolError};
 use thiserror::Error;
 
 #[derive(Debug, Error, Clone)]
 /// Why a client call failed.
+#[non_exhaustive]
 pub enum ClientError {
     #[error("cannot reach the broker at {addr}: {reason}")]
     /// No connection could be made.
@@ -14,9 +16,12 @@ pub enum ClientError {
         /// Why the last attempt failed.
         reason: String,
     },
-    #[error("connection to the broker lost: {0}")]
+    #[error("connection to the broker at {addr} lost")]
     /// The connection was lost (the request may or may not have been applied).
-    Disconnected(String),
+    Disconnected {
+        /// The broker address of the lost connection.
+        addr: String,
+    },
     #[error("request timed out after {0} ms")]
     /// No answer within the time limit (ms).
     Timeout(u64),
@@ -29,11 +34,76 @@ pub enum ClientError {
         message: String,
     },
     #[error("protocol error: {0}")]
-    /// Bytes that do not decode.
+    /// A record batch that does not decode.
     Protocol(#[from] ProtocolError),
-    #[error("invalid argument: {0}")]
-    /// An argument the client refused before sending.
-    InvalidArgument(String),
+    #[error("undecodable {api:?} frame from the broker: {source}")]
+    /// A frame from the broker whose body does not decode as the message
+    /// its API key promises.
+    UndecodableFrame {
+        /// The API the frame answered (or pushed).
+        api: ApiKey,
+        /// What the decoder said.
+        source: prost::DecodeError,
+    },
+    #[error("the broker answered {field} = {value:?}, which this client does not know")]
+    /// A field of the broker's answer holds a value this client does not
+    /// know (a newer broker?).
+    UnexpectedAnswer {
+        /// The field, e.g. `"group state"`.
+        field: &'static str,
+        /// What the broker sent.
+        value: String,
+    },
+    #[error(
+        "delivery {delivery_id} came on a connection that was lost since; \
+         the broker delivers the message again"
+    )]
+    /// A settle (ack, nack, in-progress) of a queue delivery received on a
+    /// connection that has been lost since. It was not sent: the broker put
+    /// the message back when the connection went, and delivers it again.
+    StaleDelivery {
+        /// The delivery's id on the lost connection.
+        delivery_id: u64,
+    },
+    #[error("the {what} was closed")]
+    /// The producer, group consumer or queue consumer the call went
+    /// through was closed (or its background task is gone).
+    Closed {
+        /// Which one: `"producer"`, `"group consumer"`, `"queue consumer"`.
+        what: &'static str,
+    },
+    #[error("topic {topic} has no partition {partition} ({partitions} partitions)")]
+    /// A partition the topic does not have (refused before sending).
+    NoSuchPartition {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: u32,
+        /// How many partitions the topic has.
+        partitions: u32,
+    },
+    #[error("record of {size} bytes exceeds the broker's max batch size of {max} bytes")]
+    /// A record too large for one batch (refused before sending).
+    RecordTooLarge {
+        /// The record's encoded size.
+        size: usize,
+        /// The broker's largest batch.
+        max: usize,
+    },
+    #[error("{topic}/{partition} is not assigned to this member")]
+    /// A group member asked to move a partition it does not own.
+    NotAssigned {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+    },
+    #[error("no partition assigned")]
+    /// A consumer polled with no partition assigned.
+    NothingAssigned,
+    #[error("a group member must subscribe to at least one topic")]
+    /// [`crate::GroupConfig::topics`] was empty.
+    NoTopics,
 }
 
 impl ClientError {
@@ -49,7 +119,7 @@ impl ClientError {
     pub fn is_connection_error(&self) -> bool {
         matches!(
             self,
-            ClientError::Unreachable { .. } | ClientError::Disconnected(_)
+            ClientError::Unreachable { .. } | ClientError::Disconnected { .. }
         )
     }
 }

@@ -8,6 +8,13 @@
 //! Delivery is at-least-once: the offsets committed are those of records
 //! already handed to the application *before* the current poll, so a record
 //! is committed only after the application asked for more.
+//!
+//! Across a broker restart the member re-joins as soon as the client has
+//! reconnected (offering its member id; the broker may give it a new one);
+//! partitions it still owns go on
+//! from its own position, partitions granted anew start at the committed
+//! offset. Records handed out but not committed may come again; none is
+//! skipped.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::pin::Pin;
@@ -16,20 +23,22 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use ferry_protocol::messages::{
-    HeartbeatRequest, JoinGroupRequest, OffsetCommitEntry, OffsetCommitRequest, TopicPartition,
+    GroupAssignmentResponse, HeartbeatRequest, JoinGroupRequest, OffsetCommitEntry,
+    OffsetCommitRequest, TopicPartition,
 };
 use ferry_protocol::ErrorCode;
 use futures::future::BoxFuture;
 use futures::Stream;
 use parking_lot::Mutex;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 use crate::client::Client;
 use crate::consumer::{Consumer, ConsumerConfig};
 use crate::error::{ClientError, Result};
+use crate::reconnect::ConnectionState;
 use crate::record::ConsumerRecord;
-use crate::seek::SeekTo;
+use crate::seek::{OffsetReset, SeekTo};
 
 type Tp = (String, u32);
 /// A poll in progress: it owns the member state until it finishes.
@@ -86,8 +95,8 @@ pub struct GroupConfig {
     pub session_timeout_ms: u32,
     /// How partitions are spread over members.
     pub assignor: Assignor,
-    /// Where partitions without a committed offset start: Earliest or Latest.
-    pub offset_reset: SeekTo,
+    /// Where partitions without a committed offset start.
+    pub offset_reset: OffsetReset,
     /// Commit automatically this often; `None` = only on `commit()`.
     pub auto_commit_interval_ms: Option<u64>,
     /// Fetch settings of the member's partitions.
@@ -98,9 +107,11 @@ impl GroupConfig {
     /// Settings for joining `group` to consume `topics`, with defaults.
     ///
     /// ```
-    /// use ferry_client::GroupConfig;
-    /// let config = GroupConfig::new("billing", &["orders"]);
+    /// use ferry_client::{GroupConfig, OffsetReset};
+    /// let mut config = GroupConfig::new("billing", &["orders"]);
     /// assert_eq!(config.session_timeout_ms, 10_000);
+    /// assert_eq!(config.offset_reset, OffsetReset::Earliest);
+    /// config.offset_reset = OffsetReset::Latest; // only new records
     /// assert_eq!(config.auto_commit_interval_ms, Some(5_000));
     /// ```
     pub fn new(group: &str, topics: &[&str]) -> GroupConfig {
@@ -109,7 +120,7 @@ impl GroupConfig {
             topics: topics.iter().map(|t| t.to_string()).collect(),
             session_timeout_ms: 10_000,
             assignor: Assignor::Sticky,
-            offset_reset: SeekTo::Earliest,
+            offset_reset: OffsetReset::Earliest,
             auto_commit_interval_ms: Some(5_000),
             consumer: ConsumerConfig::default(),
         }
@@ -133,6 +144,9 @@ struct Shared {
     assignment_changed: Notify,
     /// Wakes the heartbeat task to report a release at once.
     report_now: Notify,
+    /// Held while re-joining: one join per lost membership, not one per
+    /// caller that noticed (each would get a member id of its own).
+    rejoining: tokio::sync::Mutex<()>,
 }
 
 struct Inner {
@@ -168,9 +182,7 @@ impl GroupConsumer {
     /// Joins the group and starts heartbeating in the background.
     pub async fn join(client: &Client, config: GroupConfig) -> Result<GroupConsumer> {
         if config.topics.is_empty() {
-            return Err(ClientError::InvalidArgument(
-                "subscribe to at least one topic".into(),
-            ));
+            return Err(ClientError::NoTopics);
         }
         let answer = client.call(&join_request(&config, "")).await?;
         let shared = Arc::new(Shared {
@@ -183,6 +195,7 @@ impl GroupConsumer {
             }),
             assignment_changed: Notify::new(),
             report_now: Notify::new(),
+            rejoining: tokio::sync::Mutex::new(()),
         });
         let interval = Duration::from_millis(u64::from(answer.heartbeat_interval_ms.max(10)));
         let heartbeat = tokio::spawn(heartbeat_loop(
@@ -217,9 +230,9 @@ impl GroupConsumer {
             self.inner = Some(inner);
             self.buffer.extend(result?);
         }
-        self.inner
-            .as_deref_mut()
-            .ok_or_else(|| ClientError::InvalidArgument("the group consumer was closed".into()))
+        self.inner.as_deref_mut().ok_or(ClientError::Closed {
+            what: "group consumer",
+        })
     }
 
     /// Waits for the next records (or about `max_wait_ms` for none).
@@ -230,11 +243,13 @@ impl GroupConsumer {
         self.inner().await?.poll_batch().await
     }
 
-    /// Commits the position of every owned partition (records handed out so far).
+    /// Commits the position of every owned partition (records handed out
+    /// so far). If the broker forgot this member (it restarted), the member
+    /// re-joins first.
     pub async fn commit(&mut self) -> Result<()> {
         let inner = self.inner().await?;
         let owned = inner.shared.membership.lock().owned.clone();
-        inner.commit(&owned).await
+        inner.commit_or_rejoin(&owned).await
     }
 
     /// Moves an owned partition to `offset` (e.g. back to the first record
@@ -243,22 +258,17 @@ impl GroupConsumer {
         self.buffer
             .retain(|r| !(r.topic == topic && r.partition == partition));
         let inner = self.inner().await?;
-        if !inner
-            .shared
-            .membership
-            .lock()
-            .owned
-            .contains(&(topic.to_string(), partition))
-        {
-            return Err(ClientError::InvalidArgument(format!(
-                "{topic}/{partition} is not assigned to this member"
-            )));
-        }
-        match inner.consumers.get_mut(topic) {
+        let owned = inner.shared.membership.lock().owned.clone();
+        let consumer = inner
+            .consumers
+            .get_mut(topic)
+            .filter(|_| owned.contains(&(topic.to_string(), partition)));
+        match consumer {
             Some(consumer) => consumer.seek(partition, SeekTo::Offset(offset)).await,
-            None => Err(ClientError::InvalidArgument(format!(
-                "not subscribed to {topic}"
-            ))),
+            None => Err(ClientError::NotAssigned {
+                topic: topic.to_string(),
+                partition,
+            }),
         }
     }
 
@@ -283,15 +293,22 @@ impl GroupConsumer {
             Ok(_) => self.inner.take(),
             Err(e) => return Err(e),
         }
-        .ok_or_else(|| ClientError::InvalidArgument("already closed".into()))?;
+        .ok_or(ClientError::Closed {
+            what: "group consumer",
+        })?;
         let owned = inner.shared.membership.lock().owned.clone();
-        let committed = inner.commit(&owned).await;
+        let committed = inner.commit_or_rejoin(&owned).await;
         inner.heartbeat.abort();
         let member_id = inner.shared.membership.lock().member_id.clone();
-        let left = inner
+        let left = match inner
             .client
             .leave_group(&inner.config.group, &member_id)
-            .await;
+            .await
+        {
+            // Already out (a broker restart forgot it): that is leaving.
+            Err(e) if is_membership_lost(&e) => Ok(()),
+            other => other,
+        };
         inner.consumers.clear();
         committed.and(left)
     }
@@ -305,8 +322,11 @@ impl Drop for GroupConsumer {
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
                 let member_id = inner.shared.membership.lock().member_id.clone();
                 let (client, group) = (inner.client.clone(), inner.config.group.clone());
+                // Bounded: with the broker away the client would keep trying.
+                let session = Duration::from_millis(u64::from(inner.config.session_timeout_ms));
                 handle.spawn(async move {
-                    let _ = client.leave_group(&group, &member_id).await;
+                    let leave = client.leave_group(&group, &member_id);
+                    let _ = tokio::time::timeout(session, leave).await;
                 });
             }
         }
@@ -358,7 +378,15 @@ impl Inner {
         if let Some(interval) = self.config.auto_commit_interval_ms {
             if self.last_commit.elapsed() >= Duration::from_millis(interval) {
                 let owned = self.shared.membership.lock().owned.clone();
-                self.commit(&owned).await?;
+                match self.commit(&owned).await {
+                    // The broker forgot or fenced this member (it restarted,
+                    // or the session expired): the heartbeat re-joins, and
+                    // the next owner starts at the last commit.
+                    Err(e) if is_membership_lost(&e) => {
+                        tracing::info!(group = %self.config.group, error = %e, "commit refused; re-joining")
+                    }
+                    other => other?,
+                }
             }
         }
         self.reconcile().await?;
@@ -419,16 +447,13 @@ impl Inner {
             let Some(consumer) = self.consumers.get_mut(&entry.topic) else {
                 continue;
             };
-            let start = entry
-                .offset
-                .map_or(self.config.offset_reset, SeekTo::Offset);
+            let reset = SeekTo::from(self.config.offset_reset);
+            let start = entry.offset.map_or(reset, SeekTo::Offset);
             match consumer.seek(entry.partition, start).await {
                 Ok(()) => {}
                 // The committed offset fell off the log (retention): reset.
                 Err(e) if e.code() == Some(ErrorCode::OffsetOutOfRange) => {
-                    consumer
-                        .seek(entry.partition, self.config.offset_reset)
-                        .await?
+                    consumer.seek(entry.partition, reset).await?
                 }
                 Err(e) => return Err(e),
             }
@@ -436,6 +461,20 @@ impl Inner {
         self.shared.membership.lock().owned.extend(added);
         self.shared.report_now.notify_one();
         Ok(())
+    }
+
+    /// Commits; if the broker forgot or fenced this member (e.g. it
+    /// restarted), re-joins (offering the same member id) and commits again.
+    async fn commit_or_rejoin(&mut self, partitions: &BTreeSet<Tp>) -> Result<()> {
+        let member_id = self.shared.membership.lock().member_id.clone();
+        match self.commit(partitions).await {
+            Err(e) if is_membership_lost(&e) => {
+                tracing::info!(group = %self.config.group, error = %e, "commit refused");
+                rejoin(&self.client, &self.config, &self.shared, &member_id).await?;
+                self.commit(partitions).await
+            }
+            other => other,
+        }
     }
 
     async fn commit(&mut self, partitions: &BTreeSet<Tp>) -> Result<()> {
@@ -479,11 +518,17 @@ fn join_request(config: &GroupConfig, member_id: &str) -> JoinGroupRequest {
         topics: config.topics.clone(),
         assignor: config.assignor.name().to_string(),
         session_timeout_ms: config.session_timeout_ms,
-        offset_reset: match config.offset_reset {
-            SeekTo::Latest => "latest".into(),
-            _ => "earliest".into(),
-        },
+        offset_reset: config.offset_reset.name().to_string(),
     }
+}
+
+/// The broker no longer counts this member in (it restarted, or the
+/// session expired): join again.
+fn is_membership_lost(error: &ClientError) -> bool {
+    matches!(
+        error.code(),
+        Some(ErrorCode::UnknownMember | ErrorCode::FencedMember)
+    )
 }
 
 fn to_set(assignment: &[TopicPartition]) -> BTreeSet<Tp> {
@@ -494,76 +539,130 @@ fn to_set(assignment: &[TopicPartition]) -> BTreeSet<Tp> {
 }
 
 /// Heartbeats every `interval` (or at once when the consumer released
-/// partitions); rejoins if the broker forgot or fenced this member.
+/// partitions, or the client reconnected); re-joins if the broker forgot
+/// or fenced this member, e.g. after a restart. A lost connection is
+/// re-made by the client; only giving up (or a refusal) reaches the
+/// consumer, as an error of its next poll.
 async fn heartbeat_loop(
     client: Client,
     config: GroupConfig,
     shared: Arc<Shared>,
     interval: Duration,
 ) {
-    let mut backoff = Duration::from_millis(50);
+    const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+    let mut backoff = FIRST_BACKOFF;
+    let mut connection = client.connection_state();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shared.report_now.notified() => {}
+            // Back after a broker restart: re-join now, not a beat later.
+            _ = reconnected(&mut connection) => {}
         }
-        let (member_id, owned) = {
-            let membership = shared.membership.lock();
-            (membership.member_id.clone(), membership.owned.clone())
-        };
-        let request = HeartbeatRequest {
-            group: config.group.clone(),
-            member_id: member_id.clone(),
-            member_epoch: shared.membership.lock().epoch,
-            owned: owned
-                .iter()
-                .map(|(topic, partition)| TopicPartition {
-                    topic: topic.clone(),
-                    partition: *partition,
-                })
-                .collect(),
-        };
-        let answer = match client.call(&request).await {
-            Ok(answer) => answer,
-            Err(e)
-                if matches!(
-                    e.code(),
-                    Some(ErrorCode::UnknownMember | ErrorCode::FencedMember)
-                ) =>
-            {
-                tracing::info!(group = %config.group, member = %member_id, "rejoining the group");
-                match client.call(&join_request(&config, &member_id)).await {
-                    Ok(answer) => answer,
-                    Err(e) => {
-                        shared.membership.lock().error = Some(e);
-                        shared.assignment_changed.notify_one();
-                        continue;
-                    }
-                }
-            }
-            Err(e) if e.is_connection_error() => {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-                continue;
-            }
-            Err(e) => {
-                shared.membership.lock().error = Some(e);
-                shared.assignment_changed.notify_one();
-                continue;
-            }
-        };
-        backoff = Duration::from_millis(50);
-        let target = to_set(&answer.assignment);
-        let changed = {
-            let mut membership = shared.membership.lock();
-            membership.member_id = answer.member_id;
-            membership.epoch = answer.member_epoch;
-            let changed = membership.target != target;
-            membership.target = target;
-            changed
-        };
-        if changed {
+        if beat(&client, &config, &shared).await {
+            backoff = FIRST_BACKOFF;
+        } else {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
+/// One heartbeat (or re-join), its answer taken as the membership. A
+/// refusal is handed to the consumer's next poll; a lost connection
+/// answers `false` (the caller backs off and tries again).
+async fn beat(client: &Client, config: &GroupConfig, shared: &Shared) -> bool {
+    match heartbeat_or_rejoin(client, config, shared).await {
+        Ok(Some(answer)) => apply_answer(shared, answer),
+        Ok(None) => {}
+        Err(e @ ClientError::Disconnected { .. }) => {
+            tracing::debug!(group = %config.group, error = %e, "heartbeat lost; trying again");
+            return false;
+        }
+        Err(e) => {
+            shared.membership.lock().error = Some(e);
             shared.assignment_changed.notify_one();
         }
     }
+    true
+}
+
+/// Takes the broker's answer (to a join or heartbeat) as the membership,
+/// waking the consumer if its assignment changed.
+fn apply_answer(shared: &Shared, answer: GroupAssignmentResponse) {
+    let target = to_set(&answer.assignment);
+    let changed = {
+        let mut membership = shared.membership.lock();
+        membership.member_id = answer.member_id;
+        membership.epoch = answer.member_epoch;
+        let changed = membership.target != target;
+        membership.target = target;
+        changed
+    };
+    if changed {
+        shared.assignment_changed.notify_one();
+    }
+}
+
+/// Resolves once the client has made a new connection after losing one
+/// (never, if the client is gone).
+async fn reconnected(state: &mut watch::Receiver<ConnectionState>) {
+    let before = state.borrow_and_update().reconnects();
+    while state.changed().await.is_ok() {
+        if state.borrow_and_update().reconnects() > before {
+            return;
+        }
+    }
+    std::future::pending().await
+}
+
+/// One heartbeat and its answer; if the broker no longer knows this
+/// member, a re-join instead (which applies its own answer: `None`).
+async fn heartbeat_or_rejoin(
+    client: &Client,
+    config: &GroupConfig,
+    shared: &Shared,
+) -> Result<Option<GroupAssignmentResponse>> {
+    let (member_id, epoch, owned) = {
+        let membership = shared.membership.lock();
+        let owned = membership.owned.iter();
+        let owned = owned.map(|(topic, partition)| TopicPartition {
+            topic: topic.clone(),
+            partition: *partition,
+        });
+        (
+            membership.member_id.clone(),
+            membership.epoch,
+            owned.collect(),
+        )
+    };
+    let request = HeartbeatRequest {
+        group: config.group.clone(),
+        member_id: member_id.clone(),
+        member_epoch: epoch,
+        owned,
+    };
+    match client.call(&request).await {
+        Err(e) if is_membership_lost(&e) => {
+            tracing::info!(group = %config.group, error = %e, "heartbeat refused");
+            rejoin(client, config, shared, &member_id)
+                .await
+                .map(|()| None)
+        }
+        other => other.map(Some),
+    }
+}
+
+/// Joins again (offering `lost`, the id the broker refused; it may hand
+/// out a new one) and takes the answer as the membership, unless another
+/// caller already re-joined in place of `lost`.
+async fn rejoin(client: &Client, config: &GroupConfig, shared: &Shared, lost: &str) -> Result<()> {
+    let _one_at_a_time = shared.rejoining.lock().await;
+    if shared.membership.lock().member_id != lost {
+        return Ok(());
+    }
+    tracing::info!(group = %config.group, member = %lost, "re-joining the group");
+    let answer = client.call(&join_request(config, lost)).await?;
+    apply_answer(shared, answer);
+    Ok(())
 }

@@ -2,7 +2,53 @@
 //! typed admin API), [`Producer`] (batching, pipelined, acks per record),
 //! [`Consumer`] (explicit partitions, long polling), [`GroupConsumer`]
 //! (consumer groups) and [`QueueConsumer`] (pushed deliveries, acks).
-//! Wire-level access is in [`wire`]. Depends on the protocol crate only.
+//! Depends on the protocol crate only.
+//!
+//! Everything a user needs is here, typed: configs ([`TopicConfig`] with
+//! its [`FsyncPolicy`], [`QueueConfig`], [`GroupConfig`] with its
+//! [`Assignor`] and [`OffsetReset`], [`ProducerConfig`] with its [`Acks`],
+//! [`ConsumerConfig`], [`ClientOptions`]), the admin answers
+//! ([`TopicDescription`], [`GroupDescription`], [`QueueDescription`],
+//! [`CommittedOffset`], ...) and errors ([`ClientError`], whose
+//! [`ClientError::code`] is the broker's [`ErrorCode`]). Wire messages
+//! appear only in [`wire`], the low-level module behind [`Client::wire`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ferry_client::ClientError> {
+//! use ferry_client::{Client, FsyncPolicy, TopicConfig};
+//! let client = Client::connect("127.0.0.1:7171").await?;
+//! let config = TopicConfig { partitions: 3, fsync: Some(FsyncPolicy::IntervalMs(100)), ..TopicConfig::default() };
+//! client.create_topic_with("orders", &config).await?;
+//! for partition in client.describe_topic("orders").await?.partitions {
+//!     println!("{}: {}..{}", partition.partition, partition.start_offset, partition.end_offset);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Broker restarts
+//!
+//! Clients ride through a broker restart. A lost connection is made again
+//! following [`ReconnectPolicy`] (capped exponential backoff with jitter;
+//! by default it keeps trying, while the *first* [`Client::connect`] gives
+//! up after 5 s so a wrong address fails). State changes are logged through
+//! `tracing` and observable with [`Client::connection_state`].
+//!
+//! - [`Consumer`] resumes every partition at its next offset: nothing
+//!   skipped, nothing repeated.
+//! - [`GroupConsumer`] re-joins the group as soon as it has reconnected
+//!   (offering its member id; the broker may hand out a new one). Partitions
+//!   it still owns continue
+//!   from its own position; partitions granted anew start at the group's
+//!   committed offset, so records handed out but not committed may come
+//!   again (at-least-once), none is skipped.
+//! - [`QueueConsumer`] opens a new connection and subscribes again; its
+//!   unacked deliveries come back by redelivery. Settling a delivery from
+//!   the lost connection fails with [`ClientError::StaleDelivery`].
+//! - [`Producer`] sends what it has not sent yet on the new connection; a
+//!   batch whose answer was lost fails with [`ClientError::Disconnected`]
+//!   unless [`ProducerConfig::resend_after_disconnect`] is set.
+//!
+//! When the deadline passes, calls fail with [`ClientError::Unreachable`].
 
 #![deny(missing_docs)]
 
@@ -15,20 +61,27 @@ mod group;
 mod options;
 mod producer;
 mod queue;
+mod reconnect;
 mod record;
 mod seek;
 pub mod wire;
 
-pub use admin::{BrokerStatus, QueueConfig, QueueId, StartFrom};
+pub use admin::{
+    BrokerStatus, CommittedOffset, FsyncPolicy, GroupDescription, GroupInfo, GroupPartitionInfo,
+    GroupState, MemberInfo, PartitionInfo, QueueConfig, QueueConsumerInfo, QueueDescription,
+    QueueId, StartFrom, TopicConfig, TopicDescription, TopicInfo,
+};
 pub use client::Client;
 pub use connection::BrokerInfo;
 pub use consumer::{Consumer, ConsumerConfig};
 pub use error::{ClientError, Result};
-pub use ferry_protocol::messages::{Acks, TopicConfig};
+pub use ferry_protocol::batch::RecordHeader;
+pub use ferry_protocol::messages::Acks;
 pub use ferry_protocol::ErrorCode;
 pub use group::{Assignor, GroupConfig, GroupConsumer};
-pub use options::ClientOptions;
+pub use options::{ClientOptions, ReconnectPolicy};
 pub use producer::{Callback, Producer, ProducerConfig};
 pub use queue::{Delivery, QueueConsumer};
+pub use reconnect::ConnectionState;
 pub use record::{now_ms, partition_for_key, ConsumerRecord, ProducerRecord, RecordMetadata};
-pub use seek::SeekTo;
+pub use seek::{OffsetReset, SeekTo};

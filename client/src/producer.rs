@@ -4,6 +4,10 @@
 //! queued up meanwhile rides along). Keyed records go to
 //! `partition_for_key`; keyless ones stick to one partition per batch and
 //! move round robin to the next when it is sent.
+//!
+//! While the broker is away, batches wait for the client to reconnect (see
+//! [`crate::ReconnectPolicy`]); a batch whose answer was lost with the
+//! connection fails, or with `resend_after_disconnect` is sent again.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -41,6 +45,14 @@ pub struct ProducerConfig {
     pub queue_records: usize,
     /// Produce requests in flight at once.
     pub max_in_flight: usize,
+    /// Send a batch again, on a new connection, if the connection it went
+    /// out on was lost before the broker answered (e.g. the broker
+    /// restarted). Off by default: the send fails with
+    /// [`ClientError::Disconnected`], since the broker may have stored the
+    /// batch already. On, a send is at-least-once: a batch the broker
+    /// stored but could not answer (a crash) is stored twice, and a resent
+    /// batch may land after a later batch of the same partition.
+    pub resend_after_disconnect: bool,
 }
 
 impl Default for ProducerConfig {
@@ -51,6 +63,7 @@ impl Default for ProducerConfig {
             batch_bytes: 256 * 1024,
             queue_records: 100_000,
             max_in_flight: 64,
+            resend_after_disconnect: false,
         }
     }
 }
@@ -113,9 +126,11 @@ impl Producer {
     ) -> Result<Producer> {
         let partitions = client.partition_count(topic).await?;
         if partitions == 0 {
-            return Err(ClientError::InvalidArgument(format!(
-                "topic {topic} has no partitions"
-            )));
+            return Err(ClientError::NoSuchPartition {
+                topic: topic.to_string(),
+                partition: 0,
+                partitions,
+            });
         }
         let max_batch = client
             .connection()
@@ -162,15 +177,9 @@ impl Producer {
         let tx = self.tx.clone();
         async move {
             if let Some(command) = waiting {
-                tx.send(command)
-                    .await
-                    .map_err(|_| ClientError::Disconnected("producer closed".into()))?;
+                tx.send(command).await.map_err(|_| closed())?;
             }
-            answer.await.map_err(|_| {
-                ClientError::Disconnected(
-                    "producer stopped before the record was acknowledged".into(),
-                )
-            })?
+            answer.await.map_err(|_| closed())?
         }
     }
 
@@ -200,7 +209,7 @@ impl Producer {
         self.tx
             .send(Command::Send(record, Reply::Callback(callback)))
             .await
-            .map_err(|_| ClientError::Disconnected("producer closed".into()))
+            .map_err(|_| closed())
     }
 
     /// Sends every queued record now and waits until all are acknowledged.
@@ -209,9 +218,8 @@ impl Producer {
         self.tx
             .send(Command::Flush(tx))
             .await
-            .map_err(|_| ClientError::Disconnected("producer closed".into()))?;
-        rx.await
-            .map_err(|_| ClientError::Disconnected("producer stopped".into()))
+            .map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())
     }
 }
 
@@ -297,10 +305,11 @@ impl Accumulator {
         let partition = match (record.partition, &record.key) {
             (Some(p), _) if p < self.partitions => p,
             (Some(p), _) => {
-                reply.send(Err(ClientError::InvalidArgument(format!(
-                    "partition {p} does not exist ({} partitions)",
-                    self.partitions
-                ))));
+                reply.send(Err(ClientError::NoSuchPartition {
+                    topic: self.topic.clone(),
+                    partition: p,
+                    partitions: self.partitions,
+                }));
                 return;
             }
             (None, Some(key)) => partition_for_key(key, self.partitions),
@@ -309,10 +318,10 @@ impl Accumulator {
         let record = record.into_new_record(now_ms());
         let size = BatchBuilder::record_size_bytes(&record);
         if BATCH_HEADER_BYTES + size > self.max_batch_bytes {
-            reply.send(Err(ClientError::InvalidArgument(format!(
-                "record of {size} bytes exceeds the broker's max batch size of {} bytes",
-                self.max_batch_bytes
-            ))));
+            reply.send(Err(ClientError::RecordTooLarge {
+                size,
+                max: self.max_batch_bytes,
+            }));
             return;
         }
         if self
@@ -379,7 +388,14 @@ impl Accumulator {
         let bytes = batch.builder.finish();
         let replies = batch.replies;
         // Queue the request on the connection now, in partition order.
-        let request = async move { client.wire().produce(&topic, partition, bytes, acks).await };
+        let resend = self.config.resend_after_disconnect;
+        let request = async move {
+            let wire = client.wire();
+            match resend {
+                true => wire.produce_resending(&topic, partition, bytes, acks).await,
+                false => wire.produce(&topic, partition, bytes, acks).await,
+            }
+        };
         let mut request = Box::pin(request);
         let first_poll = futures::poll!(request.as_mut());
         sending.push(Box::pin(async move {
@@ -391,6 +407,11 @@ impl Accumulator {
             answer(result, partition, replies);
         }));
     }
+}
+
+/// The producer's task is gone (the runtime is shutting down).
+fn closed() -> ClientError {
+    ClientError::Closed { what: "producer" }
 }
 
 fn answer(result: Result<Option<(u64, u64)>>, partition: u32, replies: Vec<Reply>) {

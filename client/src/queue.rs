@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -22,13 +23,18 @@ use ferry_protocol::frame::Frame;
 use ferry_protocol::messages::{
     AckRequest, DeliverBatch, InProgressRequest, NackRequest, QueueSubscribeRequest, StatusResponse,
 };
+use ferry_protocol::ApiKey;
+use futures::future::BoxFuture;
 use futures::Stream;
 use prost::Message;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 
 use crate::client::Client;
 use crate::connection::Connection;
 use crate::error::{ClientError, Result};
+use crate::options::{random_u64, ClientOptions};
+use crate::reconnect::{retry_until, ConnectionState, StateReporter};
 
 /// Settles of one kind sent in one request at most.
 const SETTLE_BATCH_LIMIT: usize = 1000;
@@ -92,10 +98,11 @@ impl Delivery {
             done,
         });
         async move {
-            queued.map_err(|_| ClientError::Disconnected("queue consumer closed".into()))?;
-            answer.await.map_err(|_| {
-                ClientError::Disconnected("queue consumer closed before the answer".into())
-            })?
+            let closed = || ClientError::Closed {
+                what: "queue consumer",
+            };
+            queued.map_err(|_| closed())?;
+            answer.await.map_err(|_| closed())?
         }
     }
 
@@ -139,6 +146,14 @@ impl Delivery {
 
 /// A consumer of a queue; read deliveries as a `futures::Stream`.
 ///
+/// It rides through a broker restart: when its connection is lost it
+/// connects and subscribes again (following the client's
+/// [`crate::ReconnectPolicy`], driven by polling it), and the deliveries
+/// it had not settled come back by redelivery. Settling a delivery that
+/// came on the lost connection fails with
+/// [`ClientError::StaleDelivery`]. If the policy gives up, the stream
+/// yields that error and then ends.
+///
 /// ```no_run
 /// # async fn demo() -> Result<(), ferry_client::ClientError> {
 /// use futures::StreamExt;
@@ -153,13 +168,38 @@ impl Delivery {
 /// # Ok(()) }
 /// ```
 pub struct QueueConsumer {
-    pushes: mpsc::UnboundedReceiver<Frame>,
-    settle: mpsc::UnboundedSender<Settle>,
+    target: Arc<Target>,
+    link: Link,
     buffer: VecDeque<Delivery>,
-    subscription_id: u64,
-    connection: Arc<Connection>,
+    /// Connecting and subscribing again after the link was lost.
+    reconnecting: Option<BoxFuture<'static, Result<Link>>>,
+    /// Gave up reconnecting: the stream has ended.
+    ended: bool,
+    reconnects: u64,
+}
+
+/// What a (re)subscription needs: where, what, and with how much credit.
+struct Target {
+    addr: String,
+    options: ClientOptions,
     topic: String,
     queue: String,
+    /// The latest prefetch asked for; a new subscription uses it.
+    prefetch: AtomicU32,
+    state: Arc<StateReporter>,
+}
+
+/// One connection and the subscription on it.
+struct Link {
+    connection: Arc<Connection>,
+    pushes: mpsc::UnboundedReceiver<Frame>,
+    /// Settles of this link's deliveries; its loop answers
+    /// `StaleDelivery` once the connection is gone.
+    settle: mpsc::UnboundedSender<Settle>,
+    subscription_id: u64,
+    /// The prefetch it subscribed with.
+    prefetch: u32,
+    opened_at: Instant,
 }
 
 impl QueueConsumer {
@@ -170,60 +210,61 @@ impl QueueConsumer {
         queue: &str,
         prefetch: u32,
     ) -> Result<QueueConsumer> {
-        let (push_tx, pushes) = mpsc::unbounded_channel();
-        let options = client.options();
-        let connection = Arc::new(
-            Connection::connect(
-                client.addr(),
-                &options.client_id,
-                options.connect_timeout,
-                Some(push_tx),
-            )
-            .await?,
-        );
-        let request = QueueSubscribeRequest {
+        // Not observable before it is connected.
+        let connected = ConnectionState::Connected { reconnects: 0 };
+        let target = Arc::new(Target {
+            addr: client.addr().to_string(),
+            options: client.options().clone(),
             topic: topic.to_string(),
             queue: queue.to_string(),
-            prefetch,
-            subscription_id: 0,
-        };
-        let answer = connection.call(&request).await?;
-        let (settle, settles) = mpsc::unbounded_channel();
-        tokio::spawn(settle_loop(
-            connection.clone(),
-            topic.to_string(),
-            queue.to_string(),
-            settles,
-        ));
+            prefetch: AtomicU32::new(prefetch),
+            state: Arc::new(StateReporter::new(client.addr(), connected)),
+        });
+        let options = &target.options;
+        let deadline = options.first_connect_deadline.map(|d| Instant::now() + d);
+        let link = retry_until(&target.addr, &options.reconnect, deadline, None, || {
+            open_link(&target)
+        })
+        .await?;
+        target.state.watch_closing(link.connection.closed_token());
         Ok(QueueConsumer {
-            pushes,
-            settle,
+            target,
+            link,
             buffer: VecDeque::new(),
-            subscription_id: answer.subscription_id,
-            connection,
-            topic: topic.to_string(),
-            queue: queue.to_string(),
+            reconnecting: None,
+            ended: false,
+            reconnects: 0,
         })
     }
 
     /// Changes how many unacknowledged deliveries the broker may push; 0
-    /// pauses (what is in flight stays yours until settled).
+    /// pauses (what is in flight stays yours until settled). While the
+    /// consumer is reconnecting, the new subscription gets it.
     pub async fn set_prefetch(&self, prefetch: u32) -> Result<()> {
-        let request = QueueSubscribeRequest {
-            topic: self.topic.clone(),
-            queue: self.queue.clone(),
-            prefetch,
-            subscription_id: self.subscription_id,
-        };
-        self.connection.call(&request).await.map(drop)
+        self.target.prefetch.store(prefetch, Ordering::Release);
+        let connection = &self.link.connection;
+        if self.reconnecting.is_some() || connection.is_closed() {
+            return Ok(());
+        }
+        match update_prefetch(&self.target, connection, self.link.subscription_id).await {
+            Err(error) if error.is_connection_error() && connection.is_closed() => Ok(()),
+            other => other,
+        }
     }
 
-    /// The broker's id of this subscription.
+    /// The broker's id of this subscription (a new one after a reconnect).
     pub fn subscription_id(&self) -> u64 {
-        self.subscription_id
+        self.link.subscription_id
     }
 
-    /// The next delivery, or `None` once the connection is gone.
+    /// Watches the state of this consumer's own connection (see
+    /// [`Client::connection_state`]).
+    pub fn connection_state(&self) -> watch::Receiver<ConnectionState> {
+        self.target.state.subscribe()
+    }
+
+    /// The next delivery; `None` once the consumer gave up reconnecting
+    /// (after yielding the error).
     pub async fn recv(&mut self) -> Option<Result<Delivery>> {
         futures::StreamExt::next(self).await
     }
@@ -236,9 +277,51 @@ impl QueueConsumer {
             .flatten()
     }
 
+    /// The link was lost: connect and subscribe again, in the background
+    /// of `poll_next`, until the reconnect policy's deadline.
+    fn start_reconnecting(&mut self) {
+        let target = self.target.clone();
+        let died_young = self.link.opened_at.elapsed() < target.options.reconnect.max_backoff;
+        let lost_at = Instant::now();
+        self.reconnecting = Some(Box::pin(async move {
+            let policy = &target.options.reconnect;
+            if died_young {
+                tokio::time::sleep(policy.jittered(1, random_u64())).await;
+            }
+            let deadline = policy.deadline.map(|d| lost_at + d);
+            let reporter = Some(&*target.state);
+            retry_until(&target.addr, policy, deadline, reporter, || {
+                open_link(&target)
+            })
+            .await
+        }));
+    }
+
+    /// A new link replaces the lost one; a prefetch asked for while it was
+    /// being made is applied now.
+    fn install(&mut self, link: Link) {
+        self.link = link;
+        self.reconnects += 1;
+        let state = &self.target.state;
+        state.set(ConnectionState::Connected {
+            reconnects: self.reconnects,
+        });
+        state.watch_closing(self.link.connection.closed_token());
+        if self.target.prefetch.load(Ordering::Acquire) != self.link.prefetch {
+            let (target, connection) = (self.target.clone(), self.link.connection.clone());
+            let id = self.link.subscription_id;
+            tokio::spawn(async move {
+                let _ = update_prefetch(&target, &connection, id).await;
+            });
+        }
+    }
+
     fn unpack(&mut self, frame: Frame) -> Result<()> {
-        let batch = DeliverBatch::decode(frame.body)
-            .map_err(|e| ClientError::Disconnected(format!("undecodable delivery: {e}")))?;
+        let batch =
+            DeliverBatch::decode(frame.body).map_err(|source| ClientError::UndecodableFrame {
+                api: ApiKey::Deliver,
+                source,
+            })?;
         for d in batch.deliveries {
             self.buffer.push_back(Delivery {
                 topic: batch.topic.clone(),
@@ -258,11 +341,61 @@ impl QueueConsumer {
                         value: h.value,
                     })
                     .collect(),
-                settle: self.settle.clone(),
+                settle: self.link.settle.clone(),
             });
         }
         Ok(())
     }
+}
+
+/// Connects and subscribes with the latest prefetch; starts the link's
+/// settle loop.
+async fn open_link(target: &Target) -> Result<Link> {
+    let (push_tx, pushes) = mpsc::unbounded_channel();
+    let options = &target.options;
+    let connection = Arc::new(
+        Connection::connect(
+            &target.addr,
+            &options.client_id,
+            options.connect_timeout,
+            Some(push_tx),
+        )
+        .await?,
+    );
+    let prefetch = target.prefetch.load(Ordering::Acquire);
+    let request = QueueSubscribeRequest {
+        topic: target.topic.clone(),
+        queue: target.queue.clone(),
+        prefetch,
+        subscription_id: 0,
+    };
+    let answer = connection.call(&request).await?;
+    let (settle, settles) = mpsc::unbounded_channel();
+    tokio::spawn(settle_loop(
+        connection.clone(),
+        target.topic.clone(),
+        target.queue.clone(),
+        settles,
+    ));
+    Ok(Link {
+        connection,
+        pushes,
+        settle,
+        subscription_id: answer.subscription_id,
+        prefetch,
+        opened_at: Instant::now(),
+    })
+}
+
+/// Sends the latest prefetch for subscription `id` on `connection`.
+async fn update_prefetch(target: &Target, connection: &Connection, id: u64) -> Result<()> {
+    let request = QueueSubscribeRequest {
+        topic: target.topic.clone(),
+        queue: target.queue.clone(),
+        prefetch: target.prefetch.load(Ordering::Acquire),
+        subscription_id: id,
+    };
+    connection.call(&request).await.map(drop)
 }
 
 impl Stream for QueueConsumer {
@@ -274,13 +407,29 @@ impl Stream for QueueConsumer {
             if let Some(delivery) = this.buffer.pop_front() {
                 return Poll::Ready(Some(Ok(delivery)));
             }
-            match this.pushes.poll_recv(cx) {
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            if let Some(reconnecting) = this.reconnecting.as_mut() {
+                let result = std::task::ready!(reconnecting.as_mut().poll(cx));
+                this.reconnecting = None;
+                match result {
+                    Ok(link) => this.install(link),
+                    Err(error) => {
+                        this.ended = true;
+                        return Poll::Ready(Some(Err(error)));
+                    }
+                }
+                continue;
+            }
+            match this.link.pushes.poll_recv(cx) {
                 Poll::Ready(Some(frame)) => {
                     if let Err(error) = this.unpack(frame) {
                         return Poll::Ready(Some(Err(error)));
                     }
                 }
-                Poll::Ready(None) => return Poll::Ready(None),
+                // The connection is gone (its reader dropped the sender).
+                Poll::Ready(None) => this.start_reconnecting(),
                 Poll::Pending => return Poll::Pending,
             }
         }
@@ -288,7 +437,8 @@ impl Stream for QueueConsumer {
 }
 
 /// Sends queued settles in batches: everything queued since the last send,
-/// one request per kind.
+/// one request per kind. Once `connection` is gone, answers every settle
+/// with `StaleDelivery`.
 async fn settle_loop(
     connection: Arc<Connection>,
     topic: String,
@@ -302,6 +452,17 @@ async fn settle_loop(
                 Ok(settle) => pending.push(settle),
                 Err(_) => break,
             }
+        }
+        if connection.is_closed() {
+            // Never sent on another connection: after a broker restart the
+            // same id names another delivery.
+            for settle in pending {
+                let stale = ClientError::StaleDelivery {
+                    delivery_id: settle.delivery_id,
+                };
+                let _ = settle.done.send(Err(stale));
+            }
+            continue;
         }
         pending.sort_by_key(|s| s.kind);
         let mut groups: Vec<Vec<Settle>> = Vec::new();

@@ -18,6 +18,7 @@ use ferry_protocol::messages::{FetchRequest, FetchResponse, ProduceRequest};
 pub use ferry_protocol::{Api, ApiKey};
 
 use crate::client::Client;
+use crate::connection::Connection;
 use crate::error::Result;
 use crate::Acks;
 
@@ -38,7 +39,10 @@ impl<'a> Wire<'a> {
     }
 
     /// Appends encoded batches to a partition. Returns (base, last) offsets,
-    /// or `None` with `Acks::None`.
+    /// or `None` with `Acks::None`. Not resent: if the connection is lost
+    /// before the answer, this fails with
+    /// [`crate::ClientError::Disconnected`] (the batch may or may not be
+    /// stored).
     pub async fn produce(
         &self,
         topic: &str,
@@ -46,23 +50,56 @@ impl<'a> Wire<'a> {
         records: Bytes,
         acks: Acks,
     ) -> Result<Option<(u64, u64)>> {
-        let request = ProduceRequest {
-            topic: topic.to_string(),
-            partition,
-            acks: acks as u32,
-            records: Bytes::new(),
-        };
         let connection = self.client.connection().await?;
-        if acks == Acks::None {
-            connection.send_only(&request, Some(records)).await?;
-            return Ok(None);
+        produce_on(&connection, topic, partition, records, acks).await
+    }
+
+    /// Like [`Wire::produce`], but sent again on a new connection for as
+    /// long as the one it went out on was lost before the answer (bounded
+    /// by the client's reconnect policy): at-least-once, a resent batch
+    /// may be stored twice.
+    pub(crate) async fn produce_resending(
+        &self,
+        topic: &str,
+        partition: u32,
+        records: Bytes,
+        acks: Acks,
+    ) -> Result<Option<(u64, u64)>> {
+        loop {
+            let connection = self.client.connection().await?;
+            match produce_on(&connection, topic, partition, records.clone(), acks).await {
+                Err(error) if error.is_connection_error() && connection.is_closed() => {
+                    tracing::info!(topic, partition, %error, "sending the batch again");
+                }
+                other => return other,
+            }
         }
-        let response = connection.call_with_tail(&request, Some(records)).await?;
-        Ok(Some((response.base_offset, response.last_offset)))
     }
 
     /// One fetch (long-polling if the request asks to).
     pub async fn fetch(&self, request: &FetchRequest) -> Result<FetchResponse> {
         self.client.call(request).await
     }
+}
+
+/// One produce request on `connection`.
+async fn produce_on(
+    connection: &Connection,
+    topic: &str,
+    partition: u32,
+    records: Bytes,
+    acks: Acks,
+) -> Result<Option<(u64, u64)>> {
+    let request = ProduceRequest {
+        topic: topic.to_string(),
+        partition,
+        acks: acks as u32,
+        records: Bytes::new(),
+    };
+    if acks == Acks::None {
+        connection.send_only(&request, Some(records)).await?;
+        return Ok(None);
+    }
+    let response = connection.call_with_tail(&request, Some(records)).await?;
+    Ok(Some((response.base_offset, response.last_offset)))
 }

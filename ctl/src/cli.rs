@@ -3,7 +3,7 @@
 //! Only parsing lives here; each subcommand's module does the work.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use ferry_client::{Acks, SeekTo};
+use ferry_client::{Acks, FsyncPolicy, SeekTo};
 
 #[derive(Parser)]
 #[command(
@@ -23,6 +23,12 @@ pub struct Cli {
     /// Print one machine-readable JSON document.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Once connected, how long to keep trying to reconnect after losing
+    /// the broker before failing (default: keep trying, so consume and
+    /// produce ride through a broker restart). The first connection is
+    /// tried for 5 s.
+    #[arg(long, global = true, value_name = "MS")]
+    pub reconnect_timeout_ms: Option<u64>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -33,8 +39,18 @@ pub enum Command {
     #[command(subcommand)]
     Topic(TopicCommand),
     /// Produce one message per line of standard input.
+    ///
+    /// Rides through a broker restart: a batch whose answer was lost is
+    /// sent again on the new connection (after a crash, rather than a clean
+    /// restart, it may then be stored twice). A run that fails part-way
+    /// says how many records were acknowledged and exits 1.
     Produce(ProduceArgs),
     /// Print messages, one per line.
+    ///
+    /// Rides through a broker restart: partitions resume at their next
+    /// offset, a group member re-joins (records printed but not committed
+    /// may be printed again), a queue consumer subscribes again (unacked
+    /// messages are delivered again).
     Consume(ConsumeArgs),
     /// List, describe, reset and delete consumer groups.
     #[command(subcommand)]
@@ -114,7 +130,7 @@ pub enum TopicCommand {
         segment_bytes: Option<u64>,
         /// always, never, or an fsync interval in ms.
         #[arg(long)]
-        fsync: Option<String>,
+        fsync: Option<FsyncPolicy>,
     },
     List,
     Describe {

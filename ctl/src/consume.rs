@@ -1,6 +1,7 @@
 //! `ferryctl consume TOPIC` without `--group` or `--queue`: reads the
 //! topic (or one partition) from `--from` and prints each record, until
-//! `--count` records or `--timeout-ms` without any.
+//! `--count` records or `--timeout-ms` without any. Across a broker
+//! restart it waits for the broker and resumes at the next offset.
 
 use std::io::Write;
 use std::time::Duration;

@@ -1,20 +1,22 @@
 //! `ferryctl consume TOPIC --group G`: consumes as a member of a consumer
 //! group, committing what it printed every second and when it leaves.
+//! Across a broker restart the member re-joins; records printed but not
+//! yet committed may be printed again.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
-use ferry_client::{Client, ConsumerRecord, GroupConfig, GroupConsumer, SeekTo};
+use ferry_client::{Client, ConsumerRecord, GroupConfig, GroupConsumer, OffsetReset, SeekTo};
 
 use crate::cli::{ConsumeArgs, Format};
-use crate::error::CliResult;
+use crate::error::{CliError, CliResult};
 use crate::output::print_record;
 
 /// Consumes as a group member; commits every second and on exit.
 pub async fn run(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResult {
     let timeout = args.timeout_ms.map(Duration::from_millis);
-    let mut consumer = GroupConsumer::join(&client, group_config(&args, timeout)).await?;
+    let mut consumer = GroupConsumer::join(&client, group_config(&args, timeout)?).await?;
     let format = args.record_format(json_lines);
     let mut printed: u64 = 0;
     let mut last_record = tokio::time::Instant::now();
@@ -43,18 +45,27 @@ pub async fn run(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResu
 }
 
 /// The membership: auto-commit every second, `--from` for partitions
-/// the group has no offset for, polls no longer than `--timeout-ms`.
-fn group_config(args: &ConsumeArgs, timeout: Option<Duration>) -> GroupConfig {
+/// the group has no offset for (earliest or latest: a group has no
+/// single offset or time to start every partition at), polls no longer
+/// than `--timeout-ms`.
+fn group_config(args: &ConsumeArgs, timeout: Option<Duration>) -> Result<GroupConfig, CliError> {
     let group = args.group.clone().unwrap_or_default();
     let mut config = GroupConfig::new(&group, &[args.topic.as_str()]);
     config.auto_commit_interval_ms = Some(1000);
     config.session_timeout_ms = args.session_timeout_ms;
     config.offset_reset = match args.from {
-        SeekTo::Latest => SeekTo::Latest,
-        _ => SeekTo::Earliest,
+        SeekTo::Earliest => OffsetReset::Earliest,
+        SeekTo::Latest => OffsetReset::Latest,
+        other => {
+            return Err(CliError::InvalidValue {
+                flag: "--from",
+                value: other.to_string(),
+                expected: "earliest or latest with --group",
+            })
+        }
     };
     config.consumer.max_wait_ms = timeout.map_or(500, |t| t.as_millis().clamp(1, 500) as u32);
-    config
+    Ok(config)
 }
 
 /// Prints `records` until `printed` reaches `count`, and returns, for each
@@ -64,7 +75,7 @@ fn print_up_to(
     format: Format,
     count: Option<u64>,
     printed: &mut u64,
-) -> Result<BTreeMap<(String, u32), u64>, crate::error::CliError> {
+) -> Result<BTreeMap<(String, u32), u64>, CliError> {
     let mut unprinted: BTreeMap<(String, u32), u64> = BTreeMap::new();
     let mut out = std::io::stdout().lock();
     for record in records {

@@ -1,6 +1,8 @@
 //! `ferryctl consume TOPIC --queue Q`: one of the queue's competing
 //! consumers. Each printed message is acked (or, with `--nack`, rejected);
 //! messages delivered past `--count` go back to the queue unprinted.
+//! Across a broker restart it subscribes again; messages whose settle was
+//! lost with the connection are delivered again (and printed again).
 
 use std::io::Write;
 use std::time::Duration;
@@ -9,7 +11,7 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 
-use ferry_client::{Client, ConsumerRecord, Delivery, QueueConsumer};
+use ferry_client::{Client, ClientError, ConsumerRecord, Delivery, QueueConsumer};
 
 use crate::cli::ConsumeArgs;
 use crate::error::CliResult;
@@ -26,6 +28,7 @@ pub async fn run(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResu
         args.prefetch.min(n.clamp(1, u64::from(u32::MAX)) as u32)
     });
     let mut consumer = QueueConsumer::subscribe(&client, &args.topic, &queue, prefetch).await?;
+    crate::connection::report_reconnects(consumer.connection_state(), client.addr().to_string());
     let format = args.record_format(json_lines);
     let idle = args
         .timeout_ms
@@ -80,7 +83,12 @@ async fn finish(consumer: &mut QueueConsumer, mut settles: FuturesUnordered<Sett
         settles.push(extra.nack(true).boxed());
     }
     while let Some(result) = settles.next().await {
-        result?;
+        match result {
+            // Settles of deliveries from a connection that was lost: the
+            // broker puts those messages back and delivers them again.
+            Err(ClientError::StaleDelivery { .. } | ClientError::Disconnected { .. }) => {}
+            other => other?,
+        }
     }
     Ok(())
 }

@@ -1,18 +1,57 @@
 //! `CliError`, the one error type of every subcommand, and the exit code
-//! each failure maps to. Argument errors never get here: clap prints them
-//! and exits 2 itself.
+//! each failure maps to. Argument errors clap can see never get here: clap
+//! prints them and exits 2 itself.
 
 use ferry_client::ClientError;
+use thiserror::Error;
 
 /// Why a subcommand failed.
-#[derive(Debug)]
+#[derive(Debug, Error)]
 pub enum CliError {
     /// The broker refused the request or could not be reached.
-    Client(ClientError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
     /// Reading standard input or writing standard output failed.
-    Io(std::io::Error),
-    /// The arguments parsed but make no sense together.
-    Usage(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A flag's value that parsed but makes no sense here.
+    #[error("{flag} takes {expected}, not {value:?}")]
+    InvalidValue {
+        /// The flag, e.g. `--from`.
+        flag: &'static str,
+        /// What it was given.
+        value: String,
+        /// What it takes.
+        expected: &'static str,
+    },
+    /// `topic create --partitions 0`.
+    #[error("--partitions must be at least 1")]
+    NoPartitions,
+    /// `produce --partition` beyond the topic's partitions.
+    #[error("topic {topic} has no partition {partition} ({partitions} partitions)")]
+    NoSuchPartition {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: u32,
+        /// How many it has.
+        partitions: u32,
+    },
+    /// `produce` could not wait for its acks (its bookkeeping was closed).
+    #[error("waiting for acknowledgements failed: {0}")]
+    AckTracking(#[from] tokio::sync::AcquireError),
+    /// `produce` failed part-way: how many of the records it sent the
+    /// broker acknowledged before the failure.
+    #[error("{error} ({acknowledged} of {sent} records acknowledged)")]
+    Produce {
+        /// The first failure.
+        #[source]
+        error: ClientError,
+        /// Records acknowledged.
+        acknowledged: u64,
+        /// Records sent (handed to the producer).
+        sent: u64,
+    },
 }
 
 /// What every subcommand returns.
@@ -33,27 +72,5 @@ impl CliError {
     /// before a subcommand runs).
     pub fn exit_code(&self) -> i32 {
         1
-    }
-}
-
-impl std::fmt::Display for CliError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CliError::Client(e) => write!(f, "{e}"),
-            CliError::Io(e) => write!(f, "{e}"),
-            CliError::Usage(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl From<ClientError> for CliError {
-    fn from(e: ClientError) -> Self {
-        CliError::Client(e)
-    }
-}
-
-impl From<std::io::Error> for CliError {
-    fn from(e: std::io::Error) -> Self {
-        CliError::Io(e)
     }
 }

@@ -1,8 +1,7 @@
 //! `ferryctl group`: list, describe, reset the offsets of and delete
 //! consumer groups. (Consuming as a member is `consume_group`.)
 
-use ferry_client::{Client, SeekTo};
-use ferry_protocol::messages::DescribeGroupResponse;
+use ferry_client::{Client, GroupDescription, SeekTo};
 use serde_json::json;
 
 use crate::cli::GroupCommand;
@@ -26,13 +25,13 @@ async fn list(client: &Client, json_output: bool) -> CliResult {
     if json_output {
         let list: Vec<_> = groups
             .iter()
-            .map(|g| json!({"group": g.group, "state": g.state, "members": g.members}))
+            .map(|g| json!({"group": g.group, "state": g.state.as_str(), "members": g.members}))
             .collect();
         return print_json(json!({ "groups": list }));
     }
     let rows: Vec<Vec<String>> = groups
         .iter()
-        .map(|g| vec![g.group.clone(), g.state.clone(), g.members.to_string()])
+        .map(|g| vec![g.group.clone(), g.state.to_string(), g.members.to_string()])
         .collect();
     print_table(&["GROUP", "STATE", "MEMBERS"], &rows)
 }
@@ -47,7 +46,7 @@ async fn describe(client: &Client, group: &str, json_output: bool) -> CliResult 
         described.group,
         described.state,
         described.group_epoch,
-        described.assignor,
+        described.assignor.name(),
         described.members.len()
     );
     let rows: Vec<Vec<String>> = described
@@ -60,11 +59,7 @@ async fn describe(client: &Client, group: &str, json_output: bool) -> CliResult 
                 p.committed.map_or("-".into(), |c| c.to_string()),
                 p.end_offset.to_string(),
                 p.lag.to_string(),
-                if p.member_id.is_empty() {
-                    "-".into()
-                } else {
-                    p.member_id.clone()
-                },
+                p.member_id.clone().unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
@@ -76,7 +71,7 @@ async fn describe(client: &Client, group: &str, json_output: bool) -> CliResult 
 
 /// `group describe --json`: the group, its members and their assignments,
 /// and every partition's committed offset and lag.
-fn describe_json(described: &DescribeGroupResponse) -> serde_json::Value {
+fn describe_json(described: &GroupDescription) -> serde_json::Value {
     let members: Vec<_> = described
         .members
         .iter()
@@ -84,7 +79,7 @@ fn describe_json(described: &DescribeGroupResponse) -> serde_json::Value {
             let partitions: Vec<_> = m
                 .assignment
                 .iter()
-                .map(|tp| json!({"topic": tp.topic, "partition": tp.partition}))
+                .map(|(topic, partition)| json!({"topic": topic, "partition": partition}))
                 .collect();
             json!({
                 "member_id": m.member_id,
@@ -105,15 +100,15 @@ fn describe_json(described: &DescribeGroupResponse) -> serde_json::Value {
                 "committed": p.committed,
                 "end_offset": p.end_offset,
                 "lag": p.lag,
-                "member_id": if p.member_id.is_empty() { None } else { Some(&p.member_id) },
+                "member_id": p.member_id,
             })
         })
         .collect();
     json!({
         "group": described.group,
-        "state": described.state,
+        "state": described.state.as_str(),
         "group_epoch": described.group_epoch,
-        "assignor": described.assignor,
+        "assignor": described.assignor.name(),
         "members": members,
         "partitions": partitions,
     })

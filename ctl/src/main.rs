@@ -4,9 +4,11 @@
 //!
 //! This file is the entry point: it parses the arguments, connects to the
 //! broker, hands the subcommand to its module and turns the result into an
-//! exit code (see `error`).
+//! exit code (see `error`). How it connects and reports reconnects is in
+//! `connection`.
 
 mod cli;
+mod connection;
 mod consume;
 mod consume_group;
 mod consume_queue;
@@ -39,7 +41,8 @@ async fn main() {
 
 /// Connects, then runs the one subcommand.
 async fn run(cli: Cli) -> CliResult {
-    let client = Client::connect(&cli.broker).await?;
+    let client = Client::connect_with(&cli.broker, connection::client_options(&cli)).await?;
+    connection::report_reconnects(client.connection_state(), cli.broker.clone());
     match cli.command {
         Command::Topic(command) => topic::run(&client, command, cli.json).await,
         Command::Produce(args) => produce::run(client, args, cli.json).await,

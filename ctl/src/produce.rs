@@ -1,7 +1,11 @@
 //! `ferryctl produce`: sends each line of standard input as one record,
-//! many in flight at once, and waits for every ack before it exits.
+//! many in flight at once, and waits for every ack before it exits. It
+//! rides through a broker restart (batches whose answer was lost are sent
+//! again); a run that fails part-way says how many records were
+//! acknowledged.
 
 use std::io::BufRead;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -16,11 +20,14 @@ use crate::output::print_json;
 /// Most records sent but not yet acked.
 const MAX_UNACKED: usize = 50_000;
 
-/// Sends stdin lines as records, many in flight; waits for every ack.
+/// Sends stdin lines as records, many in flight; waits for every ack. A
+/// failure part-way reports how many records were acknowledged.
 pub async fn run(client: Client, args: ProduceArgs, json_output: bool) -> CliResult {
     let config = ProducerConfig {
         acks: args.acks,
         linger_ms: 5,
+        // Ride through a broker restart (at-least-once; see `cli`).
+        resend_after_disconnect: true,
         ..ProducerConfig::default()
     };
     let deliver_at = match &args.deliver_at {
@@ -29,17 +36,18 @@ pub async fn run(client: Client, args: ProduceArgs, json_output: bool) -> CliRes
     };
     let producer = Producer::with_config(&client, &args.topic, config).await?;
     check_partition(&producer, &args)?;
-    let mut lines = read_stdin_lines();
     let in_flight = InFlight::new();
-    let mut sent: u64 = 0;
-    while let Some(line) = lines.recv().await {
-        let record = record_for(line?, &args, deliver_at);
-        in_flight.first_failure()?;
-        let callback = in_flight.track().await?;
-        producer.send_with_callback(record, callback).await?;
-        sent += 1;
+    let (sent, reading) = send_lines(&producer, &args, deliver_at, &in_flight).await;
+    let outcome = reading.and(in_flight.wait_for_all().await);
+    if let Err(CliError::Client(error)) = outcome {
+        let acknowledged = in_flight.acknowledged();
+        return Err(CliError::Produce {
+            error,
+            acknowledged,
+            sent,
+        });
     }
-    in_flight.wait_for_all().await?;
+    outcome?;
     if json_output {
         print_json(json!({"topic": args.topic, "produced": sent}))
     } else {
@@ -49,14 +57,40 @@ pub async fn run(client: Client, args: ProduceArgs, json_output: bool) -> CliRes
     }
 }
 
+/// Sends each line of stdin until the end or the first failure; returns
+/// how many records were sent, and why it stopped early if it did.
+async fn send_lines(
+    producer: &Producer,
+    args: &ProduceArgs,
+    deliver_at: Option<i64>,
+    in_flight: &InFlight,
+) -> (u64, CliResult) {
+    let mut lines = read_stdin_lines();
+    let mut sent: u64 = 0;
+    while let Some(line) = lines.recv().await {
+        let step = async {
+            let record = record_for(line?, args, deliver_at);
+            in_flight.first_failure()?;
+            let callback = in_flight.track().await?;
+            producer.send_with_callback(record, callback).await?;
+            CliResult::Ok(())
+        };
+        if let Err(error) = step.await {
+            return (sent, Err(error));
+        }
+        sent += 1;
+    }
+    (sent, Ok(()))
+}
+
 /// Refuses a `--partition` the topic does not have.
 fn check_partition(producer: &Producer, args: &ProduceArgs) -> CliResult {
     match args.partition {
-        Some(p) if p >= producer.partitions() => Err(CliError::Usage(format!(
-            "topic {} has no partition {p} ({} partitions)",
-            args.topic,
-            producer.partitions()
-        ))),
+        Some(partition) if partition >= producer.partitions() => Err(CliError::NoSuchPartition {
+            topic: args.topic.clone(),
+            partition,
+            partitions: producer.partitions(),
+        }),
         _ => Ok(()),
     }
 }
@@ -96,10 +130,10 @@ fn record_for(line: String, args: &ProduceArgs, deliver_at: Option<i64>) -> Prod
 
 /// Parses `--deliver-at`: milliseconds since the epoch, or `+MS` from now.
 fn parse_deliver_at(text: &str) -> Result<i64, CliError> {
-    let bad = || {
-        CliError::Usage(format!(
-            "--deliver-at takes milliseconds since the epoch or +MS, not {text:?}"
-        ))
+    let bad = || CliError::InvalidValue {
+        flag: "--deliver-at",
+        value: text.to_string(),
+        expected: "milliseconds since the epoch or +MS",
     };
     match text.strip_prefix('+') {
         Some(delay) => Ok(ferry_client::now_ms() + delay.parse::<i64>().map_err(|_| bad())?),
@@ -112,6 +146,7 @@ fn parse_deliver_at(text: &str) -> Result<i64, CliError> {
 struct InFlight {
     unacked: Arc<Semaphore>,
     failure: Arc<Mutex<Option<ClientError>>>,
+    acknowledged: Arc<AtomicU64>,
 }
 
 impl InFlight {
@@ -119,6 +154,7 @@ impl InFlight {
         InFlight {
             unacked: Arc::new(Semaphore::new(MAX_UNACKED)),
             failure: Default::default(),
+            acknowledged: Default::default(),
         }
     }
 
@@ -132,28 +168,30 @@ impl InFlight {
 
     /// Waits for room for one more record; the callback frees it on its ack.
     async fn track(&self) -> Result<Callback, CliError> {
-        let permit = self
-            .unacked
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| CliError::Usage(e.to_string()))?;
-        let failure = self.failure.clone();
+        let permit = self.unacked.clone().acquire_owned().await?;
+        let (failure, acknowledged) = (self.failure.clone(), self.acknowledged.clone());
         Ok(Box::new(move |result| {
             drop(permit);
-            if let (Err(error), Ok(mut slot)) = (result, failure.lock()) {
-                slot.get_or_insert(error);
+            match (result, failure.lock()) {
+                (Ok(_), _) => {
+                    acknowledged.fetch_add(1, Ordering::Relaxed);
+                }
+                (Err(error), Ok(mut slot)) => {
+                    slot.get_or_insert(error);
+                }
+                (Err(_), Err(_)) => {}
             }
         }))
     }
 
+    /// Records the broker acknowledged so far.
+    fn acknowledged(&self) -> u64 {
+        self.acknowledged.load(Ordering::Relaxed)
+    }
+
     /// Waits until every record is acked; fails if any ack failed.
     async fn wait_for_all(&self) -> CliResult {
-        let _all = self
-            .unacked
-            .acquire_many(MAX_UNACKED as u32)
-            .await
-            .map_err(|e| CliError::Usage(e.to_string()))?;
+        let _all = self.unacked.acquire_many(MAX_UNACKED as u32).await?;
         self.first_failure()
     }
 }

@@ -1,8 +1,7 @@
 //! `ferryctl queue`: create, list, describe and delete queues. (Consuming
 //! from a queue is `consume_queue`.)
 
-use ferry_client::{Client, QueueConfig, StartFrom};
-use ferry_protocol::messages::DescribeQueueResponse;
+use ferry_client::{Client, QueueConfig, QueueDescription, StartFrom};
 use serde_json::json;
 
 use crate::cli::QueueCommand;
@@ -40,9 +39,11 @@ fn parse_start(from: &str) -> Result<StartFrom, CliError> {
     match from {
         "latest" => Ok(StartFrom::Latest),
         "earliest" => Ok(StartFrom::Earliest),
-        other => Err(CliError::Usage(format!(
-            "--from takes earliest or latest, not {other:?}"
-        ))),
+        other => Err(CliError::InvalidValue {
+            flag: "--from",
+            value: other.to_string(),
+            expected: "earliest or latest",
+        }),
     }
 }
 
@@ -106,7 +107,7 @@ async fn describe(client: &Client, topic: &str, queue: &str, json_output: bool) 
 }
 
 /// `queue describe --json`: the queue's counts, settings and consumers.
-fn describe_json(d: &DescribeQueueResponse) -> serde_json::Value {
+fn describe_json(d: &QueueDescription) -> serde_json::Value {
     let consumers: Vec<_> = d
         .consumers
         .iter()

@@ -1,7 +1,6 @@
 //! `ferryctl topic`: create, list, describe and delete topics.
 
-use ferry_client::{Client, TopicConfig};
-use ferry_protocol::messages::DescribeTopicResponse;
+use ferry_client::{Client, TopicConfig, TopicDescription};
 use serde_json::json;
 
 use crate::cli::TopicCommand;
@@ -38,7 +37,7 @@ pub async fn run(client: &Client, command: TopicCommand, json_output: bool) -> C
 async fn create(client: &Client, name: &str, config: &TopicConfig, json_output: bool) -> CliResult {
     let partitions = config.partitions;
     if partitions == 0 {
-        return Err(CliError::Usage("--partitions must be at least 1".into()));
+        return Err(CliError::NoPartitions);
     }
     client.create_topic_with(name, config).await?;
     outcome(
@@ -79,11 +78,7 @@ async fn describe(client: &Client, name: &str, json_output: bool) -> CliResult {
                 p.end_offset.to_string(),
                 p.size_bytes.to_string(),
                 p.segments.to_string(),
-                if p.problem.is_empty() {
-                    "ok".into()
-                } else {
-                    p.problem.clone()
-                },
+                p.problem.clone().unwrap_or_else(|| "ok".into()),
             ]
         })
         .collect();
@@ -95,7 +90,7 @@ async fn describe(client: &Client, name: &str, json_output: bool) -> CliResult {
 }
 
 /// `topic describe --json`: the topic's config and every partition.
-fn describe_json(topic: DescribeTopicResponse) -> serde_json::Value {
+fn describe_json(topic: TopicDescription) -> serde_json::Value {
     let partitions: Vec<_> = topic
         .partitions
         .iter()
@@ -107,7 +102,7 @@ fn describe_json(topic: DescribeTopicResponse) -> serde_json::Value {
                 "size_bytes": p.size_bytes,
                 "segments": p.segments,
                 "durable_offset": p.durable_offset,
-                "problem": if p.problem.is_empty() { None } else { Some(&p.problem) },
+                "problem": p.problem,
             })
         })
         .collect();
@@ -118,7 +113,7 @@ fn describe_json(topic: DescribeTopicResponse) -> serde_json::Value {
             "retention_ms": config.retention_ms,
             "retention_bytes": config.retention_bytes,
             "segment_bytes": config.segment_bytes,
-            "fsync": config.fsync,
+            "fsync": config.fsync.map(|policy| policy.to_string()),
         },
         "partitions": partitions,
     })

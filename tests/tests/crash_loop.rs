@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferry_client::{
-    Client, GroupConfig, GroupConsumer, Producer, ProducerRecord, QueueConsumer, SeekTo,
+    Client, GroupConfig, GroupConsumer, OffsetReset, Producer, ProducerRecord, QueueConsumer,
 };
 use ferry_e2e::Broker;
 use rand::Rng;
@@ -45,6 +45,15 @@ struct Ledger {
 }
 
 type Shared = Arc<Mutex<Ledger>>;
+
+/// A client for one cycle's tasks: it does not reconnect once the broker
+/// is killed (the default would ride through the restart), so the tasks
+/// end with the cycle.
+async fn until_killed(addr: &str) -> Client {
+    let mut options = ferry_client::ClientOptions::default();
+    options.reconnect.deadline = Some(Duration::ZERO);
+    Client::connect_with(addr, options).await.unwrap()
+}
 
 async fn produce(client: Client, cycle: usize, ledger: Shared) {
     let Ok(producer) = Producer::new(&client, TOPIC).await else {
@@ -80,7 +89,7 @@ fn group_config() -> GroupConfig {
     let mut config = GroupConfig::new("crash-group", &[TOPIC]);
     config.auto_commit_interval_ms = None;
     config.session_timeout_ms = 1000;
-    config.offset_reset = SeekTo::Earliest;
+    config.offset_reset = OffsetReset::Earliest;
     config.consumer.max_wait_ms = 50;
     config
 }
@@ -294,16 +303,16 @@ async fn kill_9_crash_loop_loses_nothing_acknowledged() {
     for cycle in 0..cycles {
         let tasks = vec![
             tokio::spawn(produce(
-                Client::connect(&broker.addr).await.unwrap(),
+                until_killed(&broker.addr).await,
                 cycle,
                 ledger.clone(),
             )),
             tokio::spawn(consume_group(
-                Client::connect(&broker.addr).await.unwrap(),
+                until_killed(&broker.addr).await,
                 ledger.clone(),
             )),
             tokio::spawn(consume_queue(
-                Client::connect(&broker.addr).await.unwrap(),
+                until_killed(&broker.addr).await,
                 ledger.clone(),
             )),
         ];

@@ -6,9 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferry_client::{Client, GroupConfig, GroupConsumer, Producer, ProducerRecord};
+use ferry_client::{
+    Client, GroupConfig, GroupConsumer, GroupDescription, GroupState, Producer, ProducerRecord,
+};
 use ferry_e2e::Broker;
-use ferry_protocol::messages::{DescribeGroupResponse, OffsetCommitEntry, OffsetCommitRequest};
+use ferry_protocol::messages::{OffsetCommitEntry, OffsetCommitRequest};
 use ferry_protocol::ErrorCode;
 
 type Seen = Arc<Mutex<Vec<(u32, u64)>>>;
@@ -60,8 +62,8 @@ async fn wait_for(
     client: &Client,
     group: &str,
     within: Duration,
-    ready: impl Fn(&DescribeGroupResponse) -> bool,
-) -> DescribeGroupResponse {
+    ready: impl Fn(&GroupDescription) -> bool,
+) -> GroupDescription {
     let deadline = Instant::now() + within;
     loop {
         if let Ok(described) = client.describe_group(group).await {
@@ -76,23 +78,26 @@ async fn wait_for(
     }
 }
 
-fn assignment(described: &DescribeGroupResponse) -> BTreeMap<String, BTreeSet<u32>> {
+fn assignment(described: &GroupDescription) -> BTreeMap<String, BTreeSet<u32>> {
     described
         .members
         .iter()
         .map(|m| {
             (
                 m.member_id.clone(),
-                m.assignment.iter().map(|tp| tp.partition).collect(),
+                m.assignment
+                    .iter()
+                    .map(|(_, partition)| *partition)
+                    .collect(),
             )
         })
         .collect()
 }
 
-fn settled(described: &DescribeGroupResponse, members: usize, partitions: usize) -> bool {
+fn settled(described: &GroupDescription, members: usize, partitions: usize) -> bool {
     let a = assignment(described);
     described.members.len() == members
-        && described.state == "stable"
+        && described.state == GroupState::Stable
         && a.values().map(BTreeSet::len).sum::<usize>() == partitions
 }
 
@@ -217,7 +222,7 @@ async fn records_produced_while_members_come_and_go_are_all_delivered_and_commit
     fourth.close().await;
     // Everything committed: lag 0 everywhere.
     let described = client.describe_group("churn-g").await.unwrap();
-    assert_eq!(described.state, "empty");
+    assert_eq!(described.state, GroupState::Empty);
     for p in &described.partitions {
         assert_eq!(
             (p.committed, p.lag),

@@ -1,0 +1,194 @@
+//! The typed admin API of [`Client`]: topics, offsets, groups, queues and
+//! broker status. Arguments are typed configs and answers typed
+//! descriptions (`types.rs`); `convert.rs` maps them to and from the wire.
+
+mod convert;
+mod types;
+
+use ferry_protocol::messages::{
+    BrokerStatusRequest, CreateTopicRequest, DeleteGroupRequest, DeleteQueueRequest,
+    DeleteTopicRequest, DescribeGroupRequest, DescribeQueueRequest, DescribeTopicRequest,
+    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, ListQueuesRequest, ListTopicsRequest,
+    OffsetFetchRequest, ResetOffsetsRequest,
+};
+
+pub use self::types::{
+    BrokerStatus, CommittedOffset, FsyncPolicy, GroupDescription, GroupInfo, GroupPartitionInfo,
+    GroupState, MemberInfo, PartitionInfo, QueueConfig, QueueConsumerInfo, QueueDescription,
+    QueueId, StartFrom, TopicConfig, TopicDescription, TopicInfo,
+};
+use crate::client::Client;
+use crate::error::Result;
+use crate::seek::SeekTo;
+
+impl Client {
+    /// Creates a topic with `partitions` and the broker's defaults.
+    pub async fn create_topic(&self, name: &str, partitions: u32) -> Result<()> {
+        let config = TopicConfig {
+            partitions,
+            ..TopicConfig::default()
+        };
+        self.create_topic_with(name, &config).await
+    }
+
+    /// Creates a topic with its own settings.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: ferry_client::Client) -> Result<(), ferry_client::ClientError> {
+    /// use ferry_client::{FsyncPolicy, TopicConfig};
+    /// let config = TopicConfig { partitions: 3, fsync: Some(FsyncPolicy::Never), ..TopicConfig::default() };
+    /// client.create_topic_with("metrics", &config).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_topic_with(&self, name: &str, config: &TopicConfig) -> Result<()> {
+        let request = CreateTopicRequest {
+            name: name.to_string(),
+            config: Some(convert::topic_config_to_wire(config)),
+        };
+        self.call(&request).await.map(drop)
+    }
+
+    /// Deletes a topic, its data, its queues and its groups' offsets.
+    pub async fn delete_topic(&self, name: &str) -> Result<()> {
+        let request = DeleteTopicRequest {
+            name: name.to_string(),
+        };
+        self.call(&request).await.map(drop)
+    }
+
+    /// Every topic with its partition count.
+    pub async fn list_topics(&self) -> Result<Vec<TopicInfo>> {
+        let topics = self.call(&ListTopicsRequest {}).await?.topics;
+        Ok(topics.into_iter().map(convert::topic_info).collect())
+    }
+
+    /// A topic's settings and its partitions' offsets and sizes.
+    pub async fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
+        let request = DescribeTopicRequest {
+            name: name.to_string(),
+        };
+        convert::topic_description(self.call(&request).await?)
+    }
+
+    /// Number of partitions of a topic.
+    pub async fn partition_count(&self, topic: &str) -> Result<u32> {
+        Ok(self.describe_topic(topic).await?.partitions.len() as u32)
+    }
+
+    /// Resolves `seek` to an offset of `topic`/`partition`.
+    pub async fn resolve_offset(&self, topic: &str, partition: u32, seek: SeekTo) -> Result<u64> {
+        if let SeekTo::Offset(offset) = seek {
+            return Ok(offset);
+        }
+        let (spec, timestamp_ms, _) = convert::offset_spec(seek);
+        let request = ListOffsetsRequest {
+            topic: topic.to_string(),
+            partition,
+            spec: spec as u32,
+            timestamp_ms,
+        };
+        Ok(self.call(&request).await?.offset)
+    }
+
+    /// Removes a member from a group at once (its partitions move).
+    pub async fn leave_group(&self, group: &str, member_id: &str) -> Result<()> {
+        let request = LeaveGroupRequest {
+            group: group.to_string(),
+            member_id: member_id.to_string(),
+        };
+        self.call(&request).await.map(drop)
+    }
+
+    /// Committed offsets of `group` for (topic, partition) pairs (all of
+    /// them if `partitions` is empty).
+    pub async fn fetch_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, u32)],
+    ) -> Result<Vec<CommittedOffset>> {
+        let request = OffsetFetchRequest {
+            group: group.to_string(),
+            partitions: convert::topic_partitions(partitions),
+        };
+        let offsets = self.call(&request).await?.offsets;
+        Ok(offsets.into_iter().map(convert::committed_offset).collect())
+    }
+
+    /// A group's members, assignment, committed offsets and lag.
+    pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
+        let request = DescribeGroupRequest {
+            group: group.to_string(),
+        };
+        convert::group_description(self.call(&request).await?)
+    }
+
+    /// Every group with live members or committed offsets.
+    pub async fn list_groups(&self) -> Result<Vec<GroupInfo>> {
+        let groups = self.call(&ListGroupsRequest {}).await?.groups;
+        groups.into_iter().map(convert::group_info).collect()
+    }
+
+    /// Deletes a group and its offsets (refused while it has live members).
+    pub async fn delete_group(&self, group: &str) -> Result<()> {
+        let request = DeleteGroupRequest {
+            group: group.to_string(),
+        };
+        self.call(&request).await.map(drop)
+    }
+
+    /// Moves a group's committed offsets for every partition of `topic`
+    /// (refused while the group has live members); answers the new ones.
+    pub async fn reset_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        to: SeekTo,
+    ) -> Result<Vec<CommittedOffset>> {
+        let (spec, timestamp_ms, offset) = convert::offset_spec(to);
+        let request = ResetOffsetsRequest {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            spec: spec as u32,
+            timestamp_ms,
+            offset,
+        };
+        let offsets = self.call(&request).await?.offsets;
+        Ok(offsets.into_iter().map(convert::committed_offset).collect())
+    }
+
+    /// Creates a queue on `topic`.
+    pub async fn create_queue(&self, topic: &str, queue: &str, config: &QueueConfig) -> Result<()> {
+        let request = convert::create_queue_request(topic, queue, config);
+        self.call(&request).await.map(drop)
+    }
+
+    /// Deletes a queue and its ack state.
+    pub async fn delete_queue(&self, topic: &str, queue: &str) -> Result<()> {
+        let request = DeleteQueueRequest {
+            topic: topic.to_string(),
+            queue: queue.to_string(),
+        };
+        self.call(&request).await.map(drop)
+    }
+
+    /// Every queue.
+    pub async fn list_queues(&self) -> Result<Vec<QueueId>> {
+        let queues = self.call(&ListQueuesRequest {}).await?.queues;
+        Ok(queues.into_iter().map(convert::queue_id).collect())
+    }
+
+    /// A queue's counts, consumers and settings.
+    pub async fn describe_queue(&self, topic: &str, queue: &str) -> Result<QueueDescription> {
+        let request = DescribeQueueRequest {
+            topic: topic.to_string(),
+            queue: queue.to_string(),
+        };
+        Ok(convert::queue_description(self.call(&request).await?))
+    }
+
+    /// The broker's version, uptime, data directory and counts.
+    pub async fn broker_status(&self) -> Result<BrokerStatus> {
+        let status = self.call(&BrokerStatusRequest {}).await?;
+        Ok(convert::broker_status(status))
+    }
+}
