@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use ferry_storage::vfs::OsFs;
-use ferry_storage::Flusher;
+use ferry_storage::vfs::{OsFs, Vfs};
+use ferry_storage::{Flusher, LogConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -24,8 +24,9 @@ pub struct Broker {
     pub offsets: OffsetStore,
     pub queues: Arc<Queues>,
     pub metrics: Metrics,
-    /// The exclusive lock on the data directory, held until the broker drops.
-    pub lock: DataDirLock,
+    /// The exclusive lock on the data directory, held until the broker drops
+    /// (`None` for a broker on a simulated disk, see [`Broker::open_on`]).
+    pub lock: Option<DataDirLock>,
     /// When this broker was opened (for uptime).
     pub started_at: std::time::Instant,
     /// Cancelled when the broker starts shutting down.
@@ -38,19 +39,39 @@ impl Broker {
         // Before anything is read: a live broker's files are never "recovered".
         let lock = DataDirLock::acquire(&config.data_dir)?;
         let flusher = Flusher::start(config.fsync_threads);
+        let log_defaults = config.log_defaults();
         let vfs = Arc::new(OsFs::new());
+        Broker::assemble(config, log_defaults, vfs, flusher, Some(lock))
+    }
+
+    /// Opens everything on `vfs` with `flusher` and without the data-dir
+    /// lock (which is taken on the real filesystem): for tests that run the
+    /// whole broker on a simulated disk, fsyncs run by a manual flusher.
+    /// `log_defaults` replaces `config.log_defaults()` for topics (a
+    /// simulated disk wants small segments and indexes).
+    pub fn open_on(
+        config: Config,
+        log_defaults: LogConfig,
+        vfs: Arc<dyn Vfs>,
+        flusher: Flusher,
+    ) -> Result<Arc<Broker>> {
+        Broker::assemble(config, log_defaults, vfs, flusher, None)
+    }
+
+    fn assemble(
+        config: Config,
+        log_defaults: LogConfig,
+        vfs: Arc<dyn Vfs>,
+        flusher: Flusher,
+        lock: Option<DataDirLock>,
+    ) -> Result<Arc<Broker>> {
         let offsets = OffsetStore::open_with(
             vfs.clone(),
             &config.data_dir,
             &flusher,
             config.state_snapshot_bytes,
         )?;
-        let topics = Topics::open(
-            vfs.clone(),
-            &config.data_dir,
-            config.log_defaults(),
-            flusher,
-        )?;
+        let topics = Topics::open(vfs.clone(), &config.data_dir, log_defaults, flusher)?;
         let queues = Queues::open_with(
             vfs,
             &config.data_dir,
