@@ -29,9 +29,9 @@ pub enum AckOp {
     Delete {
         q: String,
     },
-    /// Deliveries handed out: (partition, offset, delivery count). Written
-    /// before the deliveries are sent; not waited on (a power loss may
-    /// forget the last few, a crash of the broker process does not).
+    /// Delivery counts: (partition, offset, deliveries so far) of messages
+    /// that came back unacked, and of every message in flight at a clean
+    /// stop. Not waited on: durable with the next fsync of the ack log.
     Attempts {
         q: String,
         at: Vec<(u32, u64, u32)>,

@@ -80,13 +80,18 @@ pub async fn drive(handles: Handles, queue: Arc<Queue>) {
     watch_appends(&queue);
     let far = Duration::from_secs(3600);
     loop {
-        let (step, dead) = {
+        let (step, dead, attempts) = {
             let mut state = queue.state.lock();
             let now_ms = ferry_storage::now_ms() as i64;
             let step = state.step(&queue.logs, tokio::time::Instant::now(), now_ms);
-            (step, std::mem::take(&mut state.dead))
+            (
+                step,
+                std::mem::take(&mut state.dead),
+                state.take_pending_attempts(),
+            )
         };
-        handles.queues.record_attempts(&queue, &step.deliveries);
+        // Before the redeliveries go out: a crash after this point counts them.
+        handles.queues.record_attempts(&queue, attempts);
         push(&queue, step.deliveries);
         if !dead.is_empty() {
             if let Err(error) = dead_letter(&handles, &queue, &dead).await {

@@ -476,14 +476,10 @@ impl Queues {
         self.acks.append(&ops)
     }
 
-    /// Records the delivery counts of deliveries about to be pushed (not
-    /// waited on: the next fsync of the ack log makes them durable).
-    pub fn record_attempts(&self, queue: &Queue, deliveries: &[(u64, Vec<Delivered>)]) {
-        let at: Vec<(u32, u64, u32)> = deliveries
-            .iter()
-            .flat_map(|(_, batch)| batch.iter())
-            .map(|d| (d.partition, d.offset, d.delivery_count))
-            .collect();
+    /// Records delivery counts: (partition, offset, deliveries so far) of
+    /// messages that came back unacked. Not waited on: the next fsync of
+    /// the ack log makes them durable.
+    pub fn record_attempts(&self, queue: &Queue, at: Vec<(u32, u64, u32)>) {
         if at.is_empty() {
             return;
         }
@@ -522,7 +518,18 @@ impl Queues {
         self.acks.compact(&snapshot, covers)
     }
 
+    /// Records every unsettled message's delivery count (those in flight
+    /// included, so a clean restart counts their current delivery), then
+    /// closes the ack log (fsyncing it).
     pub fn close(&self) -> Result<()> {
+        for queue in self.queues.read().values() {
+            let attempts = queue.state.lock().attempts();
+            let at = attempts
+                .iter()
+                .flat_map(|(p, offsets)| offsets.iter().map(|(o, n)| (*p, *o, *n)))
+                .collect();
+            self.record_attempts(queue, at);
+        }
         self.acks.close()
     }
 }

@@ -107,6 +107,9 @@ pub struct State {
     /// Delivery counts recorded before the last restart, for messages not
     /// read back yet (taken out as each is read).
     prior_attempts: HashMap<(u32, u64), u32>,
+    /// (partition, offset, deliveries) of messages that came back unacked
+    /// since the driver last took them, for the ack log.
+    pending_attempts: Vec<(u32, u64, u32)>,
 }
 
 /// Outcome of settling deliveries.
@@ -141,7 +144,14 @@ impl State {
             acked,
             dead_lettered,
             prior_attempts: HashMap::new(),
+            pending_attempts: Vec::new(),
         }
+    }
+
+    /// Delivery counts to record: messages that came back unacked (ack
+    /// timeout, nack, a consumer gone) since the last call.
+    pub fn take_pending_attempts(&mut self) -> Vec<(u32, u64, u32)> {
+        std::mem::take(&mut self.pending_attempts)
     }
 
     /// Starts from the delivery counts recorded before a restart.
@@ -208,11 +218,14 @@ impl State {
     /// Puts a message back: ready (or delayed), or dead-lettered once it
     /// has been delivered `max_deliveries` times.
     fn requeue(&mut self, message: Message, delay: Duration, now: Instant) {
+        let attempt = (message.partition, message.offset, message.deliveries);
         if message.deliveries >= self.def.max_deliveries {
             self.dead.push((message, DeadReason::MaxDeliveries));
         } else if delay.is_zero() {
+            self.pending_attempts.push(attempt);
             self.push_ready_front(message);
         } else {
+            self.pending_attempts.push(attempt);
             self.next_seq += 1;
             self.delayed.insert((now + delay, self.next_seq), message);
         }

@@ -164,6 +164,25 @@ fn read_ahead_stops_inside_a_batch_and_resumes_there() {
 }
 
 #[test]
+fn messages_that_come_back_unacked_are_recorded_with_their_counts() {
+    let (logs, now) = ([log_with(3)], Instant::now());
+    let timeout = Duration::from_millis(u64::from(ACK_TIMEOUT_MS));
+    let mut state = state();
+    subscribe(&mut state, 1, 3);
+    let delivered = step(&mut state, &logs, now);
+    assert!(
+        state.take_pending_attempts().is_empty(),
+        "first deliveries cost nothing"
+    );
+    state.nack(&[delivered[0].1], true, Duration::ZERO, now);
+    state.ack(&[delivered[1].1]);
+    step(&mut state, &logs, now + timeout + Duration::from_millis(1));
+    let mut recorded = state.take_pending_attempts();
+    recorded.sort();
+    assert_eq!(recorded, vec![(0, 0, 1), (0, 2, 1)], "nacked and timed out");
+}
+
+#[test]
 fn delivery_counts_recorded_before_a_restart_still_count() {
     let (logs, now) = ([log_with(3)], Instant::now());
     let spent = crate::queues::acks::Attempts::from([(0, [(0, MAX_DELIVERIES), (2, 1)].into())]);
