@@ -380,3 +380,75 @@ fn a_taken_metrics_port_stops_the_broker_at_start() {
         "{stderr}"
     );
 }
+
+/// Sets the soft open-files limit of process `pid` (the hard one is kept).
+fn set_soft_fd_limit(pid: u32, soft: u64) {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: reading then writing a limit of our own child process.
+    unsafe {
+        let pid = pid as libc::pid_t;
+        assert_eq!(
+            libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut old),
+            0
+        );
+        let new = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: old.rlim_max,
+        };
+        assert_eq!(
+            libc::prlimit(pid, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut()),
+            0
+        );
+    }
+}
+
+/// `GET /metrics` answered within `wait`: the body, or `None`.
+async fn scrape_within(addr: &str, wait: Duration) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let scrape = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+            .await
+            .ok()?;
+        let mut body = String::new();
+        stream.read_to_string(&mut body).await.ok()?;
+        Some(body).filter(|b| b.contains("ferry_connections_open"))
+    };
+    tokio::time::timeout(wait, scrape).await.ok().flatten()
+}
+
+#[tokio::test]
+async fn the_metrics_endpoint_outlives_running_out_of_file_descriptors() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics = format!("127.0.0.1:{port}");
+    let broker = Broker::start_with(&["--metrics-listen", &metrics]);
+    assert!(scrape_within(&metrics, Duration::from_secs(5))
+        .await
+        .is_some());
+    // No descriptor number left above stdin, stdout and stderr: the next
+    // accept fails with EMFILE (open descriptors stay usable).
+    set_soft_fd_limit(broker.pid(), 3);
+    let starved = scrape_within(&metrics, Duration::from_millis(500)).await;
+    assert!(starved.is_none(), "answered without a descriptor to spare");
+    set_soft_fd_limit(broker.pid(), 4096);
+    // It retries its accepts: scrapes are answered again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while scrape_within(&metrics, Duration::from_secs(2))
+        .await
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the metrics endpoint never came back"
+        );
+    }
+    assert!(broker.log_contains("metrics accept failed"));
+}
