@@ -46,7 +46,7 @@ pub async fn run(config: Config) -> Result<(), BrokerError> {
         .await
         .map_err(cannot_listen("clients"))?;
     let local = listener.local_addr().map_err(cannot_listen("clients"))?;
-    tracing::info!(listen = %local, data_dir = %broker.config.data_dir.display(), "ferry broker ready");
+    // Metrics are served before "ready" is said: whoever waits for it can scrape.
     if let Some(metrics_addr) = broker.config.metrics_listen {
         let metrics_listener =
             metrics::bind(metrics_addr)
@@ -61,6 +61,7 @@ pub async fn run(config: Config) -> Result<(), BrokerError> {
         let render = move || scraped.metrics.render(scraped.topics.fsyncs());
         tokio::spawn(metrics::serve(render, metrics_listener, shutdown));
     }
+    tracing::info!(listen = %local, data_dir = %broker.config.data_dir.display(), "ferry broker ready");
     tokio::spawn(retention_loop(broker.clone()));
     tokio::spawn(group_sweeper(broker.clone()));
     for (topic, name) in broker.queues.list() {
