@@ -270,7 +270,8 @@ async fn run_workload(
             .fsync
             .as_deref()
             .map(str::parse::<FsyncPolicy>)
-            .transpose()?,
+            .transpose()
+            .map_err(|e| e.to_string())?,
         ..TopicConfig::default()
     };
     match client.create_topic_with(&workload.topic, &config).await {

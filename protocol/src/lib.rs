@@ -11,6 +11,7 @@ pub mod batch;
 pub mod codec;
 pub mod error;
 pub mod frame;
+pub mod fsync;
 pub mod messages;
 pub mod schema;
 pub mod varint;

@@ -1,57 +1,10 @@
 //! Per-log configuration and its limits.
 
-use std::fmt;
-use std::str::FromStr;
-
 use ferry_protocol::batch::BATCH_BYTES_LIMIT;
 
 use crate::error::{Result, StorageError};
 
-/// When the log calls `fdatasync`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FsyncPolicy {
-    /// Every append is followed by a group-committed fsync; a `durable`
-    /// append is acknowledged only after it. Loss window: none.
-    #[default]
-    Always,
-    /// Fsync every N ms; a `durable` append waits for the next one.
-    /// Loss window for `written` appends: N ms.
-    IntervalMs(u64),
-    /// No fsync on the write path; the OS writes back when it likes, and the
-    /// log still fsyncs at segment roll, checkpoints and clean shutdown.
-    /// Loss window: up to the checkpoint interval.
-    Never,
-}
-
-impl fmt::Display for FsyncPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FsyncPolicy::Always => f.write_str("always"),
-            FsyncPolicy::Never => f.write_str("never"),
-            FsyncPolicy::IntervalMs(ms) => write!(f, "{ms}"),
-        }
-    }
-}
-
-impl FromStr for FsyncPolicy {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "always" => Ok(FsyncPolicy::Always),
-            "never" => Ok(FsyncPolicy::Never),
-            other => {
-                let ms = other.trim_end_matches("ms");
-                match ms.parse::<u64>() {
-                    Ok(ms) if ms > 0 => Ok(FsyncPolicy::IntervalMs(ms)),
-                    _ => Err(format!(
-                        "fsync policy must be always, never or an interval in ms, not {s:?}"
-                    )),
-                }
-            }
-        }
-    }
-}
+pub use ferry_protocol::fsync::FsyncPolicy;
 
 pub const DEFAULT_SEGMENT_BYTES: u64 = 1024 * 1024 * 1024;
 /// Positions inside a segment are stored as u32 in the offset index.

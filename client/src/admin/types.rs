@@ -5,62 +5,14 @@
 //! to and from the protocol.
 
 use std::fmt;
-use std::str::FromStr;
+
 use std::time::Duration;
 
 use crate::group::Assignor;
 
-/// How often a topic's partitions fsync what they append.
-///
-/// Displays and parses as the strings `ferryctl` and the broker's
-/// configuration take: `always`, `never`, or an interval in ms.
-///
-/// ```
-/// use ferry_client::FsyncPolicy;
-/// assert_eq!("never".parse(), Ok(FsyncPolicy::Never));
-/// assert_eq!("100".parse(), Ok(FsyncPolicy::IntervalMs(100)));
-/// assert_eq!(FsyncPolicy::IntervalMs(100).to_string(), "100");
-/// assert!("sometimes".parse::<FsyncPolicy>().is_err());
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum FsyncPolicy {
-    /// Every append is followed by a (group-committed) fsync.
-    Always,
-    /// No fsync on the write path; the broker still fsyncs at segment
-    /// rolls, checkpoints and clean shutdown.
-    Never,
-    /// An fsync every this many milliseconds (more than 0).
-    IntervalMs(u64),
-}
-
-impl fmt::Display for FsyncPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FsyncPolicy::Always => f.write_str("always"),
-            FsyncPolicy::Never => f.write_str("never"),
-            FsyncPolicy::IntervalMs(ms) => write!(f, "{ms}"),
-        }
-    }
-}
-
-impl FromStr for FsyncPolicy {
-    type Err = String;
-
-    /// `always`, `never`, or an interval in ms (`100` or `100ms`, above 0).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "always" => Ok(FsyncPolicy::Always),
-            "never" => Ok(FsyncPolicy::Never),
-            _ => match s.trim_end_matches("ms").parse::<u64>() {
-                Ok(ms) if ms > 0 => Ok(FsyncPolicy::IntervalMs(ms)),
-                _ => Err(format!(
-                    "fsync takes always, never or an interval in ms, not {s:?}"
-                )),
-            },
-        }
-    }
-}
+/// How often a topic's partitions fsync what they append (`always`,
+/// `never`, or an interval in ms; displays and parses as those strings).
+pub use ferry_protocol::fsync::FsyncPolicy;
 
 /// A topic's settings; `None` (and 0 partitions) take the broker's
 /// defaults.
