@@ -1,6 +1,8 @@
 //! Opening a log directory, and recovering it after an unclean shutdown.
 //!
-//! - Clean shutdown marker present and consistent: trust every file, no scan.
+//! - Clean shutdown marker present and consistent: trust the log bytes, no
+//!   scan; offset indexes (the active one's too) are checked against the
+//!   batch headers, and rebuilt if they do not match.
 //! - Otherwise: segments before the recovery checkpoint's segment are sealed
 //!   and were fsynced (with trimmed indexes) before the checkpoint was
 //!   written, so they are trusted. From the checkpoint's position on, every
@@ -290,9 +292,52 @@ impl Opening<'_> {
         }
         let last = *bases.last().expect("non-empty");
         let active = self.open_segment(last, SegmentState::checkpointed(marker))?;
+        if !index_consistent(&active.reader()?)? {
+            // A damaged index that was trusted would hide the batches past its
+            // bad entry (reads found nothing there, without an error).
+            tracing::warn!(segment = %active.log_path.display(), "active segment's index does not match the log: rebuilding it");
+            return self.reindex_active(segments, active, marker);
+        }
         let cursor = IndexCursor::resume(&active, marker.next_offset, marker.last_time_entry_ms)?;
         segments.push(active);
         Ok(Opened::healthy(segments, cursor))
+    }
+
+    /// Rebuilds the active segment's indexes from its log on a clean open.
+    /// Every byte the clean marker names was fsynced: if the log does not
+    /// check out that far, the partition is fenced there (never truncated).
+    fn reindex_active(
+        &self,
+        mut segments: Vec<Arc<Segment>>,
+        active: Arc<Segment>,
+        marker: &Checkpoint,
+    ) -> Result<Opened> {
+        active.reset_published();
+        active.index.0.truncate_entries(0);
+        active.time_index.0.truncate_entries(0);
+        let mut cursor = IndexCursor::new(active.base_offset);
+        let end = scan(&active, 0, self.config, &mut cursor)?;
+        let mut health = Health::Ok;
+        if end != marker.position || cursor.next_offset() != marker.next_offset {
+            let reason = format!(
+                "{} checks out to byte {end} (offset {}) but {} bytes (offset {}) were cleanly closed",
+                active.log_path.display(),
+                cursor.next_offset(),
+                marker.position,
+                marker.next_offset
+            );
+            tracing::error!(partition = self.name, %reason, "durable data damaged: fencing the partition");
+            health = Health::Fenced {
+                offset: cursor.next_offset(),
+                reason,
+            };
+        }
+        segments.push(active);
+        Ok(Opened {
+            segments,
+            cursor,
+            health,
+        })
     }
 
     /// Unclean open: trusts the segments before the checkpoint's, checks

@@ -619,8 +619,9 @@ fn an_index_entry_past_the_segment_end_that_recovery_trusts_does_not_break_appen
     );
     // The last entry (`relative_offset:u32 position:u32`, big-endian) now
     // names a batch far past the end: a position past the segment's bytes,
-    // and an offset past any this test appends, so only the cursor's
-    // resume looks at it.
+    // and an offset past any this test appends. The clean open finds the
+    // index inconsistent and rebuilds it (before, it trusted the index and
+    // the cursor's resume underflowed).
     let last = entries.len() - 8;
     entries[last..last + 4].copy_from_slice(&u32::MAX.to_be_bytes());
     entries[last + 4..].copy_from_slice(&u32::MAX.to_be_bytes());
@@ -647,4 +648,73 @@ fn an_index_entry_past_the_segment_end_that_recovery_trusts_does_not_break_appen
             .unwrap();
         assert_eq!(header.base_offset, offset);
     }
+}
+
+#[test]
+fn a_damaged_active_index_after_a_clean_close_is_rebuilt_not_trusted() {
+    let flusher = Flusher::start(1);
+    let fs = SimFs::new(16);
+    let log = open_small(&fs, &flusher);
+    for i in 0..10u8 {
+        log.append(&batch_of(&[vec![i; 100]], i64::from(i)))
+            .unwrap();
+    }
+    let expected = read_all(&log, 0).unwrap();
+    log.close().unwrap();
+    // Only the last entry's position is wrong: a trusted index then sent
+    // reads of that entry's offset and later to nothing (empty, no error).
+    let index = dir().join("00000000000000000000.index");
+    let mut entries = fs.read_file(&index).unwrap();
+    let last = entries.len() - 8;
+    entries[last + 4..].copy_from_slice(&u32::MAX.to_be_bytes());
+    fs.write_file(&index, entries);
+    let log = open_small(&fs, &flusher);
+    assert_eq!(read_all(&log, 0).unwrap(), expected);
+    for offset in 0..10u64 {
+        let read = log.read(offset, 1).unwrap();
+        let first = BatchIter::new(read.data, BATCH_BYTES_LIMIT).next();
+        let (header, _) = first
+            .unwrap_or_else(|| panic!("offset {offset} not found"))
+            .unwrap();
+        assert_eq!(header.base_offset, offset);
+    }
+    let info = log.append(&batch_of(&[vec![10; 100]], 10)).unwrap();
+    assert_eq!(info.base_offset, 10);
+}
+
+#[test]
+fn a_clean_marker_promising_more_than_the_log_holds_fences_the_partition() {
+    let flusher = Flusher::start(1);
+    let fs = SimFs::new(17);
+    let log = open_small(&fs, &flusher);
+    for i in 0..10u8 {
+        log.append(&batch_of(&[vec![i; 100]], i64::from(i)))
+            .unwrap();
+    }
+    log.close().unwrap();
+    // Bit rot in the middle of the cleanly closed active segment, plus a
+    // damaged index entry so the open re-reads the log.
+    let segment = dir().join("00000000000000000000.log");
+    let mut bytes = fs.read_file(&segment).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    fs.write_file(&segment, bytes);
+    let index = dir().join("00000000000000000000.index");
+    let mut entries = fs.read_file(&index).unwrap();
+    let last = entries.len() - 8;
+    entries[last + 4..].copy_from_slice(&u32::MAX.to_be_bytes());
+    fs.write_file(&index, entries);
+    let length = fs.read_file(&segment).unwrap().len();
+    let log = open_small(&fs, &flusher);
+    let kept = fs.read_file(&segment).unwrap().len();
+    assert_eq!(kept, length, "nothing fsynced is cut away");
+    assert!(log.end_offset() < 10, "served only up to the damage");
+    match log.append(&batch_of(&[vec![10; 100]], 10)) {
+        Err(StorageError::CorruptData { .. }) => {}
+        other => panic!("expected the partition fenced, got {other:?}"),
+    }
+    assert!(
+        log.read(0, 1).is_ok(),
+        "what comes before the damage is served"
+    );
 }
