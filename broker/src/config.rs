@@ -113,6 +113,17 @@ pub struct Config {
     /// How long a graceful shutdown waits for in-flight requests (ms).
     #[arg(long, env = "FERRY_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
     pub shutdown_timeout_ms: u64,
+    /// PEM certificate chain the broker presents. With `--tls-key`, every
+    /// client connection must speak TLS; without both, plaintext.
+    #[arg(long, env = "FERRY_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "FERRY_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: clients must present a certificate they signed
+    /// (mutual TLS). Needs `--tls-cert` and `--tls-key`.
+    #[arg(long, env = "FERRY_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// The TOML file: every key optional.
@@ -145,6 +156,9 @@ struct FileConfig {
     state_snapshot_bytes: Option<u64>,
     group_session_timeout_ms: Option<u32>,
     group_retention_ms: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
 }
 
 /// Why a configuration was refused (flags, environment or `--config` file).
@@ -178,6 +192,10 @@ pub enum ConfigError {
         min: u64,
         why: &'static str,
     },
+    #[error("tls_cert and tls_key go together: {missing} is missing")]
+    TlsIncomplete { missing: &'static str },
+    #[error("tls_client_ca needs tls_cert and tls_key (mutual TLS is TLS)")]
+    TlsClientCaWithoutTls,
     #[error("invalid topic defaults: {0}")]
     TopicDefaults(#[from] ferry_storage::StorageError),
 }
@@ -264,6 +282,7 @@ impl Config {
         );
         take_optional!(metrics_listen, segment_ms, retention_ms, retention_bytes);
         take_optional!(max_open_files);
+        take_optional!(tls_cert, tls_key, tls_client_ca);
         take!(group_session_timeout_ms, group_retention_ms);
         if defaulted("fsync") {
             if let Some(fsync) = file.fsync {
@@ -315,8 +334,21 @@ impl Config {
             STATE_SNAPSHOT_BYTES_MIN,
             STATE_SNAPSHOT_BYTES_LIMIT,
         )?;
+        self.validate_tls()?;
         self.log_defaults().validate_for_topics()?;
         Ok(())
+    }
+
+    /// Certificate and key both or neither; a client CA only with both.
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => Err(ConfigError::TlsIncomplete { missing: "tls_key" }),
+            (None, Some(_)) => Err(ConfigError::TlsIncomplete {
+                missing: "tls_cert",
+            }),
+            (None, None) if self.tls_client_ca.is_some() => Err(ConfigError::TlsClientCaWithoutTls),
+            _ => Ok(()),
+        }
     }
 
     /// Storage defaults for new topics.

@@ -148,6 +148,30 @@ pub enum BrokerError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("TLS: cannot read the {what} from {}: {source}", path.display())]
+    TlsPem {
+        what: &'static str,
+        path: PathBuf,
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("TLS: {} holds no certificate", path.display())]
+    TlsNoCertificate { path: PathBuf },
+    #[error("TLS: certificate {} with key {}: {source}", cert.display(), key.display())]
+    TlsCertificateKey {
+        cert: PathBuf,
+        key: PathBuf,
+        source: tokio_rustls::rustls::Error,
+    },
+    #[error("TLS: client CA {}: {source}", path.display())]
+    TlsClientCa {
+        path: PathBuf,
+        source: tokio_rustls::rustls::Error,
+    },
+    #[error("TLS: client CA {}: {source}", path.display())]
+    TlsClientVerifier {
+        path: PathBuf,
+        source: tokio_rustls::rustls::server::VerifierBuilderError,
+    },
     #[error("broker is shutting down")]
     ShuttingDown,
     #[error("unknown group {0:?}")]
@@ -254,6 +278,11 @@ impl BrokerError {
             | BrokerError::TaskFailed(_)
             | BrokerError::DataDirLocked { .. }
             | BrokerError::Listen { .. } => ErrorCode::StorageError,
+            BrokerError::TlsPem { .. }
+            | BrokerError::TlsNoCertificate { .. }
+            | BrokerError::TlsCertificateKey { .. }
+            | BrokerError::TlsClientCa { .. }
+            | BrokerError::TlsClientVerifier { .. } => ErrorCode::InvalidConfig,
             BrokerError::ShuttingDown => ErrorCode::ShuttingDown,
             BrokerError::GroupFull { .. } => ErrorCode::InvalidGroup,
             BrokerError::UnknownGroup(_) => ErrorCode::UnknownGroup,

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod queues;
 pub mod server;
 pub mod statelog;
+pub mod tls;
 pub mod topics;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub use error::BrokerError;
 /// the clean-shutdown markers).
 pub async fn run(config: Config) -> Result<(), BrokerError> {
     let listen = config.listen;
+    let tls = tls::Tls::from_config(&config)?;
     let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
     let cannot_listen = |what| {
         move |source| BrokerError::Listen {
@@ -61,7 +63,7 @@ pub async fn run(config: Config) -> Result<(), BrokerError> {
         let render = move || scraped.metrics.render(scraped.topics.fsyncs());
         tokio::spawn(metrics::serve(render, metrics_listener, shutdown));
     }
-    tracing::info!(listen = %local, data_dir = %broker.config.data_dir.display(), "ferry broker ready");
+    tracing::info!(listen = %local, tls = tls.is_some(), data_dir = %broker.config.data_dir.display(), "ferry broker ready");
     tokio::spawn(retention_loop(broker.clone()));
     tokio::spawn(group_sweeper(broker.clone()));
     for (topic, name) in broker.queues.list() {
@@ -70,7 +72,7 @@ pub async fn run(config: Config) -> Result<(), BrokerError> {
         }
     }
     tokio::spawn(wait_for_signal(broker.clone()));
-    server::serve(broker.clone(), listener).await;
+    server::serve(broker.clone(), listener, tls.map(Arc::new)).await;
     tracing::info!("closing partition logs");
     let closing = broker.clone();
     tokio::task::spawn_blocking(move || {

@@ -2,23 +2,26 @@
 //! IP at `max_connections_per_ip` when set (past either a client gets a
 //! `TooManyConnections` error frame and is closed), spawns a task per
 //! connection, and on shutdown stops accepting and waits for the
-//! connections to finish their in-flight requests.
+//! connections to finish their in-flight requests. With TLS configured,
+//! each connection first completes its TLS handshake (`tls.rs`: at most
+//! `TLS_HANDSHAKES_LIMIT` at once, past it a connection is closed).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_protocol::frame::FrameHeader;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
 use crate::cmd;
 use crate::error::BrokerError;
 use crate::metrics::Metrics;
+use crate::tls::{Tls, TLS_HANDSHAKES_LIMIT};
 
 /// Open connections per source IP (only tracked when a limit is set).
 #[derive(Default)]
@@ -72,7 +75,28 @@ fn refuse(tracker: &TaskTracker, mut stream: TcpStream, error: BrokerError) {
     });
 }
 
-pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
+/// Serves one accepted connection: over TLS when `tls` is set (after the
+/// handshake, whose `slot` it holds), else plaintext.
+async fn serve_connection(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<(Arc<Tls>, OwnedSemaphorePermit)>,
+) {
+    let Some((tls, slot)) = tls else {
+        return crate::connection::serve(broker, stream, peer).await;
+    };
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
+    }
+    let Some(stream) = tls.accept_logged(slot, stream, peer).await else {
+        return;
+    };
+    let (reader, writer) = tokio::io::split(stream);
+    crate::connection::serve_halves(broker, reader, writer, peer).await;
+}
+
+pub async fn serve(broker: Arc<Broker>, listener: TcpListener, tls: Option<Arc<Tls>>) {
     let slots = Arc::new(Semaphore::new(broker.config.max_connections));
     let per_ip = Arc::new(PerIp::default());
     let per_ip_limit = broker.config.max_connections_per_ip;
@@ -114,11 +138,22 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
                 }
             },
         };
+        let tls = match &tls {
+            None => None,
+            Some(tls) => match tls.handshake_slot() {
+                Some(handshake) => Some((tls.clone(), handshake)),
+                None => {
+                    Metrics::add(&broker.metrics.connections_refused, 1);
+                    tracing::debug!(%peer, limit = TLS_HANDSHAKES_LIMIT, "closing connection: too many TLS handshakes");
+                    continue;
+                }
+            },
+        };
         let broker = broker.clone();
         tracker.spawn(async move {
             // The slots are released however the task ends (a panic included).
             let _slots = (slot, ip_slot);
-            crate::connection::serve(broker, stream, peer).await;
+            serve_connection(broker, stream, peer, tls).await;
         });
     }
     tracker.close();

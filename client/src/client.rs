@@ -66,7 +66,7 @@ impl Client {
     pub async fn connect_with(addr: &str, options: ClientOptions) -> Result<Client> {
         let deadline = options.first_connect_deadline.map(|d| Instant::now() + d);
         let connection = retry_until(addr, &options.reconnect, deadline, None, || {
-            Connection::connect(addr, &options.client_id, options.connect_timeout, None)
+            Connection::connect(addr, &options, None)
         })
         .await?;
         let connection = Arc::new(connection);
@@ -142,7 +142,7 @@ impl Client {
         let deadline = policy.deadline.map(|d| lost_at + d);
         let (addr, options) = (&self.shared.addr, &self.shared.options);
         let connection = retry_until(addr, policy, deadline, Some(&self.shared.state), || {
-            Connection::connect(addr, &options.client_id, options.connect_timeout, None)
+            Connection::connect(addr, options, None)
         })
         .await?;
         let connection = Arc::new(connection);

@@ -1,8 +1,9 @@
-//! One TCP connection to the broker with pipelining: many requests in
-//! flight, matched to responses by correlation id. A writer task batches
-//! queued frames into vectored writes; a reader task decodes frames with the
-//! protocol codec and completes the waiting request (or hands pushed frames
-//! to a subscriber).
+//! One connection to the broker (TCP, or TLS over TCP) with pipelining:
+//! many requests in flight, matched to responses by correlation id. A
+//! writer task batches queued frames into vectored writes; a reader task
+//! decodes frames with the protocol codec and completes the waiting request
+//! (or hands pushed frames to a subscriber). Both work over any stream's
+//! halves.
 
 use std::collections::HashMap;
 use std::io::IoSlice;
@@ -20,13 +21,14 @@ use ferry_protocol::{ApiKey, ErrorCode};
 use futures::StreamExt;
 use parking_lot::Mutex;
 use prost::Message;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ClientError, Result};
+use crate::options::ClientOptions;
 
 /// Frames queued for the writer before `request` waits.
 const WRITE_QUEUE_FRAMES: usize = 1024;
@@ -71,25 +73,58 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects, sets `TCP_NODELAY` and performs the handshake.
+    /// Connects, sets `TCP_NODELAY`, performs the TLS handshake when
+    /// `options.tls` is set, then the protocol handshake.
     pub async fn connect(
         addr: &str,
-        client_id: &str,
-        timeout: Duration,
+        options: &ClientOptions,
         push: Option<mpsc::UnboundedSender<Frame>>,
     ) -> Result<Connection> {
+        let timeout = options.connect_timeout;
         let unreachable = |reason: String| ClientError::Unreachable {
             addr: addr.to_string(),
             reason,
         };
+        let timed_out = || unreachable(format!("no answer within {} ms", timeout.as_millis()));
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| unreachable(format!("no answer within {} ms", timeout.as_millis())))?
+            .map_err(|_| timed_out())?
             .map_err(|e| unreachable(e.to_string()))?;
         stream
             .set_nodelay(true)
             .map_err(|e| unreachable(e.to_string()))?;
-        let (read, write) = stream.into_split();
+        match &options.tls {
+            None => {
+                let (read, write) = stream.into_split();
+                Connection::start(addr, &options.client_id, timeout, (read, write), push).await
+            }
+            Some(tls) => {
+                let stream = tokio::time::timeout(timeout, tls.handshake(addr, stream))
+                    .await
+                    .map_err(|_| timed_out())??;
+                let halves = tokio::io::split(stream);
+                Connection::start(addr, &options.client_id, timeout, halves, push).await
+            }
+        }
+    }
+
+    /// Starts the reader and writer tasks over `halves` and performs the
+    /// protocol handshake.
+    async fn start<R, W>(
+        addr: &str,
+        client_id: &str,
+        timeout: Duration,
+        (read, write): (R, W),
+        push: Option<mpsc::UnboundedSender<Frame>>,
+    ) -> Result<Connection>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let unreachable = |reason: String| ClientError::Unreachable {
+            addr: addr.to_string(),
+            reason,
+        };
         let waiters: Waiters = Arc::new(Mutex::new(Some(HashMap::new())));
         let closed = Arc::new(Closed::default());
         let (tx, rx) = mpsc::channel(WRITE_QUEUE_FRAMES);
@@ -221,8 +256,8 @@ fn decode_response<Resp: WireMessage>(api: ApiKey, frame: Frame) -> Result<Resp>
     Ok(response)
 }
 
-async fn write_loop(
-    mut write: tokio::net::tcp::OwnedWriteHalf,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut write: W,
     mut rx: mpsc::Receiver<OutFrame>,
     closed: Arc<Closed>,
 ) {
@@ -244,8 +279,8 @@ async fn write_loop(
     let _ = write.shutdown().await;
 }
 
-async fn write_frames(
-    write: &mut tokio::net::tcp::OwnedWriteHalf,
+async fn write_frames<W: AsyncWrite + Unpin>(
+    write: &mut W,
     batch: &[OutFrame],
 ) -> std::io::Result<()> {
     let mut slices: Vec<IoSlice<'_>> = batch
@@ -266,8 +301,8 @@ async fn write_frames(
     Ok(())
 }
 
-async fn read_loop(
-    read: tokio::net::tcp::OwnedReadHalf,
+async fn read_loop<R: AsyncRead + Unpin>(
+    read: R,
     waiters: Waiters,
     closed: Arc<Closed>,
     push: Option<mpsc::UnboundedSender<Frame>>,

@@ -16,6 +16,26 @@ pub enum ClientError {
         /// Why the last attempt failed.
         reason: String,
     },
+    #[error("TLS to the broker at {addr} refused: {reason}")]
+    /// The TLS handshake failed on a certificate: the broker's was not
+    /// trusted or not for its name, or the broker refused ours. Not retried.
+    TlsRefused {
+        /// The broker address.
+        addr: String,
+        /// What TLS said.
+        reason: String,
+    },
+    #[error("invalid TLS settings: {what} ({origin}): {reason}")]
+    /// [`crate::TlsOptions`] that cannot be used (a file that cannot be
+    /// read, PEM without certificates, a bad server name). Not retried.
+    TlsConfig {
+        /// What was being read: `"CA certificates"`, `"client key"`, ...
+        what: &'static str,
+        /// Where from: a file path, `"PEM bytes"`, the server name.
+        origin: String,
+        /// Why it was refused.
+        reason: String,
+    },
     #[error("connection to the broker at {addr} lost")]
     /// The connection was lost (the request may or may not have been applied).
     Disconnected {

@@ -64,6 +64,7 @@ mod queue;
 mod reconnect;
 mod record;
 mod seek;
+mod tls;
 pub mod wire;
 
 pub use admin::{
@@ -85,3 +86,4 @@ pub use queue::{Delivery, QueueConsumer};
 pub use reconnect::ConnectionState;
 pub use record::{now_ms, partition_for_key, ConsumerRecord, ProducerRecord, RecordMetadata};
 pub use seek::{OffsetReset, SeekTo};
+pub use tls::{ClientIdentity, Pem, TlsOptions};

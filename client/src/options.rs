@@ -35,6 +35,8 @@ pub struct ClientOptions {
     pub first_connect_deadline: Option<Duration>,
     /// How a lost connection is re-established.
     pub reconnect: ReconnectPolicy,
+    /// Speak TLS to the broker (on every connection); `None` = plaintext.
+    pub tls: Option<crate::TlsOptions>,
 }
 
 impl Default for ClientOptions {
@@ -44,6 +46,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(5),
             first_connect_deadline: Some(Duration::from_secs(5)),
             reconnect: ReconnectPolicy::default(),
+            tls: None,
         }
     }
 }

@@ -353,15 +353,7 @@ impl QueueConsumer {
 async fn open_link(target: &Target) -> Result<Link> {
     let (push_tx, pushes) = mpsc::unbounded_channel();
     let options = &target.options;
-    let connection = Arc::new(
-        Connection::connect(
-            &target.addr,
-            &options.client_id,
-            options.connect_timeout,
-            Some(push_tx),
-        )
-        .await?,
-    );
+    let connection = Arc::new(Connection::connect(&target.addr, options, Some(push_tx)).await?);
     let prefetch = target.prefetch.load(Ordering::Acquire);
     let request = QueueSubscribeRequest {
         topic: target.topic.clone(),

@@ -2,6 +2,8 @@
 //! `Command` enum of subcommands, and the argument structs they take.
 //! Only parsing lives here; each subcommand's module does the work.
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ferry_client::{Acks, FsyncPolicy, SeekTo};
 
@@ -29,6 +31,28 @@ pub struct Cli {
     /// tried for 5 s.
     #[arg(long, global = true, value_name = "MS")]
     pub reconnect_timeout_ms: Option<u64>,
+    /// Speak TLS, trusting the broker certificate's CA in this PEM file.
+    #[arg(long, global = true, env = "FERRY_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; needs `--tls-ca` and
+    /// `--tls-key`. (Its variable is not `FERRY_TLS_CERT`, the broker's own.)
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_TLS_CLIENT_CERT",
+        value_name = "FILE",
+        requires_all = ["tls_ca", "tls_key"]
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of `--tls-cert`.
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_TLS_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -1,10 +1,13 @@
-//! How ferryctl connects (`ClientOptions` from the global flags) and what
+//! How ferryctl connects (`ClientOptions` from the global flags, TLS
+//! included) and what
 //! it says on stderr while it rides through a lost connection: one line
 //! when it starts reconnecting, one when it is back.
 
 use std::time::Duration;
 
-use ferry_client::{ClientOptions, ConnectionState, ReconnectPolicy};
+use ferry_client::{
+    ClientIdentity, ClientOptions, ConnectionState, Pem, ReconnectPolicy, TlsOptions,
+};
 use tokio::sync::watch;
 
 use crate::cli::Cli;
@@ -17,8 +20,27 @@ pub fn client_options(cli: &Cli) -> ClientOptions {
             deadline: cli.reconnect_timeout_ms.map(Duration::from_millis),
             ..ReconnectPolicy::default()
         },
+        tls: tls_options(cli),
         ..ClientOptions::default()
     }
+}
+
+/// TLS when `--tls-ca` is given, with the client identity of `--tls-cert`
+/// and `--tls-key` (clap makes sure they come together).
+fn tls_options(cli: &Cli) -> Option<TlsOptions> {
+    let ca = cli.tls_ca.clone()?;
+    let identity = cli
+        .tls_cert
+        .clone()
+        .zip(cli.tls_key.clone())
+        .map(|(cert, key)| ClientIdentity {
+            cert: Pem::File(cert),
+            key: Pem::File(key),
+        });
+    Some(TlsOptions {
+        identity,
+        ..TlsOptions::new(Pem::File(ca))
+    })
 }
 
 /// Prints `ferryctl: lost ...; reconnecting` once reconnect attempts start
