@@ -124,6 +124,11 @@ pub struct Config {
     /// (mutual TLS). Needs `--tls-cert` and `--tls-key`.
     #[arg(long, env = "FERRY_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Listen on an address other than loopback without TLS and client
+    /// authentication. Refused without this flag; logged at every start
+    /// with it.
+    #[arg(long, env = "FERRY_ALLOW_INSECURE")]
+    pub allow_insecure: bool,
 }
 
 /// The TOML file: every key optional.
@@ -159,6 +164,7 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
+    allow_insecure: Option<bool>,
 }
 
 /// Why a configuration was refused (flags, environment or `--config` file).
@@ -196,6 +202,8 @@ pub enum ConfigError {
     TlsIncomplete { missing: &'static str },
     #[error("tls_client_ca needs tls_cert and tls_key (mutual TLS is TLS)")]
     TlsClientCaWithoutTls,
+    #[error("refusing to listen on {listen} without TLS and client authentication: anyone who can reach it could read, write and delete everything. Listen on 127.0.0.1, or pass --allow-insecure if the network itself is trusted")]
+    Insecure { listen: SocketAddr },
     #[error("invalid topic defaults: {0}")]
     TopicDefaults(#[from] ferry_storage::StorageError),
 }
@@ -283,6 +291,7 @@ impl Config {
         take_optional!(metrics_listen, segment_ms, retention_ms, retention_bytes);
         take_optional!(max_open_files);
         take_optional!(tls_cert, tls_key, tls_client_ca);
+        take!(allow_insecure);
         take!(group_session_timeout_ms, group_retention_ms);
         if defaulted("fsync") {
             if let Some(fsync) = file.fsync {
@@ -335,8 +344,20 @@ impl Config {
             STATE_SNAPSHOT_BYTES_LIMIT,
         )?;
         self.validate_tls()?;
+        if self.insecure() && !self.allow_insecure {
+            return Err(ConfigError::Insecure {
+                listen: self.listen,
+            });
+        }
         self.log_defaults().validate_for_topics()?;
         Ok(())
+    }
+
+    /// Whether clients off this host could connect with no TLS and no
+    /// authentication: a non-loopback address without mutual TLS (the only
+    /// client authentication the broker has so far).
+    pub fn insecure(&self) -> bool {
+        !self.listen.ip().is_loopback() && self.tls_client_ca.is_none()
     }
 
     /// Certificate and key both or neither; a client CA only with both.
@@ -362,5 +383,46 @@ impl Config {
             max_batch_bytes: self.max_batch_bytes,
             ..LogConfig::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        let argv = std::iter::once("ferry-broker").chain(args.iter().copied());
+        let matches = Config::command().try_get_matches_from(argv)?;
+        Config::from_matches(&matches)
+    }
+
+    #[test]
+    fn only_loopback_or_mutual_tls_listens_without_allow_insecure() {
+        for listen in ["127.0.0.1:7171", "127.0.0.2:7171", "[::1]:7171"] {
+            assert!(parse(&["--listen", listen]).is_ok(), "{listen}");
+        }
+        for listen in ["0.0.0.0:7171", "192.0.2.1:7171", "[::]:7171"] {
+            let refused = parse(&["--listen", listen]);
+            assert!(
+                matches!(refused, Err(ConfigError::Insecure { .. })),
+                "{listen}"
+            );
+            assert!(
+                parse(&["--listen", listen, "--allow-insecure"]).is_ok(),
+                "{listen}"
+            );
+        }
+        // TLS alone does not say who the client is; mutual TLS does.
+        let tls = [
+            "--listen",
+            "0.0.0.0:7171",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ];
+        assert!(matches!(parse(&tls), Err(ConfigError::Insecure { .. })));
+        let mutual = [&tls[..], &["--tls-client-ca", "ca.pem"]].concat();
+        assert!(parse(&mutual).is_ok());
     }
 }

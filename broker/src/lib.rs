@@ -63,6 +63,9 @@ pub async fn run(config: Config) -> Result<(), BrokerError> {
         let render = move || scraped.metrics.render(scraped.topics.fsyncs());
         tokio::spawn(metrics::serve(render, metrics_listener, shutdown));
     }
+    if broker.config.insecure() {
+        tracing::warn!(listen = %local, "--allow-insecure: clients off this host connect without TLS and authentication, and may read, write and delete everything");
+    }
     tracing::info!(listen = %local, tls = tls.is_some(), data_dir = %broker.config.data_dir.display(), "ferry broker ready");
     tokio::spawn(retention_loop(broker.clone()));
     tokio::spawn(group_sweeper(broker.clone()));

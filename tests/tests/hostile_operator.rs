@@ -181,3 +181,18 @@ async fn a_topic_deleted_under_load_and_created_again_starts_empty() {
         "every deletion removed its directory"
     );
 }
+
+#[test]
+fn a_broker_on_a_non_loopback_address_without_tls_and_authentication_refuses_to_start() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_string_lossy().to_string();
+    // Refused while reading its configuration: nothing is bound.
+    let args = ["--listen", "0.0.0.0:0", "--data-dir", &data_dir];
+    let (code, stderr) = broker_exit(&args, Duration::from_secs(20));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--allow-insecure"), "{stderr}");
+    assert!(
+        !data.path().join("LOCK").exists(),
+        "refused before opening anything"
+    );
+}
