@@ -4,11 +4,13 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_protocol::api::{ApiKey, API_COUNT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// Longest HTTP request head the metrics endpoint reads.
@@ -16,6 +18,8 @@ const METRICS_REQUEST_MAX_BYTES: usize = 8192;
 /// First and longest wait after a failed accept.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Scrapes answered at once; a connection past them is closed at once.
+pub const METRICS_CONNECTIONS_LIMIT: usize = 16;
 
 #[derive(Default)]
 pub struct Metrics {
@@ -159,6 +163,7 @@ where
     R: Fn() -> String + Clone + Send + Sync + 'static,
 {
     let mut backoff = ACCEPT_BACKOFF_MIN;
+    let slots = Arc::new(Semaphore::new(METRICS_CONNECTIONS_LIMIT));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -177,7 +182,18 @@ where
             }
         };
         backoff = ACCEPT_BACKOFF_MIN;
-        tokio::spawn(answer(stream, render.clone()));
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(
+                limit = METRICS_CONNECTIONS_LIMIT,
+                "too many metrics connections: closing one"
+            );
+            continue;
+        };
+        let render = render.clone();
+        tokio::spawn(async move {
+            answer(stream, render).await;
+            drop(slot);
+        });
     }
 }
 

@@ -22,6 +22,10 @@ use crate::connection::Connection;
 use crate::error::Result;
 use crate::Acks;
 
+/// Times a produce whose connection was lost before the answer is sent
+/// again before the loss is reported.
+pub const PRODUCE_RESENDS_LIMIT: u32 = 16;
+
 /// Borrowed wire-level view of a [`Client`]; see [`Client::wire`].
 pub struct Wire<'a> {
     client: &'a Client,
@@ -54,10 +58,12 @@ impl<'a> Wire<'a> {
         produce_on(&connection, topic, partition, records, acks).await
     }
 
-    /// Like [`Wire::produce`], but sent again on a new connection for as
-    /// long as the one it went out on was lost before the answer (bounded
-    /// by the client's reconnect policy): at-least-once, a resent batch
-    /// may be stored twice.
+    /// Like [`Wire::produce`], but sent again on a new connection when the
+    /// one it went out on was lost before the answer: at most
+    /// `PRODUCE_RESENDS_LIMIT` times, each new connection bounded by the
+    /// client's reconnect policy, with the policy's backoff between sends
+    /// (a broker that drops every produce is not hammered). At-least-once:
+    /// a resent batch may be stored twice.
     pub(crate) async fn produce_resending(
         &self,
         topic: &str,
@@ -65,11 +71,21 @@ impl<'a> Wire<'a> {
         records: Bytes,
         acks: Acks,
     ) -> Result<Option<(u64, u64)>> {
+        let policy = &self.client.options().reconnect;
+        let mut backoff = policy.initial_backoff;
+        let mut resends = 0;
         loop {
             let connection = self.client.connection().await?;
             match produce_on(&connection, topic, partition, records.clone(), acks).await {
-                Err(error) if error.is_connection_error() && connection.is_closed() => {
-                    tracing::info!(topic, partition, %error, "sending the batch again");
+                Err(error)
+                    if error.is_connection_error()
+                        && connection.is_closed()
+                        && resends < PRODUCE_RESENDS_LIMIT =>
+                {
+                    resends += 1;
+                    tracing::info!(topic, partition, %error, resends, "sending the batch again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(policy.max_backoff);
                 }
                 other => return other,
             }

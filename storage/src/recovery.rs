@@ -272,12 +272,9 @@ impl Opening<'_> {
     /// and closes the files again.
     fn rebuild_index(&self, segment: &Segment) -> Result<()> {
         segment.pin()?;
-        segment.reset_published();
-        segment.index.0.truncate_entries(0);
-        segment.time_index.0.truncate_entries(0);
         segment.preallocate_indexes()?;
         let mut cursor = IndexCursor::new(segment.base_offset);
-        scan(segment, 0, self.config, &mut cursor)?;
+        reindex(segment, self.config, &mut cursor)?;
         segment.trim_indexes()?;
         segment.sync_all()?;
         segment.unpin();
@@ -312,11 +309,8 @@ impl Opening<'_> {
         active: Arc<Segment>,
         marker: &Checkpoint,
     ) -> Result<Opened> {
-        active.reset_published();
-        active.index.0.truncate_entries(0);
-        active.time_index.0.truncate_entries(0);
         let mut cursor = IndexCursor::new(active.base_offset);
-        let end = scan(&active, 0, self.config, &mut cursor)?;
+        let end = reindex(&active, self.config, &mut cursor)?;
         let mut health = Health::Ok;
         if end != marker.position || cursor.next_offset() != marker.next_offset {
             let reason = format!(
@@ -499,6 +493,15 @@ fn seal_recovered(segment: &Segment) -> Result<()> {
 
 /// Checks batches from `position` to the end of the file, indexing each one
 /// and publishing it; returns where the valid data ends.
+/// Forgets `segment`'s index entries and what it published, then indexes
+/// its log again from the start (see `scan`); returns where the scan ended.
+fn reindex(segment: &Segment, config: &LogConfig, cursor: &mut IndexCursor) -> Result<u64> {
+    segment.reset_published();
+    segment.index.0.truncate_entries(0);
+    segment.time_index.0.truncate_entries(0);
+    scan(segment, 0, config, cursor)
+}
+
 fn scan(
     segment: &Segment,
     mut position: u64,

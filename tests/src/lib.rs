@@ -199,9 +199,9 @@ impl Broker {
     }
 }
 
-pub fn ferryctl(addr: &str, args: &[&str], stdin: &str) -> (i32, String, String) {
-    use std::io::Write;
-    let mut child = Command::new(binary("ferryctl"))
+/// `ferryctl --broker <addr> args...` running, every stream piped.
+pub fn spawn_ferryctl(addr: &str, args: &[&str]) -> Child {
+    Command::new(binary("ferryctl"))
         .arg("--broker")
         .arg(addr)
         .args(args)
@@ -209,7 +209,12 @@ pub fn ferryctl(addr: &str, args: &[&str], stdin: &str) -> (i32, String, String)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start ferryctl");
+        .expect("start ferryctl")
+}
+
+pub fn ferryctl(addr: &str, args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = spawn_ferryctl(addr, args);
     let mut input = child.stdin.take().expect("stdin");
     let text = stdin.to_string();
     let writer = std::thread::spawn(move || {

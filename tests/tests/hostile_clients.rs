@@ -34,6 +34,21 @@ fn heap_mib(broker: &Broker) -> u64 {
 #[derive(Default)]
 struct Probes(Vec<Duration>);
 
+impl std::fmt::Display for Probes {
+    /// "ListTopics median M, max X over N probes".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut sorted = self.0.clone();
+        sorted.sort();
+        let median = sorted.get(sorted.len() / 2).copied().unwrap_or_default();
+        let max = sorted.last().copied().unwrap_or_default();
+        write!(
+            f,
+            "ListTopics median {median:?}, max {max:?} over {} probes",
+            sorted.len()
+        )
+    }
+}
+
 impl Probes {
     /// One ListTopics round trip.
     async fn probe(&mut self, client: &Client) {
@@ -48,7 +63,7 @@ impl Probes {
     }
 
     /// The median round trip is under `ROUND_TRIP_MEDIAN_MAX`.
-    fn check(mut self) {
+    fn check(&mut self) {
         assert!(!self.0.is_empty(), "no probe ran");
         self.0.sort();
         let median = self.0[self.0.len() / 2];
@@ -121,8 +136,9 @@ async fn a_subscriber_that_never_reads_holds_bounded_broker_memory() {
     probes.check();
     // Pushed bytes waiting for the socket are bounded by max_in_flight_bytes
     // (64 MiB), and nothing is re-encoded while it waits.
+    eprintln!("silent subscriber: heap {before} -> peak {peak} MiB, {probes}");
     assert!(
-        peak < before + 160,
+        peak < before + 64 + 32,
         "heap grew from {before} MiB to {peak} MiB"
     );
     drop(silent);
@@ -222,6 +238,7 @@ async fn one_huge_batch_read_by_four_queues_keeps_memory_bounded() {
     }
     probes.check();
     // Read-ahead stops inside the batch: 4096 messages per queue.
+    eprintln!("700,000-record batch, 4 queues: heap {before} -> peak {peak} MiB, {probes}");
     assert!(
         peak < before + 64,
         "heap grew from {before} MiB to {peak} MiB"
@@ -261,6 +278,7 @@ async fn subscriptions_per_connection_are_capped_and_released_without_stalls() {
     while Instant::now() < until {
         probes.probe(&client).await;
     }
+    eprintln!("1024 subscriptions dropped: {probes}");
     probes.check();
     let deadline = Instant::now() + Duration::from_secs(10);
     while client.describe_queue("fan", "q").await.unwrap().in_flight > 0 {

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_client::{
-    Client, ErrorCode, Producer, ProducerConfig, ProducerRecord, QueueConfig, QueueConsumer, SeekTo,
+    Client, Delivery, ErrorCode, Producer, ProducerConfig, ProducerRecord, QueueConfig,
+    QueueConsumer, SeekTo,
 };
 use ferry_e2e::Broker;
 
@@ -79,14 +80,7 @@ async fn a_message_dead_lettered_twice_carries_one_set_of_dead_letter_headers() 
     let producer = Producer::new(&client, "a").await.unwrap();
     producer.send(ProducerRecord::new("poison")).await.unwrap();
     for (topic, queue) in [("a", "qa"), ("b", "qb")] {
-        let mut consumer = QueueConsumer::subscribe(&client, topic, queue, 1)
-            .await
-            .unwrap();
-        let delivery = consumer
-            .recv_timeout(Duration::from_secs(10))
-            .await
-            .expect("a delivery")
-            .unwrap();
+        let (_consumer, delivery) = first_delivery(&client, topic, queue).await;
         delivery.nack(false).await.unwrap();
         wait_dead_lettered(&client, topic, queue, 1).await;
     }
@@ -147,10 +141,9 @@ async fn sixty_large_messages_rejected_at_once_are_all_dead_lettered() {
     assert_eq!(end, 60, "every message copied once");
 }
 
-/// A new subscription and the count of its first delivery (unsettled).
-async fn subscribe_and_receive(broker: &Broker, topic: &str) -> (Client, QueueConsumer, u32) {
-    let client = broker.client().await;
-    let mut consumer = QueueConsumer::subscribe(&client, topic, "q", 1)
+/// A new subscription (prefetch 1) and its first delivery, unsettled.
+async fn first_delivery(client: &Client, topic: &str, queue: &str) -> (QueueConsumer, Delivery) {
+    let mut consumer = QueueConsumer::subscribe(client, topic, queue, 1)
         .await
         .unwrap();
     let delivery = consumer
@@ -158,6 +151,13 @@ async fn subscribe_and_receive(broker: &Broker, topic: &str) -> (Client, QueueCo
         .await
         .expect("a delivery")
         .unwrap();
+    (consumer, delivery)
+}
+
+/// A new subscription to `topic`/q and the count of its first delivery.
+async fn subscribe_and_receive(broker: &Broker, topic: &str) -> (Client, QueueConsumer, u32) {
+    let client = broker.client().await;
+    let (consumer, delivery) = first_delivery(&client, topic, "q").await;
     (client, consumer, delivery.delivery_count)
 }
 

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -472,15 +472,7 @@ struct Ferryctl {
 
 impl Ferryctl {
     fn spawn(addr: &str, args: &[&str]) -> Ferryctl {
-        let mut child = Command::new(ferry_e2e::binary("ferryctl"))
-            .arg("--broker")
-            .arg(addr)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ferryctl");
+        let mut child = ferry_e2e::spawn_ferryctl(addr, args);
         let (out, err) = (Arc::new(Mutex::new(Vec::new())), Arc::default());
         let (stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
         let lines = out.clone();

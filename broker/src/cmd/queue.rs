@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use ferry_protocol::frame::{encode_frame, FrameHeader, FLAG_PUSH};
+use ferry_protocol::frame::{
+    encode_frame, FrameHeader, FLAG_PUSH, FRAME_HEADER_BYTES, LENGTH_PREFIX_BYTES,
+};
 use ferry_protocol::messages::{
     AckRequest, CreateQueueRequest, DeleteQueueRequest, DeliverBatch, Delivery, DeliveryHeader,
     DescribeQueueRequest, DescribeQueueResponse, InProgressRequest, ListQueuesResponse,
@@ -222,13 +224,17 @@ impl DeliverySink for PushSink {
                 queue: def.name.to_string(),
                 deliveries,
             };
-            let frame = encode_frame(header, &batch, None);
-            let need_bytes = frame.len().min(self.push_bytes_limit) as u32;
+            // Sized before encoding: deliveries the connection has no room for
+            // are not copied into a frame only to be thrown away.
+            let frame_bytes = LENGTH_PREFIX_BYTES + FRAME_HEADER_BYTES + batch.encoded_len();
+            let need_bytes = frame_bytes.min(self.push_bytes_limit) as u32;
             let Ok(budget) = self.push_bytes.clone().try_acquire_many_owned(need_bytes) else {
                 self.resume_when_room(queue, subscription_id, need_bytes);
                 let unsent = ids.into_iter().chain(rest.map(|d| d.delivery_id)).collect();
                 return Handed::Partly { unsent };
             };
+            let frame = encode_frame(header, &batch, None);
+            debug_assert_eq!(frame.len(), frame_bytes);
             let written = Arc::downgrade(queue);
             let on_written: Box<dyn FnOnce() + Send + Sync> = Box::new(move || {
                 if let Some(queue) = written.upgrade() {
