@@ -1,14 +1,16 @@
 //! Shared pieces of Ferry's benchmarks: the physical baselines every figure
 //! is compared with (raw sequential write, with and without fdatasync, to
 //! the same directory; loopback TCP), latency statistics, the load
-//! scenarios, workload files, spawning a broker, and reading criterion's
-//! results back to report ratios measured in the same run.
+//! scenarios, workload files, spawning a broker (plaintext or TLS), the
+//! target the load goes to, and reading criterion's results back to report
+//! ratios measured in the same run.
 
 pub mod baseline;
 pub mod report;
 pub mod scenarios;
 pub mod spawn;
 pub mod stats;
+pub mod target;
 pub mod workload;
 
 use bytes::Bytes;

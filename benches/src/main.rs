@@ -1,6 +1,7 @@
-//! `ferry-bench`: drive a running broker (or one it spawns) through the real
-//! client crate and report throughput and latency percentiles, with ratios
-//! to the machine's physical limits measured in the same run.
+//! `ferry-bench`: drive a running broker (or one it spawns, plaintext or
+//! TLS) through the real client crate and report throughput and latency
+//! percentiles, with ratios to the machine's physical limits measured in
+//! the same run.
 
 use std::path::PathBuf;
 
@@ -9,8 +10,9 @@ use ferry_bench::baseline::Baseline;
 use ferry_bench::scenarios::{self, ConsumeSpec, E2eSpec, ProduceSpec};
 use ferry_bench::spawn::SpawnedBroker;
 use ferry_bench::stats::Report;
+use ferry_bench::target::Target;
 use ferry_bench::workload::Workload;
-use ferry_client::{Acks, Client, FsyncPolicy, TopicConfig};
+use ferry_client::{Acks, FsyncPolicy, TopicConfig};
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +38,10 @@ struct Cli {
     /// Extra flags for the spawned broker (repeatable), e.g. --broker-arg=--fsync=never
     #[arg(long = "broker-arg", global = true, allow_hyphen_values = true)]
     broker_args: Vec<String>,
+    /// Speak TLS: the spawned broker gets a self-signed certificate made at
+    /// start, which the clients trust.
+    #[arg(long, global = true, requires = "spawn_broker")]
+    tls: bool,
     /// Measure disk and loopback baselines first and report ratios to them.
     #[arg(long, global = true)]
     baseline: bool,
@@ -132,12 +138,12 @@ async fn main() {
 
 async fn run(cli: Cli) -> Result<(), String> {
     let spawned = match &cli.spawn_broker {
-        Some(binary) => Some(SpawnedBroker::start(binary, &cli.broker_args)?),
+        Some(binary) => Some(SpawnedBroker::start(binary, &cli.broker_args, cli.tls)?),
         None => None,
     };
-    let addr = spawned
+    let target = spawned
         .as_ref()
-        .map_or(cli.broker.clone(), |s| s.addr.clone());
+        .map_or_else(|| Target::plaintext(&cli.broker), SpawnedBroker::target);
     let baseline_dir = cli
         .baseline_dir
         .clone()
@@ -181,7 +187,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 rate: args.rate,
                 max_in_flight: args.max_in_flight,
             };
-            let report = scenarios::produce(&addr, &spec, quiet).await?;
+            let report = scenarios::produce(&target, &spec, quiet).await?;
             emit(
                 with_baseline(report, baseline, produce_baseline(args.acks)),
                 cli.json,
@@ -201,7 +207,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 consumers: args.consumers,
                 messages: args.messages,
             };
-            let report = scenarios::consume(&addr, &spec, quiet).await?;
+            let report = scenarios::consume(&target, &spec, quiet).await?;
             emit(with_baseline(report, baseline, "loopback_tcp"), cli.json);
         }
         Command::E2e(args) => {
@@ -213,12 +219,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                 size: args.size,
                 acks: args.acks,
             };
-            emit(scenarios::e2e(&addr, &spec, quiet).await?, cli.json);
+            emit(scenarios::e2e(&target, &spec, quiet).await?, cli.json);
         }
         Command::Run { workload } => {
             let workload = Workload::load(&workload)?;
             run_workload(
-                &addr,
+                &target,
                 &workload,
                 quiet,
                 cli.json,
@@ -247,7 +253,7 @@ fn with_baseline(report: Report, baseline: Option<Baseline>, name: &str) -> Repo
 }
 
 async fn run_workload(
-    addr: &str,
+    target: &Target,
     workload: &Workload,
     quiet: bool,
     json: bool,
@@ -263,7 +269,7 @@ async fn run_workload(
         println!("workload {}", workload.name);
         print_baseline(b);
     }
-    let client = Client::connect(addr).await.map_err(|e| e.to_string())?;
+    let client = target.connect().await?;
     let config = TopicConfig {
         partitions: workload.partitions,
         fsync: workload
@@ -293,13 +299,13 @@ async fn run_workload(
             rate: workload.rate,
             max_in_flight: workload.max_in_flight,
         };
-        let report = scenarios::produce(addr, &spec, quiet).await?;
+        let report = scenarios::produce(target, &spec, quiet).await?;
         reports.push(with_baseline(report, baseline, produce_baseline(acks)));
         if workload.consumers > 0 {
             let report = match (&workload.group, &workload.queue) {
                 (Some(group), _) => {
                     scenarios::consume_group(
-                        addr,
+                        target,
                         &workload.topic,
                         group,
                         workload.consumers,
@@ -310,7 +316,7 @@ async fn run_workload(
                 }
                 (_, Some(queue)) => {
                     scenarios::consume_queue(
-                        addr,
+                        target,
                         &workload.topic,
                         queue,
                         workload.consumers,
@@ -326,7 +332,7 @@ async fn run_workload(
                         consumers: workload.consumers,
                         messages: workload.messages,
                     };
-                    scenarios::consume(addr, &spec, quiet).await?
+                    scenarios::consume(target, &spec, quiet).await?
                 }
             };
             reports.push(with_baseline(report, baseline, "loopback_tcp"));
@@ -341,11 +347,12 @@ async fn run_workload(
             size: workload.message_size,
             acks,
         };
-        reports.push(scenarios::e2e(addr, &spec, quiet).await?);
+        reports.push(scenarios::e2e(target, &spec, quiet).await?);
     }
     if json {
         print_json(&serde_json::json!({
             "workload": workload.name,
+            "tls": target.is_tls(),
             "baseline": baseline,
             "results": reports,
         }));

@@ -15,6 +15,7 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::stats::{Latency, Report};
+use crate::target::Target;
 
 /// No scenario runs longer than this, whatever it was asked.
 pub const SCENARIO_DEADLINE: Duration = Duration::from_secs(600);
@@ -67,8 +68,8 @@ fn payload(size: usize, sequence: u64, sent_at_ns: u64) -> Bytes {
     Bytes::from(value)
 }
 
-pub async fn produce(addr: &str, spec: &ProduceSpec, quiet: bool) -> Result<Report, String> {
-    let admin = Client::connect(addr).await.map_err(|e| e.to_string())?;
+pub async fn produce(target: &Target, spec: &ProduceSpec, quiet: bool) -> Result<Report, String> {
+    let admin = target.connect().await?;
     ensure_topic(&admin, &spec.topic, spec.partitions).await?;
     let bar = progress(spec.messages, quiet);
     bar.set_message("produce");
@@ -78,7 +79,7 @@ pub async fn produce(addr: &str, spec: &ProduceSpec, quiet: bool) -> Result<Repo
     let mut tasks = Vec::new();
     for p in 0..producers {
         let share = spec.messages / producers + u64::from(p < spec.messages % producers);
-        let client = Client::connect(addr).await.map_err(|e| e.to_string())?;
+        let client = target.connect().await?;
         let config = ProducerConfig {
             acks: spec.acks,
             linger_ms: spec.linger_ms,
@@ -196,8 +197,8 @@ pub struct ConsumeSpec {
 
 /// `consumers` readers share the partitions (round robin) from the start
 /// and read until `messages` have arrived in total.
-pub async fn consume(addr: &str, spec: &ConsumeSpec, quiet: bool) -> Result<Report, String> {
-    let admin = Client::connect(addr).await.map_err(|e| e.to_string())?;
+pub async fn consume(target: &Target, spec: &ConsumeSpec, quiet: bool) -> Result<Report, String> {
+    let admin = target.connect().await?;
     let partitions = admin
         .partition_count(&spec.topic)
         .await
@@ -213,7 +214,7 @@ pub async fn consume(addr: &str, spec: &ConsumeSpec, quiet: bool) -> Result<Repo
         let mine: Vec<u32> = (0..partitions)
             .filter(|p| *p as usize % consumers == c)
             .collect();
-        let client = Client::connect(addr).await.map_err(|e| e.to_string())?;
+        let client = target.connect().await?;
         let config = ConsumerConfig {
             max_wait_ms: 100,
             max_bytes: 4 * 1024 * 1024,
@@ -276,15 +277,15 @@ pub struct E2eSpec {
 
 /// A producer at a fixed rate and a consumer tailing the topic; latency is
 /// from the send time written into each payload to its arrival.
-pub async fn e2e(addr: &str, spec: &E2eSpec, quiet: bool) -> Result<Report, String> {
-    let admin = Client::connect(addr).await.map_err(|e| e.to_string())?;
+pub async fn e2e(target: &Target, spec: &E2eSpec, quiet: bool) -> Result<Report, String> {
+    let admin = target.connect().await?;
     ensure_topic(&admin, &spec.topic, spec.partitions).await?;
     let total = spec.rate.max(1) * spec.duration_s.max(1);
     let partitions = admin
         .partition_count(&spec.topic)
         .await
         .map_err(|e| e.to_string())?;
-    let consumer_client = Client::connect(addr).await.map_err(|e| e.to_string())?;
+    let consumer_client = target.connect().await?;
     let config = ConsumerConfig {
         max_wait_ms: 100,
         ..ConsumerConfig::default()
@@ -325,7 +326,7 @@ pub async fn e2e(addr: &str, spec: &E2eSpec, quiet: bool) -> Result<Report, Stri
             Ok::<(Latency, u64, u64), String>((latency, seen, bytes))
         })
     };
-    let client = Client::connect(addr).await.map_err(|e| e.to_string())?;
+    let client = target.connect().await?;
     let config = ProducerConfig {
         acks: spec.acks,
         linger_ms: 0,
@@ -372,7 +373,7 @@ pub async fn e2e(addr: &str, spec: &E2eSpec, quiet: bool) -> Result<Report, Stri
 
 /// `consumers` members of consumer group `group` read `messages` in total.
 pub async fn consume_group(
-    addr: &str,
+    target: &Target,
     topic: &str,
     group: &str,
     consumers: usize,
@@ -386,7 +387,7 @@ pub async fn consume_group(
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..consumers.max(1) {
-        let client = Client::connect(addr).await.map_err(|e| e.to_string())?;
+        let client = target.connect().await?;
         let mut config = ferry_client::GroupConfig::new(group, &[topic]);
         config.consumer.max_wait_ms = 100;
         config.consumer.max_bytes = 4 * 1024 * 1024;
@@ -435,7 +436,7 @@ pub async fn consume_group(
 /// earliest offset if missing) receive and ack `messages` in total. Latency
 /// is the ack round trip (ack sent to ack durable).
 pub async fn consume_queue(
-    addr: &str,
+    target: &Target,
     topic: &str,
     queue: &str,
     consumers: usize,
@@ -443,7 +444,7 @@ pub async fn consume_queue(
     messages: u64,
     quiet: bool,
 ) -> Result<Report, String> {
-    let admin = Client::connect(addr).await.map_err(|e| e.to_string())?;
+    let admin = target.connect().await?;
     let config = ferry_client::QueueConfig::default();
     match admin.create_queue(topic, queue, &config).await {
         Ok(()) => {}
@@ -457,7 +458,7 @@ pub async fn consume_queue(
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..consumers.max(1) {
-        let client = Client::connect(addr).await.map_err(|e| e.to_string())?;
+        let client = target.connect().await?;
         let mut consumer = ferry_client::QueueConsumer::subscribe(&client, topic, queue, prefetch)
             .await
             .map_err(|e| e.to_string())?;

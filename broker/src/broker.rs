@@ -15,6 +15,7 @@ use crate::lock::DataDirLock;
 use crate::metrics::Metrics;
 use crate::queues::driver::Handles;
 use crate::queues::Queues;
+use crate::security::Security;
 use crate::topics::Topics;
 
 pub struct Broker {
@@ -23,6 +24,8 @@ pub struct Broker {
     pub groups: GroupCoordinator,
     pub offsets: OffsetStore,
     pub queues: Arc<Queues>,
+    /// Users, tokens, ACLs, quotas; who may do what.
+    pub security: Security,
     pub metrics: Metrics,
     /// The exclusive lock on the data directory, held until the broker drops
     /// (`None` for a broker on a simulated disk, see [`Broker::open_on`]).
@@ -72,6 +75,7 @@ impl Broker {
             config.state_snapshot_bytes,
         )?;
         let topics = Topics::open(vfs.clone(), &config.data_dir, log_defaults, flusher)?;
+        let security = Security::open(vfs.clone(), &config.data_dir, &config)?;
         let queues = Queues::open_with(
             vfs,
             &config.data_dir,
@@ -89,6 +93,7 @@ impl Broker {
             groups,
             offsets,
             queues: Arc::new(queues),
+            security,
             metrics: Metrics::default(),
             lock,
             started_at: std::time::Instant::now(),

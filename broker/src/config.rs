@@ -15,6 +15,21 @@ pub const STATE_SNAPSHOT_BYTES_LIMIT: u64 = 1024 * 1024 * 1024;
 pub const HANDSHAKE_TIMEOUT_MS_MIN: u64 = 100;
 pub const HANDSHAKE_TIMEOUT_MS_LIMIT: u64 = 600_000;
 
+/// Whether clients must authenticate (`--auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// No authentication and no authorization: every client may do
+    /// everything. Allowed on loopback, elsewhere only with
+    /// `--allow-insecure`.
+    #[default]
+    Off,
+    /// Every connection authenticates (SCRAM-SHA-256, an access token, or a
+    /// client certificate) before anything else, and every request is
+    /// checked against the ACLs.
+    Required,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -129,6 +144,18 @@ pub struct Config {
     /// with it.
     #[arg(long, env = "FERRY_ALLOW_INSECURE")]
     pub allow_insecure: bool,
+    /// `required`: every connection authenticates and every request is
+    /// checked against the ACLs; `off`: anyone who connects may do anything.
+    #[arg(long, env = "FERRY_AUTH", value_enum, default_value = "off")]
+    pub auth: AuthMode,
+    /// At first start (no users yet), create the super user `admin` with
+    /// the password in this file. Ignored, with a warning, once users exist.
+    #[arg(long, env = "FERRY_BOOTSTRAP_ADMIN_PASSWORD_FILE")]
+    pub bootstrap_admin_password_file: Option<PathBuf>,
+    /// Principals that bypass the ACLs, e.g. `User:ops,User:backup`
+    /// (never a wildcard or the anonymous principal).
+    #[arg(long, env = "FERRY_SUPER_USERS", value_delimiter = ',')]
+    pub super_users: Vec<String>,
 }
 
 /// The TOML file: every key optional.
@@ -165,6 +192,9 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
     allow_insecure: Option<bool>,
+    auth: Option<AuthMode>,
+    bootstrap_admin_password_file: Option<PathBuf>,
+    super_users: Option<Vec<String>>,
 }
 
 /// Why a configuration was refused (flags, environment or `--config` file).
@@ -202,8 +232,10 @@ pub enum ConfigError {
     TlsIncomplete { missing: &'static str },
     #[error("tls_client_ca needs tls_cert and tls_key (mutual TLS is TLS)")]
     TlsClientCaWithoutTls,
-    #[error("refusing to listen on {listen} without TLS and client authentication: anyone who can reach it could read, write and delete everything. Listen on 127.0.0.1, or pass --allow-insecure if the network itself is trusted")]
+    #[error("refusing to listen on {listen} without TLS and client authentication: anyone who can reach it could read, write and delete everything. Listen on 127.0.0.1, add --tls-cert/--tls-key with --tls-client-ca or --auth required, or pass --allow-insecure if the network itself is trusted")]
     Insecure { listen: SocketAddr },
+    #[error("super user {0:?} must be User:<name> (1..=128 of A-Z a-z 0-9 . _ @ -); wildcards and User:ANONYMOUS are refused")]
+    SuperUser(String),
     #[error("invalid topic defaults: {0}")]
     TopicDefaults(#[from] ferry_storage::StorageError),
 }
@@ -291,7 +323,8 @@ impl Config {
         take_optional!(metrics_listen, segment_ms, retention_ms, retention_bytes);
         take_optional!(max_open_files);
         take_optional!(tls_cert, tls_key, tls_client_ca);
-        take!(allow_insecure);
+        take!(allow_insecure, auth, super_users);
+        take_optional!(bootstrap_admin_password_file);
         take!(group_session_timeout_ms, group_retention_ms);
         if defaulted("fsync") {
             if let Some(fsync) = file.fsync {
@@ -344,6 +377,11 @@ impl Config {
             STATE_SNAPSHOT_BYTES_LIMIT,
         )?;
         self.validate_tls()?;
+        for principal in &self.super_users {
+            if crate::security::Principal::parse_user(principal).is_none() {
+                return Err(ConfigError::SuperUser(principal.clone()));
+            }
+        }
         if self.insecure() && !self.allow_insecure {
             return Err(ConfigError::Insecure {
                 listen: self.listen,
@@ -353,11 +391,13 @@ impl Config {
         Ok(())
     }
 
-    /// Whether clients off this host could connect with no TLS and no
-    /// authentication: a non-loopback address without mutual TLS (the only
-    /// client authentication the broker has so far).
+    /// Whether clients off this host could connect without TLS or without
+    /// authentication: a non-loopback address without TLS, or with TLS but
+    /// neither client certificates nor `--auth required`.
     pub fn insecure(&self) -> bool {
-        !self.listen.ip().is_loopback() && self.tls_client_ca.is_none()
+        let tls = self.tls_cert.is_some();
+        let authenticated = self.tls_client_ca.is_some() || self.auth == AuthMode::Required;
+        !(self.listen.ip().is_loopback() || tls && authenticated)
     }
 
     /// Certificate and key both or neither; a client CA only with both.
@@ -424,5 +464,22 @@ mod tests {
         assert!(matches!(parse(&tls), Err(ConfigError::Insecure { .. })));
         let mutual = [&tls[..], &["--tls-client-ca", "ca.pem"]].concat();
         assert!(parse(&mutual).is_ok());
+        let scram = [&tls[..], &["--auth", "required"]].concat();
+        assert!(parse(&scram).is_ok());
+        // Authentication without TLS would send tokens in the clear.
+        let plain = ["--listen", "0.0.0.0:7171", "--auth", "required"];
+        assert!(matches!(parse(&plain), Err(ConfigError::Insecure { .. })));
+    }
+
+    #[test]
+    fn super_users_are_named_users_only() {
+        assert!(parse(&["--super-users", "User:ops,User:backup"]).is_ok());
+        for refused in ["User:*", "User:ANONYMOUS", "ops", "User:", "Group:x"] {
+            let result = parse(&["--super-users", refused]);
+            assert!(
+                matches!(result, Err(ConfigError::SuperUser(_))),
+                "{refused}"
+            );
+        }
     }
 }

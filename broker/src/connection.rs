@@ -18,6 +18,7 @@
 //! Idle connections, frames sent too slowly and clients that stop reading
 //! are disconnected after their timeouts.
 
+use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,6 +39,9 @@ use crate::broker::Broker;
 use crate::cmd::{self, Reply};
 use crate::error::BrokerError;
 use crate::metrics::Metrics;
+use crate::security::authz;
+use crate::security::quota::QuotaKind;
+use crate::security::session::Session;
 
 /// Longest the read loop dispatches frames before yielding to other tasks.
 const DISPATCH_SLICE: Duration = Duration::from_millis(1);
@@ -52,6 +56,17 @@ struct Outgoing {
     _budget: Option<Budget>,
     close_after: bool,
     pushed: Option<cmd::PushHold>,
+    /// How long this response's cost mutes the connection (a fetch's bytes
+    /// are charged once its answer is ready).
+    throttle: Duration,
+}
+
+/// A request held back while its connection is muted by a quota.
+struct Parked {
+    header: FrameHeader,
+    request: Request,
+    budget: Budget,
+    frame_bytes: usize,
 }
 
 struct Budget {
@@ -110,13 +125,20 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
         tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
     }
     let (reader, writer) = stream.into_split();
-    serve_halves(broker, reader, writer, peer).await;
+    serve_halves(broker, reader, writer, peer, None).await;
 }
 
 /// Serves a client over any byte stream's two halves: a TCP socket's, or
 /// an in-memory pipe's (tests drive the real request path that way).
-pub async fn serve_halves<R, W>(broker: Arc<Broker>, reader: R, writer: W, peer: SocketAddr)
-where
+/// `certificate_user` is the user a verified TLS client certificate names
+/// (see `tls.rs`), which authenticates the connection.
+pub async fn serve_halves<R, W>(
+    broker: Arc<Broker>,
+    reader: R,
+    writer: W,
+    peer: SocketAddr,
+    certificate_user: Option<String>,
+) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
@@ -135,11 +157,15 @@ where
         handshaken: false,
         accepted_at: Instant::now(),
         peer,
+        changes: broker.security.changes(),
+        muted_until: None,
+        parked: VecDeque::new(),
         context: cmd::ConnectionContext {
             push: push_tx,
             push_bytes: Arc::new(Semaphore::new(broker.config.max_in_flight_bytes)),
             max_frame_bytes: broker.config.max_frame_bytes,
             subscriptions: held.subscriptions.clone(),
+            session: Session::new(peer, certificate_user),
         },
     };
     let reason = connection.run().await;
@@ -159,6 +185,13 @@ struct Connection<R> {
     handshaken: bool,
     accepted_at: Instant,
     peer: SocketAddr,
+    /// Security changes: credentials are checked again on each.
+    changes: tokio::sync::watch::Receiver<u64>,
+    /// Requests a quota holds back are parked until then.
+    muted_until: Option<Instant>,
+    /// Requests held back by a quota, in arrival order (each holds its
+    /// budget, so they are bounded like any request in flight).
+    parked: VecDeque<Parked>,
     context: cmd::ConnectionContext,
 }
 
@@ -195,6 +228,10 @@ impl<R: AsyncRead + Unpin> Connection<R> {
             sliced: false,
             close: None,
         };
+        if let Some(frame) = self.release_parked(pending) {
+            slice.close = Some(frame);
+            return slice;
+        }
         loop {
             match self.next_frame(pending) {
                 Step::Dispatched => {
@@ -237,17 +274,28 @@ impl<R: AsyncRead + Unpin> Connection<R> {
             } else if partial_since.is_none() {
                 partial_since = Some(Instant::now());
             }
-            if eof && pending.is_empty() {
+            if eof && pending.is_empty() && self.parked.is_empty() {
                 return "client closed";
             }
-            let (deadline, why) = self.deadline(partial_since, pending.is_empty(), last_frame_at);
+            let idle = pending.is_empty() && self.parked.is_empty();
+            let (deadline, why) = self.deadline(partial_since, idle, last_frame_at);
             let reading = blocked.is_none() && !eof && !sliced;
+            let unmute_at = self.muted_until.unwrap_or(deadline);
+            let parked = !self.parked.is_empty();
             tokio::select! {
                 // More whole frames are waiting in the buffer: come back at once.
                 _ = tokio::task::yield_now(), if sliced => {}
                 Some(out) = pending.next(), if !pending.is_empty() => {
+                    self.mute(out.throttle);
                     if self.tx.send(out).await.is_err() {
                         return "writer closed";
+                    }
+                }
+                // The quota's mute is over: parked requests go next.
+                _ = tokio::time::sleep_until(unmute_at), if parked => {}
+                changed = self.changes.changed() => {
+                    if changed.is_ok() && !self.still_authenticated() {
+                        return "credentials revoked";
                     }
                 }
                 read = self.reader.read_buf(&mut self.buffer), if reading => match read {
@@ -277,6 +325,10 @@ impl<R: AsyncRead + Unpin> Connection<R> {
             Some(since) => (since + frame_timeout, "frame read timeout"),
             None if nothing_pending => (last_frame_at + idle, "idle timeout"),
             None => (Instant::now() + idle, "idle timeout"),
+        };
+        let (deadline, why) = match self.token_expires_at() {
+            Some(expires) if expires < deadline => (expires, "token expired"),
+            _ => (deadline, why),
         };
         if self.handshaken {
             return (deadline, why);
@@ -322,8 +374,10 @@ impl<R: AsyncRead + Unpin> Connection<R> {
         self.decode_and_dispatch(frame, budget, pending)
     }
 
-    /// Decodes one whole frame (the first must be a handshake) and queues
-    /// its reply, which holds the request's budget until it is written.
+    /// Decodes one whole frame (the first must be a handshake; with
+    /// `--auth required`, all but the handshake and SASL need an
+    /// authenticated connection) and dispatches it, or parks it while a
+    /// quota mutes the connection.
     fn decode_and_dispatch(
         &mut self,
         frame: frame::Frame,
@@ -331,6 +385,7 @@ impl<R: AsyncRead + Unpin> Connection<R> {
         pending: &mut Pending,
     ) -> Step {
         let header = frame.header;
+        let frame_bytes = FRAME_HEADER_BYTES + frame.body.len();
         let request = match Request::decode(&header, frame.body) {
             Ok(request) => request,
             Err((code, message)) => {
@@ -339,46 +394,174 @@ impl<R: AsyncRead + Unpin> Connection<R> {
                 if !self.handshaken {
                     return Step::Close(out);
                 }
-                pending.push(Box::pin(std::future::ready(Outgoing {
-                    frame: out,
-                    _budget: Some(budget),
-                    close_after: false,
-                    pushed: None,
-                })));
+                pending.push(Box::pin(std::future::ready(Outgoing::response(
+                    out, budget,
+                ))));
                 return Step::Dispatched;
             }
         };
+        if let Some(refusal) = self.admission(header, &request) {
+            return Step::Close(refusal);
+        }
+        let key = request.api_key();
+        let muted = self.muted_until.is_some_and(|until| until > Instant::now());
+        if !authz::never_throttled(key) && (muted || !self.parked.is_empty()) {
+            self.parked.push_back(Parked {
+                header,
+                request,
+                budget,
+                frame_bytes,
+            });
+            return Step::Dispatched;
+        }
+        self.dispatch_request(header, request, budget, frame_bytes, pending)
+    }
+
+    /// A refusal that closes the connection: no handshake first, versions
+    /// that do not overlap, or a request before authentication when it is
+    /// required.
+    fn admission(&mut self, header: FrameHeader, request: &Request) -> Option<OutFrame> {
         if !self.handshaken {
             if request.api_key() != ApiKey::Handshake {
                 let error = BrokerError::HandshakeRequired;
-                return Step::Close(cmd::connection_error(header, &error));
+                return Some(cmd::connection_error(header, &error));
             }
-            if let Request::Handshake(hello) = &request {
+            if let Request::Handshake(hello) = request {
                 if !cmd::versions_overlap(hello) {
                     // Nothing else can be understood: answer, then close.
-                    return Step::Close(cmd::handshake_reply(&self.broker, header, hello));
+                    return Some(cmd::handshake_reply(&self.broker, header, hello));
                 }
             }
             self.handshaken = true;
         }
-        match cmd::dispatch(&self.broker, header, request, &self.context) {
-            Reply::Now(frame) => pending.push(Box::pin(std::future::ready(Outgoing {
-                frame,
-                _budget: Some(budget),
-                close_after: false,
-                pushed: None,
-            }))),
-            Reply::Later(future) => pending.push(Box::pin(async move {
-                Outgoing {
-                    frame: future.await,
-                    _budget: Some(budget),
-                    close_after: false,
-                    pushed: None,
-                }
-            })),
+        let before_auth = matches!(
+            request.api_key(),
+            ApiKey::Handshake | ApiKey::SaslAuthenticate
+        );
+        if self.broker.security.enforcing() && !before_auth && !self.context.session.authenticated()
+        {
+            tracing::info!(peer = %self.peer, api = request.api_key().name(), "request before authentication: closing");
+            let error = BrokerError::AuthenticationRequired;
+            return Some(cmd::connection_error(header, &error));
+        }
+        None
+    }
+
+    /// Charges the request to its principal's quotas and dispatches it; its
+    /// reply carries the throttle time, and the connection is muted for it.
+    fn dispatch_request(
+        &mut self,
+        header: FrameHeader,
+        request: Request,
+        budget: Budget,
+        frame_bytes: usize,
+        pending: &mut Pending,
+    ) -> Step {
+        let key = request.api_key();
+        let throttle = self.charge(key, frame_bytes);
+        self.mute(throttle);
+        let throttle_ms = millis(throttle);
+        let fetch_principal = (key == ApiKey::Fetch && self.broker.security.quotas_active())
+            .then(|| self.context.session.principal.text());
+        match cmd::dispatch(&self.broker, header, request, &mut self.context) {
+            Reply::Now(out) => {
+                let fetched = fetch_principal
+                    .map(|principal| charge_fetch(&self.broker, &principal, out.len()))
+                    .unwrap_or_default();
+                self.mute(fetched);
+                let throttle_ms = throttle_ms.max(millis(fetched));
+                let out = frame::with_throttle_time(&out, throttle_ms);
+                pending.push(Box::pin(std::future::ready(Outgoing::response(
+                    out, budget,
+                ))));
+            }
+            Reply::Later(future) => {
+                let broker = self.broker.clone();
+                pending.push(Box::pin(async move {
+                    let out = future.await;
+                    let fetched = fetch_principal
+                        .map(|principal| charge_fetch(&broker, &principal, out.len()))
+                        .unwrap_or_default();
+                    let throttle_ms = throttle_ms.max(millis(fetched));
+                    let out = frame::with_throttle_time(&out, throttle_ms);
+                    let mut outgoing = Outgoing::response(out, budget);
+                    outgoing.throttle = fetched;
+                    outgoing
+                }));
+            }
+            Reply::Close(out) => return Step::Close(out),
             Reply::Nothing => {}
         }
         Step::Dispatched
+    }
+
+    /// Dispatches parked requests once the mute is over, in order, until one
+    /// mutes the connection again; a frame to close with, if one says so.
+    fn release_parked(&mut self, pending: &mut Pending) -> Option<OutFrame> {
+        while self.muted_until.is_none_or(|until| until <= Instant::now()) {
+            let parked = self.parked.pop_front()?;
+            let Parked {
+                header,
+                request,
+                budget,
+                frame_bytes,
+            } = parked;
+            if let Step::Close(out) =
+                self.dispatch_request(header, request, budget, frame_bytes, pending)
+            {
+                return Some(out);
+            }
+        }
+        None
+    }
+
+    /// The time this request's cost mutes the connection (zero without
+    /// quotas): one request, and a produce request's bytes.
+    fn charge(&self, key: ApiKey, frame_bytes: usize) -> Duration {
+        let security = &self.broker.security;
+        if !security.quotas_active() || authz::never_throttled(key) {
+            return Duration::ZERO;
+        }
+        let principal = self.context.session.principal.text();
+        let now = std::time::Instant::now();
+        let quotas = &security.quotas;
+        let mut throttle = quotas.charge(&principal, QuotaKind::Requests, 1, now);
+        if key == ApiKey::Produce {
+            let bytes = frame_bytes as u64;
+            throttle = throttle.max(quotas.charge(&principal, QuotaKind::ProduceBytes, bytes, now));
+        }
+        throttle
+    }
+
+    /// Holds back throttled requests for `throttle` from now.
+    fn mute(&mut self, throttle: Duration) {
+        if throttle.is_zero() {
+            return;
+        }
+        let until = Instant::now() + throttle;
+        self.muted_until = Some(self.muted_until.map_or(until, |current| current.max(until)));
+    }
+
+    /// Whether the user or token this connection authenticated with still
+    /// exists and is live (checked on every security change).
+    fn still_authenticated(&self) -> bool {
+        let session = &self.context.session;
+        let valid = self.broker.security.still_valid(
+            &session.principal,
+            &session.method,
+            crate::security::now_ms(),
+        );
+        if !valid {
+            tracing::info!(peer = %self.peer, principal = %session.principal, "credentials deleted or revoked: closing");
+        }
+        valid
+    }
+
+    /// When the token this connection authenticated with expires.
+    fn token_expires_at(&self) -> Option<Instant> {
+        let expires_at_ms = self.context.session.expires_at_ms?;
+        let left_ms = expires_at_ms.saturating_sub(crate::security::now_ms());
+        Some(Instant::now() + Duration::from_millis(left_ms))
     }
 
     /// The error frame for a frame that cannot be read; the correlation id
@@ -403,9 +586,37 @@ impl<R: AsyncRead + Unpin> Connection<R> {
                 _budget: budget,
                 close_after,
                 pushed: None,
+                throttle: Duration::ZERO,
             })
             .await;
     }
+}
+
+impl Outgoing {
+    /// The response to a request, holding its budget until written.
+    fn response(frame: OutFrame, budget: Budget) -> Outgoing {
+        Outgoing {
+            frame,
+            _budget: Some(budget),
+            close_after: false,
+            pushed: None,
+            throttle: Duration::ZERO,
+        }
+    }
+}
+
+/// `duration` in whole ms, for `throttle_time_ms`.
+fn millis(duration: Duration) -> u32 {
+    duration.as_millis().min(u128::from(u32::MAX)) as u32
+}
+
+/// Charges a fetch answer's bytes to `principal`: the time to mute.
+fn charge_fetch(broker: &Broker, principal: &str, bytes: usize) -> Duration {
+    let now = std::time::Instant::now();
+    broker
+        .security
+        .quotas
+        .charge(principal, QuotaKind::FetchBytes, bytes as u64, now)
 }
 
 async fn wait_budget(requests: &Semaphore, bytes: &Semaphore, need: usize) {
@@ -496,6 +707,7 @@ fn outgoing_push(broker: &Broker, pushed: cmd::Pushed) -> Outgoing {
         _budget: None,
         close_after: false,
         pushed: Some(hold),
+        throttle: Duration::ZERO,
     }
 }
 
@@ -520,5 +732,6 @@ async fn write_frames<W: AsyncWrite + Unpin>(
         }
         IoSlice::advance_slices(&mut rest, written);
     }
-    Ok(())
+    // A TLS stream may hold written bytes back until flushed (a no-op on TCP).
+    writer.flush().await
 }

@@ -202,6 +202,56 @@ pub enum BrokerError {
     DeadLetterLoop { queue: String, topic: String },
     #[error("no subscription {0} on this connection and queue")]
     UnknownSubscription(u64),
+    #[error("--auth required, but there is no user and no client CA: nobody could connect. Create the first user with --bootstrap-admin-password-file FILE")]
+    NoUsers,
+    #[error("admin password file {}: {source}", path.display())]
+    PasswordFileIo {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("admin password file {}: {reason}", path.display())]
+    PasswordFileInvalid { path: PathBuf, reason: &'static str },
+    #[error("SCRAM: {0}")]
+    Scram(#[from] ferry_protocol::scram::ScramError),
+    /// The same answer for an unknown user, a wrong password, a bad token
+    /// and a malformed exchange.
+    #[error("authentication failed: unknown user, wrong password or invalid token")]
+    AuthenticationFailed,
+    #[error("authenticate first (SaslAuthenticate): this broker runs with --auth required")]
+    AuthenticationRequired,
+    #[error("this connection has already authenticated")]
+    AlreadyAuthenticated,
+    #[error("too many failed authentications from this address: retry in {retry_after_ms} ms")]
+    AuthRateLimited { retry_after_ms: u64 },
+    #[error("unsupported SASL mechanism {0:?} (supported: SCRAM-SHA-256, FERRY-TOKEN)")]
+    UnsupportedMechanism(String),
+    #[error("{principal} may not {operation} {resource} {name:?}")]
+    NotAuthorized {
+        principal: String,
+        operation: crate::security::Operation,
+        resource: crate::security::ResourceType,
+        name: String,
+    },
+    #[error("user {0:?} already exists")]
+    UserExists(String),
+    #[error("unknown user {0:?}")]
+    UnknownUser(String),
+    #[error("unknown access token {0:?}")]
+    UnknownToken(String),
+    #[error("no such ACL entry")]
+    UnknownAcl,
+    #[error("no quota for {0:?}")]
+    UnknownQuota(String),
+    #[error("invalid ACL entry: {0}")]
+    InvalidAcl(#[source] crate::security::acl::AclError),
+    #[error("invalid quota: {0}")]
+    InvalidQuota(#[source] crate::security::quota::QuotaError),
+    #[error("invalid {what} {value:?}: expected {expected}")]
+    InvalidSecurityValue {
+        what: &'static str,
+        value: String,
+        expected: &'static str,
+    },
 }
 
 fn fenced_message(
@@ -291,6 +341,25 @@ impl BrokerError {
             BrokerError::GroupNotEmpty { .. } => ErrorCode::GroupNotEmpty,
             BrokerError::UnknownQueue { .. } => ErrorCode::UnknownQueue,
             BrokerError::QueueExists { .. } => ErrorCode::QueueAlreadyExists,
+            BrokerError::NoUsers
+            | BrokerError::PasswordFileIo { .. }
+            | BrokerError::PasswordFileInvalid { .. } => ErrorCode::InvalidConfig,
+            BrokerError::Scram(_) | BrokerError::AuthenticationFailed => {
+                ErrorCode::AuthenticationFailed
+            }
+            BrokerError::AuthenticationRequired => ErrorCode::AuthenticationRequired,
+            BrokerError::AlreadyAuthenticated => ErrorCode::InvalidRequest,
+            BrokerError::AuthRateLimited { .. } => ErrorCode::Throttled,
+            BrokerError::UnsupportedMechanism(_) => ErrorCode::UnsupportedMechanism,
+            BrokerError::NotAuthorized { .. } => ErrorCode::NotAuthorized,
+            BrokerError::UserExists(_) => ErrorCode::UserAlreadyExists,
+            BrokerError::UnknownUser(_) => ErrorCode::UnknownUser,
+            BrokerError::UnknownToken(_) => ErrorCode::UnknownToken,
+            BrokerError::UnknownAcl => ErrorCode::UnknownAcl,
+            BrokerError::UnknownQuota(_) => ErrorCode::UnknownQuota,
+            BrokerError::InvalidAcl(_)
+            | BrokerError::InvalidQuota(_)
+            | BrokerError::InvalidSecurityValue { .. } => ErrorCode::InvalidRequest,
         }
     }
 }
@@ -373,6 +442,23 @@ mod tests {
                 ErrorCode::TooManyConnections,
             ),
             (BrokerError::ShuttingDown, ErrorCode::ShuttingDown),
+            (
+                BrokerError::AuthenticationFailed,
+                ErrorCode::AuthenticationFailed,
+            ),
+            (
+                BrokerError::AuthenticationRequired,
+                ErrorCode::AuthenticationRequired,
+            ),
+            (
+                BrokerError::AuthRateLimited { retry_after_ms: 1 },
+                ErrorCode::Throttled,
+            ),
+            (
+                BrokerError::UnsupportedMechanism("PLAIN".into()),
+                ErrorCode::UnsupportedMechanism,
+            ),
+            (BrokerError::UnknownAcl, ErrorCode::UnknownAcl),
             (
                 BrokerError::Storage(StorageError::DiskFull { path: "p".into() }),
                 ErrorCode::DiskFull,

@@ -16,6 +16,7 @@ pub mod lock;
 pub mod metafile;
 pub mod metrics;
 pub mod queues;
+pub mod security;
 pub mod server;
 pub mod statelog;
 pub mod tls;
@@ -60,13 +61,22 @@ pub async fn run(config: Config) -> Result<(), BrokerError> {
                 })?;
         let shutdown = broker.shutdown.clone();
         let scraped = broker.clone();
-        let render = move || scraped.metrics.render(scraped.topics.fsyncs());
+        let render = move || {
+            let mut text = scraped.metrics.render(scraped.topics.fsyncs());
+            metrics::render_quotas(&mut text, &scraped.security.quotas.metrics());
+            text
+        };
         tokio::spawn(metrics::serve(render, metrics_listener, shutdown));
     }
     if broker.config.insecure() {
         tracing::warn!(listen = %local, "--allow-insecure: clients off this host connect without TLS and authentication, and may read, write and delete everything");
     }
-    tracing::info!(listen = %local, tls = tls.is_some(), data_dir = %broker.config.data_dir.display(), "ferry broker ready");
+    if broker.config.auth == config::AuthMode::Off && !broker.config.super_users.is_empty() {
+        tracing::warn!(
+            "--super-users has no effect with --auth off: every client may do everything"
+        );
+    }
+    tracing::info!(listen = %local, tls = tls.is_some(), auth = ?broker.config.auth, data_dir = %broker.config.data_dir.display(), "ferry broker ready");
     tokio::spawn(retention_loop(broker.clone()));
     tokio::spawn(group_sweeper(broker.clone()));
     for (topic, name) in broker.queues.list() {

@@ -21,7 +21,6 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Scrapes answered at once; a connection past them is closed at once.
 pub const METRICS_CONNECTIONS_LIMIT: usize = 16;
 
-#[derive(Default)]
 pub struct Metrics {
     pub connections_open: AtomicU64,
     pub connections_accepted: AtomicU64,
@@ -35,6 +34,27 @@ pub struct Metrics {
     pub produce_bytes: AtomicU64,
     pub fetch_bytes: AtomicU64,
     pub protocol_errors: AtomicU64,
+    pub auth_successes: AtomicU64,
+    pub auth_failures: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            connections_open: AtomicU64::default(),
+            connections_accepted: AtomicU64::default(),
+            connections_refused: AtomicU64::default(),
+            requests: std::array::from_fn(|_| AtomicU64::default()),
+            pushes: std::array::from_fn(|_| AtomicU64::default()),
+            request_errors: AtomicU64::default(),
+            produce_records: AtomicU64::default(),
+            produce_bytes: AtomicU64::default(),
+            fetch_bytes: AtomicU64::default(),
+            protocol_errors: AtomicU64::default(),
+            auth_successes: AtomicU64::default(),
+            auth_failures: AtomicU64::default(),
+        }
+    }
 }
 
 impl Metrics {
@@ -51,7 +71,7 @@ impl Metrics {
     }
 
     /// The scalar series: (name, help, type, value).
-    fn scalars(&self, fsyncs: u64) -> [(&'static str, &'static str, &'static str, u64); 9] {
+    fn scalars(&self, fsyncs: u64) -> [(&'static str, &'static str, &'static str, u64); 11] {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         const COUNTER: &str = "counter";
         [
@@ -104,6 +124,18 @@ impl Metrics {
                 get(&self.fetch_bytes),
             ),
             (
+                "ferry_auth_successes_total",
+                "SASL authentications that succeeded.",
+                COUNTER,
+                get(&self.auth_successes),
+            ),
+            (
+                "ferry_auth_failures_total",
+                "SASL authentications that failed (refused or rate-limited).",
+                COUNTER,
+                get(&self.auth_failures),
+            ),
+            (
                 "ferry_fsyncs_total",
                 "Group-commit fsyncs run by partitions since start.",
                 COUNTER,
@@ -130,6 +162,43 @@ impl Metrics {
         let help = "Frames pushed to clients unasked, by API.";
         render_by_api(&mut out, "ferry_pushes_total", help, values);
         out
+    }
+}
+
+/// The quota series: per principal and kind, the limit, the throttled
+/// charges and the throttle time handed out.
+pub fn render_quotas(out: &mut String, quotas: &[crate::security::quota::QuotaMetric]) {
+    let families: [(&str, &str, &str); 3] = [
+        (
+            "ferry_quota_limit_per_second",
+            "Quota rate, per principal and kind.",
+            "gauge",
+        ),
+        (
+            "ferry_quota_throttled_total",
+            "Requests whose cost throttled the connection.",
+            "counter",
+        ),
+        (
+            "ferry_quota_throttle_ms_total",
+            "Throttle time handed out (ms).",
+            "counter",
+        ),
+    ];
+    for (index, (name, help, kind)) in families.iter().enumerate() {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for metric in quotas {
+            let value = match index {
+                0 => metric.limit_per_sec,
+                1 => metric.throttled_total,
+                _ => metric.throttle_ms_total,
+            };
+            let principal = metric.principal.replace(['\\', '"'], "_");
+            out.push_str(&format!(
+                "{name}{{principal=\"{principal}\",kind=\"{}\"}} {value}\n",
+                metric.kind.name()
+            ));
+        }
     }
 }
 

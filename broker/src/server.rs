@@ -4,7 +4,9 @@
 //! connection, and on shutdown stops accepting and waits for the
 //! connections to finish their in-flight requests. With TLS configured,
 //! each connection first completes its TLS handshake (`tls.rs`: at most
-//! `TLS_HANDSHAKES_LIMIT` at once, past it a connection is closed).
+//! `TLS_HANDSHAKES_LIMIT` at once, past it a connection is closed), and is
+//! served as the user its client certificate names, if any; SIGHUP reloads
+//! the certificates (`tls::reload_on_hangup`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -92,11 +94,19 @@ async fn serve_connection(
     let Some(stream) = tls.accept_logged(slot, stream, peer).await else {
         return;
     };
+    let user = crate::tls::certificate_user(stream.get_ref().1);
     let (reader, writer) = tokio::io::split(stream);
-    crate::connection::serve_halves(broker, reader, writer, peer).await;
+    crate::connection::serve_halves(broker, reader, writer, peer, user).await;
 }
 
 pub async fn serve(broker: Arc<Broker>, listener: TcpListener, tls: Option<Arc<Tls>>) {
+    // Before the first await: a SIGHUP from then on reloads, never kills.
+    match crate::tls::reload_on_hangup(tls.clone(), broker.shutdown.clone()) {
+        Ok(reloads) => drop(tokio::spawn(reloads)),
+        Err(error) => {
+            tracing::error!(%error, "cannot handle SIGHUP: certificates cannot be reloaded")
+        }
+    }
     let slots = Arc::new(Semaphore::new(broker.config.max_connections));
     let per_ip = Arc::new(PerIp::default());
     let per_ip_limit = broker.config.max_connections_per_ip;

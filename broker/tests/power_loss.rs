@@ -158,7 +158,13 @@ impl Client {
         let (near, far) = tokio::io::duplex(PIPE_BYTES);
         let (far_reader, far_writer) = tokio::io::split(far);
         let peer = SocketAddr::from(([127, 0, 0, 1], 7171));
-        tokio::spawn(serve_halves(broker.clone(), far_reader, far_writer, peer));
+        tokio::spawn(serve_halves(
+            broker.clone(),
+            far_reader,
+            far_writer,
+            peer,
+            None,
+        ));
         let (reader, writer) = tokio::io::split(near);
         Client {
             broker: broker.clone(),

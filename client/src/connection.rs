@@ -1,4 +1,5 @@
-//! One connection to the broker (TCP, or TLS over TCP) with pipelining:
+//! One connection to the broker (TCP, or TLS over TCP), handshaken and,
+//! with credentials, authenticated (`auth.rs`), with pipelining:
 //! many requests in flight, matched to responses by correlation id. A
 //! writer task batches queued frames into vectored writes; a reader task
 //! decodes frames with the protocol codec and completes the waiting request
@@ -27,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth;
 use crate::error::{ClientError, Result};
 use crate::options::ClientOptions;
 
@@ -45,6 +47,11 @@ pub struct BrokerInfo {
     pub max_frame_bytes: usize,
     /// Largest record batch the broker accepts.
     pub max_batch_bytes: usize,
+    /// Whether the broker serves only authenticated connections.
+    pub auth_required: bool,
+    /// SASL mechanisms the broker accepts (e.g. `SCRAM-SHA-256`,
+    /// `FERRY-TOKEN`).
+    pub sasl_mechanisms: Vec<String>,
 }
 
 /// Set once the connection is gone (either loop ended): a flag for the
@@ -74,7 +81,8 @@ pub struct Connection {
 
 impl Connection {
     /// Connects, sets `TCP_NODELAY`, performs the TLS handshake when
-    /// `options.tls` is set, then the protocol handshake.
+    /// `options.tls` is set, then the protocol handshake, then the SASL
+    /// exchange when `options.credentials` is set.
     pub async fn connect(
         addr: &str,
         options: &ClientOptions,
@@ -96,24 +104,23 @@ impl Connection {
         match &options.tls {
             None => {
                 let (read, write) = stream.into_split();
-                Connection::start(addr, &options.client_id, timeout, (read, write), push).await
+                Connection::start(addr, options, (read, write), push).await
             }
             Some(tls) => {
                 let stream = tokio::time::timeout(timeout, tls.handshake(addr, stream))
                     .await
                     .map_err(|_| timed_out())??;
                 let halves = tokio::io::split(stream);
-                Connection::start(addr, &options.client_id, timeout, halves, push).await
+                Connection::start(addr, options, halves, push).await
             }
         }
     }
 
-    /// Starts the reader and writer tasks over `halves` and performs the
-    /// protocol handshake.
+    /// Starts the reader and writer tasks over `halves`, performs the
+    /// protocol handshake and, with credentials, authenticates.
     async fn start<R, W>(
         addr: &str,
-        client_id: &str,
-        timeout: Duration,
+        options: &ClientOptions,
         (read, write): (R, W),
         push: Option<mpsc::UnboundedSender<Frame>>,
     ) -> Result<Connection>
@@ -121,10 +128,6 @@ impl Connection {
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let unreachable = |reason: String| ClientError::Unreachable {
-            addr: addr.to_string(),
-            reason,
-        };
         let waiters: Waiters = Arc::new(Mutex::new(Some(HashMap::new())));
         let closed = Arc::new(Closed::default());
         let (tx, rx) = mpsc::channel(WRITE_QUEUE_FRAMES);
@@ -140,22 +143,50 @@ impl Connection {
                 broker_version: String::new(),
                 max_frame_bytes: ferry_protocol::frame::DEFAULT_MAX_FRAME_BYTES,
                 max_batch_bytes: ferry_protocol::frame::DEFAULT_MAX_FRAME_BYTES / 2,
+                auth_required: false,
+                sasl_mechanisms: Vec::new(),
             },
         };
+        connection
+            .handshake(&options.client_id, options.connect_timeout)
+            .await?;
+        if let Some(credentials) = &options.credentials {
+            let exchange = auth::authenticate(&connection, credentials);
+            let principal = tokio::time::timeout(options.connect_timeout, exchange)
+                .await
+                .map_err(|_| connection.unreachable("authentication timed out".into()))??;
+            tracing::debug!(addr, %principal, "authenticated");
+        }
+        Ok(connection)
+    }
+
+    /// The protocol handshake: versions, then what the broker tells us
+    /// (limits, authentication) goes into `self.info`.
+    async fn handshake(&mut self, client_id: &str, timeout: Duration) -> Result<()> {
         let hello = HandshakeRequest {
             client_id: client_id.to_string(),
             min_version: u32::from(PROTOCOL_VERSION_MIN),
             max_version: u32::from(PROTOCOL_VERSION_MAX),
         };
-        let answer = tokio::time::timeout(timeout, connection.call(&hello))
+        let answer = tokio::time::timeout(timeout, self.call(&hello))
             .await
-            .map_err(|_| unreachable("handshake timed out".into()))??;
-        connection.info = BrokerInfo {
+            .map_err(|_| self.unreachable("handshake timed out".into()))??;
+        self.info = BrokerInfo {
             broker_version: answer.broker_version,
             max_frame_bytes: answer.max_frame_bytes as usize,
             max_batch_bytes: answer.max_batch_bytes as usize,
+            auth_required: answer.auth_required,
+            sasl_mechanisms: answer.sasl_mechanisms,
         };
-        Ok(connection)
+        Ok(())
+    }
+
+    /// The error of a connection attempt that failed for `reason`.
+    fn unreachable(&self, reason: String) -> ClientError {
+        ClientError::Unreachable {
+            addr: self.addr.clone(),
+            reason,
+        }
     }
 
     pub fn is_closed(&self) -> bool {
@@ -240,20 +271,27 @@ fn decode_response<Resp: WireMessage>(api: ApiKey, frame: Frame) -> Result<Resp>
     let undecodable = |source| ClientError::UndecodableFrame { api, source };
     if frame.header.has(FLAG_ERROR) {
         let error = ErrorResponse::decode(frame.body).map_err(undecodable)?;
-        return Err(ClientError::Broker {
-            code: ErrorCode::from_u32(error.error_code),
-            message: error.error_message,
-        });
+        return Err(refusal(error));
     }
-    let response = Resp::decode(frame.body).map_err(undecodable)?;
-    let (code, message) = response.status().unwrap_or((0, ""));
-    if code != 0 {
-        return Err(ClientError::Broker {
-            code: ErrorCode::from_u32(code),
-            message: message.to_string(),
-        });
+    let response = Resp::decode(frame.body.clone()).map_err(undecodable)?;
+    match response.status() {
+        Some((code, _)) if code != 0 => {
+            // Every response shares the status fields of `ErrorResponse`
+            // (`throttle_time_ms` included), so the body decodes as one.
+            let error = ErrorResponse::decode(frame.body).map_err(undecodable)?;
+            Err(refusal(error))
+        }
+        _ => Ok(response),
     }
-    Ok(response)
+}
+
+/// The error an answer with a non-zero `error_code` stands for.
+fn refusal(error: ErrorResponse) -> ClientError {
+    ClientError::from_broker(
+        ErrorCode::from_u32(error.error_code),
+        error.error_message,
+        error.throttle_time_ms,
+    )
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(
@@ -298,7 +336,8 @@ async fn write_frames<W: AsyncWrite + Unpin>(
         }
         IoSlice::advance_slices(&mut rest, written);
     }
-    Ok(())
+    // A TLS stream may hold written bytes back until flushed (a no-op on TCP).
+    write.flush().await
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(

@@ -7,9 +7,10 @@
 //! Everything a user needs is here, typed: configs ([`TopicConfig`] with
 //! its [`FsyncPolicy`], [`QueueConfig`], [`GroupConfig`] with its
 //! [`Assignor`] and [`OffsetReset`], [`ProducerConfig`] with its [`Acks`],
-//! [`ConsumerConfig`], [`ClientOptions`]), the admin answers
-//! ([`TopicDescription`], [`GroupDescription`], [`QueueDescription`],
-//! [`CommittedOffset`], ...) and errors ([`ClientError`], whose
+//! [`ConsumerConfig`], [`ClientOptions`] with its [`Credentials`]), the
+//! admin answers ([`TopicDescription`], [`GroupDescription`],
+//! [`QueueDescription`], [`CommittedOffset`], [`WhoAmI`], ...), security
+//! settings ([`AclRule`], [`QuotaSpec`]) and errors ([`ClientError`], whose
 //! [`ClientError::code`] is the broker's [`ErrorCode`]). Wire messages
 //! appear only in [`wire`], the low-level module behind [`Client::wire`].
 //!
@@ -49,10 +50,32 @@
 //!   unless [`ProducerConfig::resend_after_disconnect`] is set.
 //!
 //! When the deadline passes, calls fail with [`ClientError::Unreachable`].
+//!
+//! # Authentication
+//!
+//! With [`ClientOptions::credentials`] set, every connection (a reconnection
+//! too) proves them right after the handshake: SCRAM-SHA-256 for a user and
+//! password (the password never leaves the client), or an access token. A
+//! refusal fails the connect with [`ClientError::AuthenticationFailed`]
+//! (also [`ClientError::UnsupportedMechanism`], [`ClientError::Throttled`])
+//! and is not retried.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ferry_client::ClientError> {
+//! use ferry_client::{Client, ClientOptions, Credentials};
+//! let options = ClientOptions {
+//!     credentials: Some(Credentials::Token(std::env::var("FERRY_TOKEN").unwrap_or_default())),
+//!     ..ClientOptions::default()
+//! };
+//! let client = Client::connect_with("127.0.0.1:7171", options).await?;
+//! println!("connected as {}", client.who_am_i().await?.principal);
+//! # Ok(()) }
+//! ```
 
 #![deny(missing_docs)]
 
 mod admin;
+mod auth;
 mod client;
 mod connection;
 mod consumer;
@@ -68,10 +91,13 @@ mod tls;
 pub mod wire;
 
 pub use admin::{
-    BrokerStatus, CommittedOffset, FsyncPolicy, GroupDescription, GroupInfo, GroupPartitionInfo,
-    GroupState, MemberInfo, PartitionInfo, QueueConfig, QueueConsumerInfo, QueueDescription,
-    QueueId, StartFrom, TopicConfig, TopicDescription, TopicInfo,
+    AclOperation, AclPermission, AclRule, AuthMethod, BrokerStatus, CommittedOffset, FsyncPolicy,
+    GroupDescription, GroupInfo, GroupPartitionInfo, GroupState, MemberInfo, NewToken,
+    ParseChoiceError, PartitionInfo, PatternType, QueueConfig, QueueConsumerInfo, QueueDescription,
+    QueueId, QuotaSpec, ResourceType, StartFrom, TokenInfo, TopicConfig, TopicDescription,
+    TopicInfo, UserInfo, WhoAmI, USER_ITERATIONS,
 };
+pub use auth::Credentials;
 pub use client::Client;
 pub use connection::BrokerInfo;
 pub use consumer::{Consumer, ConsumerConfig};

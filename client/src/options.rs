@@ -1,4 +1,5 @@
-//! [`ClientOptions`]: how a [`crate::Client`] connects and reconnects, and
+//! [`ClientOptions`]: how a [`crate::Client`] connects (TLS, credentials)
+//! and reconnects, and
 //! [`ReconnectPolicy`]: capped exponential backoff with jitter until an
 //! optional deadline.
 
@@ -37,6 +38,10 @@ pub struct ClientOptions {
     pub reconnect: ReconnectPolicy,
     /// Speak TLS to the broker (on every connection); `None` = plaintext.
     pub tls: Option<crate::TlsOptions>,
+    /// Authenticate every connection (reconnections included) with these,
+    /// right after the handshake; `None` = stay anonymous (or rely on a
+    /// client certificate, [`crate::TlsOptions::identity`]).
+    pub credentials: Option<crate::Credentials>,
 }
 
 impl Default for ClientOptions {
@@ -47,6 +52,7 @@ impl Default for ClientOptions {
             first_connect_deadline: Some(Duration::from_secs(5)),
             reconnect: ReconnectPolicy::default(),
             tls: None,
+            credentials: None,
         }
     }
 }

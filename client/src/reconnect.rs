@@ -121,8 +121,8 @@ impl StateReporter {
 
 /// Runs `attempt` until it succeeds, spacing failures by `policy`'s
 /// jittered backoff; after `deadline` (if any) it gives up with
-/// [`ClientError::Unreachable`]. A broker's refusal, and a TLS one, is not
-/// retried.
+/// [`ClientError::Unreachable`]. A broker's refusal (authentication
+/// included), and a TLS one, is not retried.
 /// `reporter` hears of every failure when `reconnecting`.
 pub(crate) async fn retry_until<T, F, Fut>(
     addr: &str,
@@ -139,11 +139,7 @@ where
     loop {
         let error = match attempt().await {
             Ok(value) => return Ok(value),
-            Err(
-                error @ (ClientError::Broker { .. }
-                | ClientError::TlsRefused { .. }
-                | ClientError::TlsConfig { .. }),
-            ) => return Err(error),
+            Err(error) if error.is_refusal() => return Err(error),
             Err(ClientError::Unreachable { reason, .. }) => reason,
             Err(error) => error.to_string(),
         };

@@ -1,11 +1,14 @@
 //! The command line: the clap `Cli` with its global options, the
-//! `Command` enum of subcommands, and the argument structs they take.
-//! Only parsing lives here; each subcommand's module does the work.
+//! `Command` enum of subcommands, the argument structs they take, and the
+//! parsers of their values (principals, durations). Only parsing lives
+//! here; each subcommand's module does the work.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use ferry_client::{Acks, FsyncPolicy, SeekTo};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use ferry_client::{Acks, AclOperation, FsyncPolicy, SeekTo};
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +56,21 @@ pub struct Cli {
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
+    /// Authenticate as this user (SCRAM-SHA-256), with the password from
+    /// --password-file or else the FERRY_PASSWORD variable (which holds the
+    /// password itself). Give it before the command, as `token create
+    /// --user` names a token's owner: `ferryctl --user admin
+    /// --password-file admin.pw topic list`.
+    #[arg(long, value_name = "NAME", conflicts_with = "token")]
+    pub user: Option<String>,
+    /// With --user: the file whose first line is the password.
+    #[arg(long, value_name = "FILE", requires = "user")]
+    pub password_file: Option<PathBuf>,
+    /// Authenticate with this access token. Without --token or --user,
+    /// the token in the FERRY_TOKEN variable is used (a variable does not
+    /// show in the process list). Give it before the command.
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -90,6 +108,197 @@ pub enum Command {
     /// one object with the keys version, uptime_ms, data_dir, topics,
     /// partitions, groups, queues, connections_open and unhealthy_partitions.
     Status,
+    /// Show who the broker takes this connection to be: the principal,
+    /// how it authenticated, and whether it is a super user.
+    Whoami,
+    /// Create, delete and list users, and change their passwords.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Create, revoke and list access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Add, remove and list ACL entries.
+    #[command(subcommand)]
+    Acl(AclCommand),
+    /// Set, list and delete per-principal quotas.
+    #[command(subcommand)]
+    Quota(QuotaCommand),
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a user. The password is hashed here: it never reaches the
+    /// broker.
+    Create {
+        /// The user's name (A-Z a-z 0-9 . _ @ -); its principal is User:NAME.
+        name: String,
+        /// The file whose first line is the new user's password.
+        #[arg(long, value_name = "FILE")]
+        password_file: PathBuf,
+    },
+    /// Delete a user with its tokens and ACL entries; its connections close.
+    Delete {
+        /// The user's name.
+        name: String,
+    },
+    /// List users: iterations, super user, live tokens.
+    List,
+    /// Change a user's password (its open connections stay).
+    Passwd {
+        /// The user's name.
+        name: String,
+        /// The file whose first line is the new password.
+        #[arg(long, value_name = "FILE")]
+        password_file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Make an access token for a user. The token is printed once, on
+    /// standard output: it cannot be shown again.
+    Create {
+        /// The user the token authenticates as.
+        #[arg(long, value_name = "NAME")]
+        user: String,
+        /// Lifetime, e.g. 30d, 12h, 15m or 10s (default: until revoked).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        expires_in: Option<Duration>,
+    },
+    /// Revoke a token by id; connections that authenticated with it close.
+    Revoke {
+        /// The token's id (see `token list`).
+        id: String,
+    },
+    /// List live tokens (ids, owners, expiry; never the secrets).
+    List {
+        /// Only this user's tokens.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AclCommand {
+    /// Add an ACL entry.
+    Add(AclArgs),
+    /// Remove the ACL entry with exactly these fields.
+    Remove(AclArgs),
+    /// List ACL entries.
+    List,
+}
+
+/// One ACL entry: who, allow or deny, which operation, on what.
+#[derive(Args)]
+#[command(group(ArgGroup::new("permission").required(true).args(["allow", "deny"])))]
+#[command(group(
+    ArgGroup::new("resource")
+        .required(true)
+        .args(["topic", "group", "queue", "cluster"])
+))]
+pub struct AclArgs {
+    /// The principal: User:NAME, or User:* for everyone.
+    #[arg(value_name = "PRINCIPAL", value_parser = parse_principal)]
+    pub principal: String,
+    /// Allow the operation.
+    #[arg(long)]
+    pub allow: bool,
+    /// Deny the operation (a matching deny beats every allow).
+    #[arg(long)]
+    pub deny: bool,
+    /// read, write, create, delete, alter or describe.
+    #[arg(long, value_name = "OP")]
+    pub operation: AclOperation,
+    /// On this topic (* = every topic).
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: Option<String>,
+    /// On this consumer group (* = every group).
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+    /// On this queue (* = every queue).
+    #[arg(long, value_name = "TOPIC/QUEUE")]
+    pub queue: Option<String>,
+    /// On the broker itself (users, tokens, ACLs, quotas, status).
+    #[arg(long)]
+    pub cluster: bool,
+    /// The name is a prefix: `--topic orders. --prefixed` covers
+    /// orders.eu and orders.us.
+    #[arg(long, conflicts_with = "cluster")]
+    pub prefixed: bool,
+    /// Only for connections from this IP address (default: any).
+    #[arg(long, value_name = "IP")]
+    pub host: Option<IpAddr>,
+}
+
+#[derive(Subcommand)]
+pub enum QuotaCommand {
+    /// Set (replace) a principal's quota; a rate not given is unlimited.
+    Set(QuotaArgs),
+    /// List quotas.
+    List,
+    /// Delete a principal's quota (its rates become unlimited).
+    Delete {
+        /// The principal: User:NAME.
+        #[arg(value_name = "PRINCIPAL", value_parser = parse_principal)]
+        principal: String,
+    },
+}
+
+/// A principal's rates.
+#[derive(Args)]
+#[command(group(
+    ArgGroup::new("rates")
+        .required(true)
+        .multiple(true)
+        .args(["produce_bytes_per_sec", "fetch_bytes_per_sec", "requests_per_sec"])
+))]
+pub struct QuotaArgs {
+    /// The principal: User:NAME.
+    #[arg(value_name = "PRINCIPAL", value_parser = parse_principal)]
+    pub principal: String,
+    /// Bytes of records it may produce per second.
+    #[arg(long, value_name = "N")]
+    pub produce_bytes_per_sec: Option<u64>,
+    /// Bytes it may fetch per second.
+    #[arg(long, value_name = "N")]
+    pub fetch_bytes_per_sec: Option<u64>,
+    /// Requests it may send per second.
+    #[arg(long, value_name = "N")]
+    pub requests_per_sec: Option<u64>,
+}
+
+/// A principal as ACLs and quotas name it: `User:NAME` (or `User:*`).
+/// The broker checks the name itself.
+pub fn parse_principal(text: &str) -> Result<String, String> {
+    match text.strip_prefix("User:") {
+        Some(name) if !name.is_empty() => Ok(text.to_string()),
+        _ => Err(format!("expected User:NAME, not {text:?}")),
+    }
+}
+
+/// A lifetime: a positive whole number and a unit, `d`, `h`, `m` or `s`
+/// (`30d`, `12h`, `15m`, `10s`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("expected a number and a unit d, h, m or s (e.g. 30d), not {text:?}");
+    let split = text.len().saturating_sub(1);
+    let (number, unit) = (text.get(..split).ok_or_else(bad)?, text.get(split..));
+    let seconds_per_unit: u64 = match unit {
+        Some("d") => 86_400,
+        Some("h") => 3_600,
+        Some("m") => 60,
+        Some("s") => 1,
+        _ => return Err(bad()),
+    };
+    let count: u64 = number.parse().map_err(|_| bad())?;
+    if count == 0 {
+        return Err(format!(
+            "{text:?} is not a lifetime: it must be more than zero"
+        ));
+    }
+    let seconds = count
+        .checked_mul(seconds_per_unit)
+        .ok_or_else(|| format!("{text:?} is too long"))?;
+    Ok(Duration::from_secs(seconds))
 }
 
 #[derive(Subcommand)]
@@ -232,5 +441,108 @@ impl ConsumeArgs {
         } else {
             self.format
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_take_one_number_and_a_unit() {
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(12 * 3_600)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        for bad in [
+            "",
+            "d",
+            "30",
+            "30x",
+            "-1d",
+            "1.5h",
+            "0s",
+            "99999999999999999d",
+            "30 d",
+            "é",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn principals_are_user_colon_name() {
+        assert_eq!(parse_principal("User:alice").as_deref(), Ok("User:alice"));
+        assert!(parse_principal("User:*").is_ok());
+        for bad in ["alice", "User:", "user:alice", ""] {
+            assert!(parse_principal(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn token_create_names_its_owner_apart_from_the_global_user() {
+        let cli = Cli::try_parse_from([
+            "ferryctl",
+            "--user",
+            "admin",
+            "--password-file",
+            "pw",
+            "token",
+            "create",
+            "--user",
+            "alice",
+            "--expires-in",
+            "30d",
+        ]);
+        let cli = cli.ok();
+        assert_eq!(cli.as_ref().and_then(|c| c.user.as_deref()), Some("admin"));
+        let owner = match cli.map(|c| c.command) {
+            Some(Command::Token(TokenCommand::Create { user, expires_in })) => {
+                Some((user, expires_in))
+            }
+            _ => None,
+        };
+        assert_eq!(
+            owner,
+            Some(("alice".into(), Some(Duration::from_secs(2_592_000))))
+        );
+    }
+
+    #[test]
+    fn acl_flags_need_one_permission_and_one_resource() {
+        let parse = |args: &[&str]| {
+            let line = [
+                &[
+                    "ferryctl",
+                    "acl",
+                    "add",
+                    "User:alice",
+                    "--operation",
+                    "write",
+                ],
+                args,
+            ];
+            Cli::try_parse_from(line.concat()).is_ok()
+        };
+        assert!(parse(&["--allow", "--topic", "orders."]));
+        assert!(parse(&["--deny", "--cluster"]));
+        assert!(!parse(&["--topic", "orders."]), "no permission");
+        assert!(
+            !parse(&["--allow", "--deny", "--topic", "t"]),
+            "two permissions"
+        );
+        assert!(!parse(&["--allow"]), "no resource");
+        assert!(
+            !parse(&["--allow", "--topic", "t", "--group", "g"]),
+            "two resources"
+        );
+        assert!(!parse(&["--allow", "--cluster", "--prefixed"]));
     }
 }

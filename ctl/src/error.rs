@@ -1,6 +1,10 @@
 //! `CliError`, the one error type of every subcommand, and the exit code
 //! each failure maps to. Argument errors clap can see never get here: clap
-//! prints them and exits 2 itself.
+//! prints them and exits 2 itself; the few it cannot see (`--user` without
+//! a password) are `CliError::is_usage` and `main` reports them the way
+//! clap would.
+
+use std::path::PathBuf;
 
 use ferry_client::ClientError;
 use thiserror::Error;
@@ -23,6 +27,22 @@ pub enum CliError {
         value: String,
         /// What it takes.
         expected: &'static str,
+    },
+    /// `--user` with neither `--password-file` nor `FERRY_PASSWORD`.
+    #[error(
+        "--user {user} needs a password: --password-file FILE, or the FERRY_PASSWORD variable"
+    )]
+    MissingPassword {
+        /// The user given.
+        user: String,
+    },
+    /// A password file that cannot be used.
+    #[error("password file {}: {reason}", path.display())]
+    PasswordFile {
+        /// The file.
+        path: PathBuf,
+        /// Why it was refused.
+        reason: String,
     },
     /// `topic create --partitions 0`.
     #[error("--partitions must be at least 1")]
@@ -64,13 +84,36 @@ impl CliError {
         matches!(self, CliError::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
     }
 
-    /// The exit code of a run that ends in this reported error: 1.
+    /// Bad arguments clap could not see: reported like clap's own (with
+    /// the usage line), exit code 2.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, CliError::MissingPassword { .. })
+    }
+
+    /// Advice printed after the error, if there is any.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            CliError::Client(ClientError::AuthenticationRequired { .. }) => Some(
+                "before the command, give --user NAME with --password-file FILE (or \
+                 FERRY_PASSWORD), or --token TOKEN (or FERRY_TOKEN)",
+            ),
+            _ => None,
+        }
+    }
+
+    /// The exit code of a run that ends in this reported error: 1 (2 for
+    /// a usage error).
     ///
     /// All of ferryctl's exit codes: 0 on success, and also on a broken
     /// pipe (which `main` does not report); 1 for any error printed as
-    /// `ferryctl: error: ...`; 2 for bad arguments (clap exits with it
-    /// before a subcommand runs).
+    /// `ferryctl: error: ...` (a refused authentication included); 2 for
+    /// bad arguments (clap exits with it before a subcommand runs, and
+    /// `main` for [`CliError::is_usage`]).
     pub fn exit_code(&self) -> i32 {
-        1
+        if self.is_usage() {
+            2
+        } else {
+            1
+        }
     }
 }

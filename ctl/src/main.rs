@@ -1,12 +1,14 @@
-//! `ferryctl`: administer topics and produce/consume from a terminal.
+//! `ferryctl`: administer topics, groups, queues, users, tokens, ACLs and
+//! quotas, and produce/consume from a terminal.
 //! Human output is aligned tables; `--json` prints one JSON document.
 //! Errors print one line on stderr and exit non-zero.
 //!
 //! This file is the entry point: it parses the arguments, connects to the
 //! broker, hands the subcommand to its module and turns the result into an
-//! exit code (see `error`). How it connects and reports reconnects is in
-//! `connection`.
+//! exit code (see `error`). How it connects (TLS, credentials) and reports
+//! reconnects is in `connection`.
 
+mod acl;
 mod cli;
 mod connection;
 mod consume;
@@ -15,12 +17,18 @@ mod consume_queue;
 mod error;
 mod group;
 mod output;
+mod password;
 mod produce;
 mod queue;
+mod quota;
 mod status;
+mod token;
 mod topic;
+mod user;
+mod whoami;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 use ferry_client::Client;
 
 use crate::cli::{Cli, Command};
@@ -34,14 +42,22 @@ async fn main() {
         if error.is_broken_pipe() {
             return;
         }
+        if error.is_usage() {
+            Cli::command()
+                .error(ErrorKind::MissingRequiredArgument, error)
+                .exit();
+        }
         eprintln!("ferryctl: error: {error}");
+        if let Some(hint) = error.hint() {
+            eprintln!("ferryctl: hint: {hint}");
+        }
         std::process::exit(error.exit_code());
     }
 }
 
 /// Connects, then runs the one subcommand.
 async fn run(cli: Cli) -> CliResult {
-    let client = Client::connect_with(&cli.broker, connection::client_options(&cli)).await?;
+    let client = Client::connect_with(&cli.broker, connection::client_options(&cli)?).await?;
     connection::report_reconnects(client.connection_state(), cli.broker.clone());
     match cli.command {
         Command::Topic(command) => topic::run(&client, command, cli.json).await,
@@ -56,5 +72,10 @@ async fn run(cli: Cli) -> CliResult {
         Command::Group(command) => group::run(&client, command, cli.json).await,
         Command::Queue(command) => queue::run(&client, command, cli.json).await,
         Command::Status => status::run(&client, cli.json).await,
+        Command::Whoami => whoami::run(&client, cli.json).await,
+        Command::User(command) => user::run(&client, command, cli.json).await,
+        Command::Token(command) => token::run(&client, command, cli.json).await,
+        Command::Acl(command) => acl::run(&client, command, cli.json).await,
+        Command::Quota(command) => quota::run(&client, command, cli.json).await,
     }
 }

@@ -211,6 +211,21 @@ api_table! {
         35 => Ack "ack": AckRequest => StatusResponse, retry = false;
         36 => Nack "nack": NackRequest => StatusResponse, retry = false;
         37 => InProgress "in_progress": InProgressRequest => StatusResponse, retry = false;
+        50 => SaslAuthenticate "sasl_authenticate": SaslAuthenticateRequest => SaslAuthenticateResponse, retry = false;
+        51 => WhoAmI "who_am_i": WhoAmIRequest => WhoAmIResponse, retry = true;
+        52 => CreateUser "create_user": CreateUserRequest => StatusResponse, retry = false;
+        53 => DeleteUser "delete_user": DeleteUserRequest => StatusResponse, retry = false;
+        54 => ChangePassword "change_password": ChangePasswordRequest => StatusResponse, retry = true;
+        55 => ListUsers "list_users": ListUsersRequest => ListUsersResponse, retry = true;
+        56 => CreateToken "create_token": CreateTokenRequest => CreateTokenResponse, retry = false;
+        57 => RevokeToken "revoke_token": RevokeTokenRequest => StatusResponse, retry = false;
+        58 => ListTokens "list_tokens": ListTokensRequest => ListTokensResponse, retry = true;
+        60 => CreateAcl "create_acl": CreateAclRequest => StatusResponse, retry = true;
+        61 => DeleteAcl "delete_acl": DeleteAclRequest => StatusResponse, retry = false;
+        62 => ListAcls "list_acls": ListAclsRequest => ListAclsResponse, retry = true;
+        64 => SetQuota "set_quota": SetQuotaRequest => StatusResponse, retry = true;
+        65 => DeleteQuota "delete_quota": DeleteQuotaRequest => StatusResponse, retry = false;
+        66 => ListQuotas "list_quotas": ListQuotasRequest => ListQuotasResponse, retry = true;
     }
     pushes {
         40 => Deliver "deliver": DeliverBatch;
@@ -246,7 +261,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn garbage_bodies_give_errors_not_panics(key in 0u16..48, version in 0u16..3, body in proptest::collection::vec(any::<u8>(), 0..64)) {
+        fn garbage_bodies_give_errors_not_panics(key in 0u16..80, version in 0u16..3, body in proptest::collection::vec(any::<u8>(), 0..64)) {
             let header = FrameHeader::request(key, version, 1);
             let _ = Request::decode(&header, Bytes::from(body));
         }

@@ -49,6 +49,11 @@ pub enum ErrorCode {
     TooManyConnections = 42,
     ShuttingDown = 43,
     Timeout = 44,
+    AuthenticationFailed = 45,
+    AuthenticationRequired = 46,
+    UnsupportedMechanism = 47,
+    UserAlreadyExists = 48,
+    UnknownUser = 49,
     UnknownGroup = 50,
     UnknownMember = 51,
     FencedMember = 52,
@@ -57,10 +62,13 @@ pub enum ErrorCode {
     UnknownQueue = 60,
     QueueAlreadyExists = 61,
     UnknownDelivery = 62,
+    UnknownToken = 70,
+    UnknownAcl = 71,
+    UnknownQuota = 72,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 32] = [
+    pub const ALL: [ErrorCode; 40] = [
         ErrorCode::None,
         ErrorCode::Unknown,
         ErrorCode::InvalidRequest,
@@ -85,6 +93,11 @@ impl ErrorCode {
         ErrorCode::TooManyConnections,
         ErrorCode::ShuttingDown,
         ErrorCode::Timeout,
+        ErrorCode::AuthenticationFailed,
+        ErrorCode::AuthenticationRequired,
+        ErrorCode::UnsupportedMechanism,
+        ErrorCode::UserAlreadyExists,
+        ErrorCode::UnknownUser,
         ErrorCode::UnknownGroup,
         ErrorCode::UnknownMember,
         ErrorCode::FencedMember,
@@ -93,6 +106,9 @@ impl ErrorCode {
         ErrorCode::UnknownQueue,
         ErrorCode::QueueAlreadyExists,
         ErrorCode::UnknownDelivery,
+        ErrorCode::UnknownToken,
+        ErrorCode::UnknownAcl,
+        ErrorCode::UnknownQuota,
     ];
 
     pub fn as_u32(self) -> u32 {
@@ -134,6 +150,11 @@ impl ErrorCode {
             ErrorCode::TooManyConnections => "too many connections",
             ErrorCode::ShuttingDown => "broker is shutting down",
             ErrorCode::Timeout => "timed out",
+            ErrorCode::AuthenticationFailed => "authentication failed",
+            ErrorCode::AuthenticationRequired => "authentication required",
+            ErrorCode::UnsupportedMechanism => "unsupported SASL mechanism",
+            ErrorCode::UserAlreadyExists => "user already exists",
+            ErrorCode::UnknownUser => "unknown user",
             ErrorCode::UnknownGroup => "unknown group",
             ErrorCode::UnknownMember => "unknown member",
             ErrorCode::FencedMember => "fenced member",
@@ -142,6 +163,9 @@ impl ErrorCode {
             ErrorCode::UnknownQueue => "unknown queue",
             ErrorCode::QueueAlreadyExists => "queue already exists",
             ErrorCode::UnknownDelivery => "unknown delivery",
+            ErrorCode::UnknownToken => "unknown token",
+            ErrorCode::UnknownAcl => "unknown ACL entry",
+            ErrorCode::UnknownQuota => "unknown quota",
         }
     }
 }

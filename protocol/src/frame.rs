@@ -138,6 +138,32 @@ pub fn encode_frame<M: prost::Message>(
     }
 }
 
+/// Tag of `throttle_time_ms`, a field of every response message.
+pub const THROTTLE_TIME_MS_TAG: u32 = 14;
+
+/// `frame` (a response whose message leaves `throttle_time_ms` unset) with
+/// `throttle_time_ms` set. The field goes first in the body — protobuf
+/// fields may come in any order — so neither the encoded body nor a raw
+/// tail is re-encoded or copied; only the head is rebuilt.
+pub fn with_throttle_time(frame: &OutFrame, throttle_time_ms: u32) -> OutFrame {
+    let body_start = LENGTH_PREFIX_BYTES + FRAME_HEADER_BYTES;
+    if throttle_time_ms == 0 || frame.head.len() < body_start {
+        return frame.clone();
+    }
+    let mut field = BytesMut::with_capacity(8);
+    prost::encoding::uint32::encode(THROTTLE_TIME_MS_TAG, &throttle_time_ms, &mut field);
+    let length = u32::from_be_bytes([frame.head[0], frame.head[1], frame.head[2], frame.head[3]]);
+    let mut head = BytesMut::with_capacity(frame.head.len() + field.len());
+    head.put_u32(length + field.len() as u32);
+    head.extend_from_slice(&frame.head[LENGTH_PREFIX_BYTES..body_start]);
+    head.extend_from_slice(&field);
+    head.extend_from_slice(&frame.head[body_start..]);
+    OutFrame {
+        head: head.freeze(),
+        tail: frame.tail.clone(),
+    }
+}
+
 /// Looks at the front of `buf`: `Ok(None)` until a whole frame is there;
 /// `Err` when the declared length is out of bounds. Nothing is allocated
 /// for a declared length before it is checked against `max_frame_bytes`.
@@ -179,6 +205,48 @@ pub fn split_frame(
     let header = FrameHeader::parse(&frame)?;
     let body = frame.split_off(FRAME_HEADER_BYTES);
     Ok(Some(Frame { header, body }))
+}
+
+#[cfg(test)]
+mod throttle_tests {
+    use super::*;
+    use crate::messages::{FetchResponse, StatusResponse, FETCH_RECORDS_TAG};
+    use prost::Message;
+
+    fn body_of(frame: &OutFrame) -> Bytes {
+        let mut all = BytesMut::new();
+        all.extend_from_slice(&frame.head);
+        all.extend_from_slice(&frame.tail);
+        let split = split_frame(&mut all, DEFAULT_MAX_FRAME_BYTES)
+            .unwrap()
+            .unwrap();
+        split.body
+    }
+
+    #[test]
+    fn throttle_time_is_added_without_touching_body_or_tail() {
+        let header = FrameHeader::request(7, 1, 9).response();
+        let response = FetchResponse {
+            next_offset: 42,
+            ..FetchResponse::default()
+        };
+        let records = Bytes::from_static(b"raw record batches");
+        let frame = encode_frame(
+            header,
+            &response,
+            Some((FETCH_RECORDS_TAG, records.clone())),
+        );
+        let throttled = with_throttle_time(&frame, 1234);
+        assert_eq!(throttled.tail, frame.tail);
+        let decoded = FetchResponse::decode(body_of(&throttled)).unwrap();
+        assert_eq!(decoded.throttle_time_ms, 1234);
+        assert_eq!(decoded.next_offset, 42);
+        assert_eq!(decoded.records, records);
+        let status = encode_frame(header, &StatusResponse::default(), None);
+        let decoded = StatusResponse::decode(body_of(&with_throttle_time(&status, 7))).unwrap();
+        assert_eq!(decoded.throttle_time_ms, 7);
+        assert_eq!(with_throttle_time(&status, 0), status);
+    }
 }
 
 #[cfg(test)]

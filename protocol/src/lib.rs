@@ -14,6 +14,7 @@ pub mod frame;
 pub mod fsync;
 pub mod messages;
 pub mod schema;
+pub mod scram;
 pub mod varint;
 
 pub use api::{Api, ApiKey, Request};

@@ -164,6 +164,10 @@ messages! {
         pub error_code: u32,
         #[prost(string, tag = "2")]
         pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
     }
 
     /// The response of requests that return nothing but success or an error.
@@ -172,6 +176,10 @@ messages! {
         pub error_code: u32,
         #[prost(string, tag = "2")]
         pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
     }
 
     pub struct HandshakeRequest {
@@ -189,6 +197,10 @@ messages! {
         pub error_code: u32,
         #[prost(string, tag = "2")]
         pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
         #[prost(string, tag = "3")]
         pub broker_version: String,
         /// Protocol versions the broker speaks.
@@ -204,6 +216,15 @@ messages! {
         pub max_batch_bytes: u32,
         #[prost(uint32, tag = "8")]
         pub max_in_flight_requests: u32,
+        /// SASL mechanisms `SaslAuthenticate` accepts (`SCRAM-SHA-256`,
+        /// `FERRY-TOKEN`).
+        #[prost(string, repeated, tag = "9")]
+        pub sasl_mechanisms: Vec<String>,
+        /// True when every request but `Handshake` and `SaslAuthenticate`
+        /// needs an authenticated connection (a verified client certificate
+        /// or a completed SASL exchange).
+        #[prost(bool, tag = "10")]
+        pub auth_required: bool,
     }
 
     /// Broker facts for operators (`ferryctl status`).
@@ -214,6 +235,10 @@ messages! {
         pub error_code: u32,
         #[prost(string, tag = "2")]
         pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
         #[prost(string, tag = "3")]
         pub broker_version: String,
         /// Since the broker process started.
@@ -284,6 +309,10 @@ messages! {
         pub error_code: u32,
         #[prost(string, tag = "2")]
         pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
         #[prost(message, repeated, tag = "3")]
         pub topics: Vec<TopicSummary>,
     }
@@ -319,6 +348,10 @@ messages! {
         pub error_code: u32,
         #[prost(string, tag = "2")]
         pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
         #[prost(string, tag = "3")]
         pub name: String,
         #[prost(message, optional, tag = "4")]
@@ -346,6 +379,10 @@ messages! {
         pub error_code: u32,
         #[prost(string, tag = "2")]
         pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
         #[prost(uint64, tag = "3")]
         pub base_offset: u64,
         #[prost(uint64, tag = "4")]
@@ -375,6 +412,10 @@ messages! {
         pub error_code: u32,
         #[prost(string, tag = "2")]
         pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
         #[prost(uint64, tag = "3")]
         pub start_offset: u64,
         #[prost(uint64, tag = "4")]
@@ -405,6 +446,10 @@ messages! {
         pub error_code: u32,
         #[prost(string, tag = "2")]
         pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
         /// For a timestamp past every record: the end offset.
         #[prost(uint64, tag = "3")]
         pub offset: u64,
@@ -449,6 +494,10 @@ messages! {
         pub error_code: u32,
         #[prost(string, tag = "2")]
         pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
         #[prost(string, tag = "3")]
         pub member_id: String,
         /// Bumped whenever this member's assignment changes.
@@ -538,6 +587,10 @@ messages! {
         pub error_code: u32,
         #[prost(string, tag = "2")]
         pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
         #[prost(message, repeated, tag = "3")]
         pub offsets: Vec<CommittedOffset>,
     }
@@ -582,6 +635,10 @@ messages! {
         pub error_code: u32,
         #[prost(string, tag = "2")]
         pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
         #[prost(string, tag = "3")]
         pub group: String,
         /// "stable", "reconciling" or "empty".
@@ -613,6 +670,10 @@ messages! {
         pub error_code: u32,
         #[prost(string, tag = "2")]
         pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
         #[prost(message, repeated, tag = "3")]
         pub groups: Vec<GroupSummary>,
     }
@@ -642,6 +703,10 @@ messages! {
         pub error_code: u32,
         #[prost(string, tag = "2")]
         pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
         #[prost(message, repeated, tag = "3")]
         pub offsets: Vec<CommittedOffset>,
     }
@@ -687,6 +752,10 @@ messages! {
         pub error_code: u32,
         #[prost(string, tag = "2")]
         pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
         #[prost(message, repeated, tag = "3")]
         pub queues: Vec<QueueName>,
     }
@@ -714,6 +783,10 @@ messages! {
         pub error_code: u32,
         #[prost(string, tag = "2")]
         pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
         #[prost(string, tag = "3")]
         pub topic: String,
         #[prost(string, tag = "4")]
@@ -759,6 +832,10 @@ messages! {
         pub error_code: u32,
         #[prost(string, tag = "2")]
         pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
         #[prost(uint64, tag = "3")]
         pub subscription_id: u64,
     }
@@ -839,5 +916,280 @@ messages! {
         pub queue: String,
         #[prost(message, repeated, tag = "4")]
         pub deliveries: Vec<Delivery>,
+    }
+
+    /// One round of a SASL exchange. SCRAM-SHA-256 takes two: client-first
+    /// (with `mechanism`), then client-final (same mechanism). FERRY-TOKEN
+    /// takes one: `auth_bytes` is the token.
+    pub struct SaslAuthenticateRequest {
+        #[prost(string, tag = "1")]
+        pub mechanism: String,
+        /// At most 1024 bytes.
+        #[prost(bytes = "vec", tag = "2")]
+        pub auth_bytes: Vec<u8>,
+    }
+
+    pub struct SaslAuthenticateResponse {
+        #[prost(uint32, tag = "1")]
+        pub error_code: u32,
+        #[prost(string, tag = "2")]
+        pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
+        /// The server's SASL message (server-first, then server-final).
+        #[prost(bytes = "vec", tag = "3")]
+        pub auth_bytes: Vec<u8>,
+        /// True once the connection is authenticated.
+        #[prost(bool, tag = "4")]
+        pub complete: bool,
+        /// With `complete`: the principal, e.g. `User:alice`.
+        #[prost(string, tag = "5")]
+        pub principal: String,
+    }
+
+    /// Who the broker takes this connection to be.
+    pub struct WhoAmIRequest {}
+
+    pub struct WhoAmIResponse {
+        #[prost(uint32, tag = "1")]
+        pub error_code: u32,
+        #[prost(string, tag = "2")]
+        pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
+        /// `User:<name>`, or `User:ANONYMOUS` when not authenticated.
+        #[prost(string, tag = "3")]
+        pub principal: String,
+        /// "none", "SCRAM-SHA-256", "FERRY-TOKEN" or "certificate".
+        #[prost(string, tag = "4")]
+        pub authenticated_by: String,
+        #[prost(bool, tag = "5")]
+        pub super_user: bool,
+    }
+
+    /// What the broker stores for a SCRAM user (RFC 5802): computed by the
+    /// client, so the password never reaches the broker.
+    pub struct ScramCredentials {
+        /// 16..64 bytes.
+        #[prost(bytes = "vec", tag = "1")]
+        pub salt: Vec<u8>,
+        /// 4096..=1000000.
+        #[prost(uint32, tag = "2")]
+        pub iterations: u32,
+        /// 32 bytes.
+        #[prost(bytes = "vec", tag = "3")]
+        pub stored_key: Vec<u8>,
+        /// 32 bytes.
+        #[prost(bytes = "vec", tag = "4")]
+        pub server_key: Vec<u8>,
+    }
+
+    pub struct CreateUserRequest {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(message, optional, tag = "2")]
+        pub credentials: Option<ScramCredentials>,
+    }
+
+    /// Deletes the user, its tokens and its ACL entries; its connections
+    /// are closed within a second.
+    pub struct DeleteUserRequest {
+        #[prost(string, tag = "1")]
+        pub name: String,
+    }
+
+    /// Replaces a user's credentials (its open connections stay).
+    pub struct ChangePasswordRequest {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(message, optional, tag = "2")]
+        pub credentials: Option<ScramCredentials>,
+    }
+
+    pub struct ListUsersRequest {}
+
+    pub struct UserInfo {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(uint32, tag = "2")]
+        pub iterations: u32,
+        /// Named in `--super-users`.
+        #[prost(bool, tag = "3")]
+        pub super_user: bool,
+        /// Live (unexpired) tokens.
+        #[prost(uint32, tag = "4")]
+        pub tokens: u32,
+    }
+
+    pub struct ListUsersResponse {
+        #[prost(uint32, tag = "1")]
+        pub error_code: u32,
+        #[prost(string, tag = "2")]
+        pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
+        #[prost(message, repeated, tag = "3")]
+        pub users: Vec<UserInfo>,
+    }
+
+    /// An access token for `user`, shown once in the response.
+    pub struct CreateTokenRequest {
+        #[prost(string, tag = "1")]
+        pub user: String,
+        /// 0 = never expires.
+        #[prost(uint64, tag = "2")]
+        pub expires_in_ms: u64,
+    }
+
+    pub struct CreateTokenResponse {
+        #[prost(uint32, tag = "1")]
+        pub error_code: u32,
+        #[prost(string, tag = "2")]
+        pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
+        /// The secret: the broker keeps only its SHA-256.
+        #[prost(string, tag = "3")]
+        pub token: String,
+        #[prost(string, tag = "4")]
+        pub id: String,
+        /// Unix ms; 0 = never.
+        #[prost(uint64, tag = "5")]
+        pub expires_at_ms: u64,
+    }
+
+    /// Revokes a token; connections that authenticated with it close
+    /// within a second.
+    pub struct RevokeTokenRequest {
+        #[prost(string, tag = "1")]
+        pub id: String,
+    }
+
+    pub struct ListTokensRequest {
+        /// Empty = every user's.
+        #[prost(string, tag = "1")]
+        pub user: String,
+    }
+
+    pub struct TokenInfo {
+        #[prost(string, tag = "1")]
+        pub id: String,
+        #[prost(string, tag = "2")]
+        pub user: String,
+        #[prost(uint64, tag = "3")]
+        pub created_at_ms: u64,
+        /// 0 = never.
+        #[prost(uint64, tag = "4")]
+        pub expires_at_ms: u64,
+    }
+
+    pub struct ListTokensResponse {
+        #[prost(uint32, tag = "1")]
+        pub error_code: u32,
+        #[prost(string, tag = "2")]
+        pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
+        #[prost(message, repeated, tag = "3")]
+        pub tokens: Vec<TokenInfo>,
+    }
+
+    /// One ACL entry (Kafka's model).
+    pub struct AclBinding {
+        /// `User:<name>`, or `User:*` for every principal.
+        #[prost(string, tag = "1")]
+        pub principal: String,
+        /// 0 cluster, 1 topic, 2 group, 3 queue.
+        #[prost(uint32, tag = "2")]
+        pub resource_type: u32,
+        /// 0 literal, 1 prefixed.
+        #[prost(uint32, tag = "3")]
+        pub pattern: u32,
+        /// A name, a prefix, or `*` (literal) for every resource of the type.
+        /// Queues are named `topic/queue`; the cluster is `*`.
+        #[prost(string, tag = "4")]
+        pub resource_name: String,
+        /// 0 read, 1 write, 2 create, 3 delete, 4 alter, 5 describe.
+        #[prost(uint32, tag = "5")]
+        pub operation: u32,
+        /// 0 allow, 1 deny.
+        #[prost(uint32, tag = "6")]
+        pub permission: u32,
+        /// An IP address, or empty for every host.
+        #[prost(string, tag = "7")]
+        pub host: String,
+    }
+
+    pub struct CreateAclRequest {
+        #[prost(message, optional, tag = "1")]
+        pub acl: Option<AclBinding>,
+    }
+
+    pub struct DeleteAclRequest {
+        #[prost(message, optional, tag = "1")]
+        pub acl: Option<AclBinding>,
+    }
+
+    pub struct ListAclsRequest {}
+
+    pub struct ListAclsResponse {
+        #[prost(uint32, tag = "1")]
+        pub error_code: u32,
+        #[prost(string, tag = "2")]
+        pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
+        #[prost(message, repeated, tag = "3")]
+        pub acls: Vec<AclBinding>,
+    }
+
+    /// Rates for one principal; an unset rate is unlimited.
+    pub struct QuotaEntry {
+        /// `User:<name>`.
+        #[prost(string, tag = "1")]
+        pub principal: String,
+        #[prost(uint64, optional, tag = "2")]
+        pub produce_bytes_per_sec: Option<u64>,
+        #[prost(uint64, optional, tag = "3")]
+        pub fetch_bytes_per_sec: Option<u64>,
+        #[prost(uint64, optional, tag = "4")]
+        pub requests_per_sec: Option<u64>,
+    }
+
+    pub struct SetQuotaRequest {
+        #[prost(message, optional, tag = "1")]
+        pub quota: Option<QuotaEntry>,
+    }
+
+    pub struct DeleteQuotaRequest {
+        #[prost(string, tag = "1")]
+        pub principal: String,
+    }
+
+    pub struct ListQuotasRequest {}
+
+    pub struct ListQuotasResponse {
+        #[prost(uint32, tag = "1")]
+        pub error_code: u32,
+        #[prost(string, tag = "2")]
+        pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
+        #[prost(message, repeated, tag = "3")]
+        pub quotas: Vec<QuotaEntry>,
     }
 }

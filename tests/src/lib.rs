@@ -1,14 +1,16 @@
 //! Harness for end-to-end tests: runs the real `ferry-broker` binary on an
-//! OS-assigned port of 127.0.0.1 with a temporary data directory, learns the
-//! address from its JSON "ready" log line, and can stop it with SIGTERM or
-//! SIGKILL and start it again on the same data.
+//! OS-assigned port of 127.0.0.1 with a temporary data directory (and extra
+//! flags, e.g. `--auth required`), learns the address from its JSON "ready"
+//! log line, and can stop it with SIGTERM or SIGKILL and start it again on
+//! the same data. Runs `ferryctl` against it, with extra environment and a
+//! bounded wait when asked.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub mod raw;
 
@@ -197,19 +199,116 @@ impl Broker {
     pub fn ferryctl(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
         ferryctl(&self.addr, args, stdin)
     }
+
+    /// Like [`Broker::ferryctl`], with `env` set for the run (e.g.
+    /// `FERRY_TOKEN`), no stdin, and killed after [`FERRYCTL_TIMEOUT`].
+    pub fn ferryctl_env(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+        ferryctl_with(&self.addr, args, env, "", FERRYCTL_TIMEOUT)
+    }
+
+    /// A client connected with `options` (credentials, TLS, ...).
+    pub async fn client_with(
+        &self,
+        options: ferry_client::ClientOptions,
+    ) -> ferry_client::Result<ferry_client::Client> {
+        ferry_client::Client::connect_with(&self.addr, options).await
+    }
 }
 
-/// `ferryctl --broker <addr> args...` running, every stream piped.
-pub fn spawn_ferryctl(addr: &str, args: &[&str]) -> Child {
-    Command::new(binary("ferryctl"))
+/// Variables that would make `ferryctl` authenticate: never inherited from
+/// the environment the tests run in (a test sets them itself).
+const CREDENTIAL_VARIABLES: [&str; 2] = ["FERRY_TOKEN", "FERRY_PASSWORD"];
+
+/// How long [`ferryctl_with`] lets one run of `ferryctl` take in
+/// [`Broker::ferryctl_env`].
+pub const FERRYCTL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `ferryctl --broker <addr> args...`, every stream piped, credential
+/// variables cleared.
+fn ferryctl_command(addr: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(binary("ferryctl"));
+    command
         .arg("--broker")
         .arg(addr)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    for variable in CREDENTIAL_VARIABLES {
+        command.env_remove(variable);
+    }
+    command
+}
+
+/// `ferryctl --broker <addr> args...` running, every stream piped.
+pub fn spawn_ferryctl(addr: &str, args: &[&str]) -> Child {
+    ferryctl_command(addr, args)
         .spawn()
         .expect("start ferryctl")
+}
+
+/// Runs `ferryctl --broker <addr> args...` with `env` set and `stdin`
+/// written, for at most `timeout` (then it is killed, its exit code is -1
+/// and its stderr says so): (exit code, stdout, stderr).
+pub fn ferryctl_with(
+    addr: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: &str,
+    timeout: Duration,
+) -> (i32, String, String) {
+    let mut command = ferryctl_command(addr, args);
+    command.envs(env.iter().copied());
+    let mut child = command.spawn().expect("start ferryctl");
+    let writer = write_in_background(child.stdin.take(), stdin);
+    let stdout = read_in_background(child.stdout.take());
+    let stderr = read_in_background(child.stderr.take());
+    let deadline = Instant::now() + timeout;
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait for ferryctl") {
+            break status.code();
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = writer.join();
+    let stdout = stdout.join().unwrap_or_default();
+    let mut stderr = stderr.join().unwrap_or_default();
+    if code.is_none() {
+        stderr.push_str(&format!("[harness: ferryctl killed after {timeout:?}]"));
+    }
+    (code.unwrap_or(-1), stdout, stderr)
+}
+
+/// Writes `text` to `pipe` (then closes it) on a thread of its own.
+fn write_in_background(
+    pipe: Option<std::process::ChildStdin>,
+    text: &str,
+) -> std::thread::JoinHandle<()> {
+    use std::io::Write;
+    let text = text.to_string();
+    std::thread::spawn(move || {
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.write_all(text.as_bytes());
+        }
+    })
+}
+
+/// Reads `pipe` to its end (lossy UTF-8) on a thread of its own.
+fn read_in_background(
+    pipe: Option<impl std::io::Read + Send + 'static>,
+) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
 }
 
 pub fn ferryctl(addr: &str, args: &[&str], stdin: &str) -> (i32, String, String) {

@@ -44,6 +44,54 @@ impl RawClient {
         client
     }
 
+    /// Connects, handshakes and authenticates as `user` with SCRAM-SHA-256;
+    /// `Err` with the broker's error code when it refuses.
+    pub async fn scram(addr: &str, user: &str, password: &str) -> Result<RawClient, u32> {
+        use ferry_protocol::messages::SaslAuthenticateRequest;
+        use ferry_protocol::scram::{ScramClient, SCRAM_SHA_256};
+        let mut client = RawClient::handshaken(addr).await;
+        let mut scram = ScramClient::new(user, password.as_bytes()).expect("scram client");
+        let first = SaslAuthenticateRequest {
+            mechanism: SCRAM_SHA_256.into(),
+            auth_bytes: scram.client_first(),
+        };
+        let answer = client.call(&first).await;
+        if answer.error_code != 0 {
+            return Err(answer.error_code);
+        }
+        let client_final = scram
+            .client_final(&answer.auth_bytes)
+            .expect("server-first");
+        let last = SaslAuthenticateRequest {
+            mechanism: SCRAM_SHA_256.into(),
+            auth_bytes: client_final,
+        };
+        let answer = client.call(&last).await;
+        if answer.error_code != 0 {
+            return Err(answer.error_code);
+        }
+        assert!(answer.complete, "the second SCRAM round completes");
+        scram
+            .verify_server_final(&answer.auth_bytes)
+            .expect("the broker proves it knows the credentials");
+        Ok(client)
+    }
+
+    /// Connects, handshakes and authenticates with an access token.
+    pub async fn token(addr: &str, token: &str) -> Result<RawClient, u32> {
+        use ferry_protocol::messages::SaslAuthenticateRequest;
+        let mut client = RawClient::handshaken(addr).await;
+        let request = SaslAuthenticateRequest {
+            mechanism: "FERRY-TOKEN".into(),
+            auth_bytes: token.as_bytes().to_vec(),
+        };
+        let answer = client.call(&request).await;
+        match answer.error_code {
+            0 => Ok(client),
+            code => Err(code),
+        }
+    }
+
     /// Sends one request (no tail); returns its correlation id.
     pub async fn send<R: Api>(&mut self, request: &R) -> u32 {
         let id = self.next_correlation_id;

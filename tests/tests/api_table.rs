@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use ferry_client::wire::messages::{HeartbeatRequest, JoinGroupRequest, ListTopicsRequest};
 use ferry_client::{
-    Client, Consumer, GroupConfig, GroupConsumer, Producer, ProducerRecord, QueueConfig,
-    QueueConsumer, SeekTo,
+    AclOperation, AclPermission, AclRule, Client, ClientOptions, Consumer, Credentials,
+    GroupConfig, GroupConsumer, PatternType, Producer, ProducerRecord, QueueConfig, QueueConsumer,
+    QuotaSpec, ResourceType, SeekTo,
 };
 use ferry_e2e::Broker;
 use ferry_protocol::api::API_COUNT;
@@ -50,6 +51,21 @@ const ORDER: [ApiKey; API_COUNT] = [
     ApiKey::InProgress,
     ApiKey::DeleteQueue,
     ApiKey::DeleteTopic,
+    ApiKey::CreateUser,
+    ApiKey::ListUsers,
+    ApiKey::ChangePassword,
+    ApiKey::SaslAuthenticate,
+    ApiKey::WhoAmI,
+    ApiKey::CreateToken,
+    ApiKey::ListTokens,
+    ApiKey::RevokeToken,
+    ApiKey::CreateAcl,
+    ApiKey::ListAcls,
+    ApiKey::DeleteAcl,
+    ApiKey::SetQuota,
+    ApiKey::ListQuotas,
+    ApiKey::DeleteQuota,
+    ApiKey::DeleteUser,
 ];
 
 /// Consumers kept from one API's step to the next.
@@ -57,6 +73,30 @@ const ORDER: [ApiKey; API_COUNT] = [
 struct Kept {
     member: Option<GroupConsumer>,
     queue: Option<QueueConsumer>,
+    token_id: Option<String>,
+}
+
+/// The ACL entry the ACL steps add, list and delete.
+fn acl() -> AclRule {
+    AclRule {
+        principal: "User:every".into(),
+        resource_type: ResourceType::Topic,
+        pattern: PatternType::Prefixed,
+        resource_name: "every-".into(),
+        operation: AclOperation::Read,
+        permission: AclPermission::Allow,
+        host: None,
+    }
+}
+
+/// The quota the quota steps set, list and delete.
+fn quota() -> QuotaSpec {
+    QuotaSpec {
+        principal: "User:every".into(),
+        produce_bytes_per_sec: Some(1 << 20),
+        fetch_bytes_per_sec: None,
+        requests_per_sec: Some(1000),
+    }
 }
 
 /// Makes one request of `key`.
@@ -134,6 +174,60 @@ async fn exercise(client: &Client, key: ApiKey, kept: &mut Kept) {
             client.delete_queue(TOPIC, "q").await.unwrap()
         }
         ApiKey::DeleteTopic => client.delete_topic(TOPIC).await.unwrap(),
+        ApiKey::SaslAuthenticate
+        | ApiKey::WhoAmI
+        | ApiKey::CreateUser
+        | ApiKey::DeleteUser
+        | ApiKey::ChangePassword
+        | ApiKey::ListUsers
+        | ApiKey::CreateToken
+        | ApiKey::RevokeToken
+        | ApiKey::ListTokens
+        | ApiKey::CreateAcl
+        | ApiKey::DeleteAcl
+        | ApiKey::ListAcls
+        | ApiKey::SetQuota
+        | ApiKey::DeleteQuota
+        | ApiKey::ListQuotas => exercise_security(client, key, kept).await,
+    }
+}
+
+/// The security APIs, on a broker with `--auth off` (where anyone may
+/// administer users, and a user may still authenticate).
+async fn exercise_security(client: &Client, key: ApiKey, kept: &mut Kept) {
+    match key {
+        ApiKey::CreateUser => client.create_user("every", "first-pw").await.unwrap(),
+        ApiKey::ListUsers => assert_eq!(client.list_users().await.unwrap().len(), 1),
+        ApiKey::ChangePassword => client.change_password("every", "every-pw").await.unwrap(),
+        ApiKey::SaslAuthenticate => {
+            let options = ClientOptions {
+                credentials: Some(Credentials::Scram {
+                    user: "every".into(),
+                    password: "every-pw".into(),
+                }),
+                ..ClientOptions::default()
+            };
+            let every = Client::connect_with(client.addr(), options).await.unwrap();
+            assert_eq!(every.who_am_i().await.unwrap().principal, "User:every");
+        }
+        ApiKey::WhoAmI => assert_eq!(client.who_am_i().await.unwrap().principal, "User:ANONYMOUS"),
+        ApiKey::CreateToken => {
+            let token = client.create_token("every", None).await.unwrap();
+            kept.token_id = Some(token.id);
+        }
+        ApiKey::ListTokens => assert_eq!(client.list_tokens(None).await.unwrap().len(), 1),
+        ApiKey::RevokeToken => {
+            let id = kept.token_id.take().expect("created");
+            client.revoke_token(&id).await.unwrap()
+        }
+        ApiKey::CreateAcl => client.create_acl(&acl()).await.unwrap(),
+        ApiKey::ListAcls => assert_eq!(client.list_acls().await.unwrap(), vec![acl()]),
+        ApiKey::DeleteAcl => client.delete_acl(&acl()).await.unwrap(),
+        ApiKey::SetQuota => client.set_quota(&quota()).await.unwrap(),
+        ApiKey::ListQuotas => assert_eq!(client.list_quotas().await.unwrap(), vec![quota()]),
+        ApiKey::DeleteQuota => client.delete_quota("User:every").await.unwrap(),
+        ApiKey::DeleteUser => client.delete_user("every").await.unwrap(),
+        other => unreachable!("{} is exercised in `exercise`", other.name()),
     }
 }
 

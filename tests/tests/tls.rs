@@ -2,7 +2,8 @@
 //! `--tls-key` (and `--tls-client-ca` for mutual TLS), clients and
 //! `ferryctl` speaking TLS to it. Certificates are made here with `rcgen`:
 //! a CA, a broker certificate for `localhost` and 127.0.0.1, client
-//! certificates, and a second CA nobody trusts.
+//! certificates, and a second CA nobody trusts. SIGHUP reloads the
+//! broker's certificates (a broken file keeps the old ones).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -235,6 +236,73 @@ async fn mutual_tls_requires_a_client_certificate_from_the_configured_ca() {
         .await
         .unwrap();
     round_trip(&client, "mutual", 5).await;
+    // The certificate's DNS name is the connection's user.
+    let me = client.who_am_i().await.unwrap();
+    assert_eq!(me.principal, "User:client");
+    assert_eq!(me.authenticated_by, ferry_client::AuthMethod::Certificate);
+}
+
+#[tokio::test]
+async fn an_expired_broker_certificate_is_refused() {
+    let pki = pki();
+    let ours = ca("expired test CA");
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let mut params = CertificateParams::new(names).unwrap();
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let key = KeyPair::generate().unwrap();
+    let expired = params.signed_by(&key, &ours.issuer).unwrap();
+    let dir = pki._dir.path();
+    let cert = write(dir, "expired.pem", &expired.pem());
+    let key = write(dir, "expired.key", &key.serialize_pem());
+    let expired_ca = write(dir, "expired-ca.pem", &ours.pem);
+    let broker = Broker::start_with(&["--tls-cert", s(&cert), "--tls-key", s(&key)]);
+    let refused = Client::connect_with(&broker.addr, options(trusting(&expired_ca)))
+        .await
+        .err();
+    assert!(
+        matches!(refused, Some(ClientError::TlsRefused { .. })),
+        "an expired certificate: {refused:?}"
+    );
+}
+
+/// Clients that open a connection, send the first bytes of a TLS record
+/// and stall.
+const STALLED_HANDSHAKES: usize = 500;
+/// What 500 stalled handshakes may add to the broker's memory.
+const STALL_RSS_GROWTH_MIB_LIMIT: u64 = 64;
+
+#[tokio::test]
+async fn stalled_tls_handshakes_hold_memory_bounded_while_others_are_served() {
+    let pki = pki();
+    let broker = tls_broker(&pki, false);
+    let before = ferry_e2e::raw::rss_mib(broker.pid());
+    let mut stalled = Vec::with_capacity(STALLED_HANDSHAKES);
+    for _ in 0..STALLED_HANDSHAKES {
+        let mut stream = tokio::net::TcpStream::connect(&broker.addr).await.unwrap();
+        // A handshake record's header, and nothing after it.
+        let _ = stream.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).await;
+        stalled.push(stream);
+    }
+    // Served while the stalled ones hold (or are refused) their slots: a
+    // client that retries gets in once their handshake timeout passes.
+    let client = connect_within_deadline(&broker.addr, trusting(&pki.ca)).await;
+    round_trip(&client, "served", 3).await;
+    let grown = ferry_e2e::raw::rss_mib(broker.pid()).saturating_sub(before);
+    assert!(
+        grown <= STALL_RSS_GROWTH_MIB_LIMIT,
+        "{STALLED_HANDSHAKES} stalled handshakes grew the broker by {grown} MiB"
+    );
+    // Every stalled connection is closed by the handshake timeout.
+    for stream in &mut stalled {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut byte)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "a stalled handshake was kept"
+        );
+    }
 }
 
 #[test]
@@ -308,4 +376,119 @@ fn tls_settings_that_cannot_work_stop_the_broker_at_start() {
     let (code, err) = broker_exit(&unreadable, limit);
     assert_ne!(code, Some(0), "{err}");
     assert!(err.contains("missing.pem"), "{err}");
+}
+
+/// Longest wait for a broker to act on a SIGHUP.
+const RELOAD_DEADLINE: Duration = Duration::from_secs(5);
+/// Pause between two checks of whether it has.
+const RELOAD_POLL: Duration = Duration::from_millis(25);
+
+/// Sends SIGHUP to the broker: reload the TLS certificates.
+fn hang_up(broker: &Broker) {
+    let pid = i32::try_from(broker.pid()).unwrap();
+    // SAFETY: sending a signal to our own child process.
+    let sent = unsafe { libc::kill(pid, libc::SIGHUP) };
+    assert_eq!(sent, 0, "kill -HUP {pid}");
+}
+
+/// Tries `connect` until it succeeds or [`RELOAD_DEADLINE`] passes.
+async fn connect_within_deadline(addr: &str, tls: TlsOptions) -> Client {
+    let deadline = tokio::time::Instant::now() + RELOAD_DEADLINE;
+    loop {
+        let attempt = Client::connect_with(addr, options(tls.clone())).await;
+        match attempt {
+            Ok(client) => return client,
+            Err(error) if tokio::time::Instant::now() >= deadline => {
+                panic!("no connection within {RELOAD_DEADLINE:?}: {error}")
+            }
+            Err(_) => tokio::time::sleep(RELOAD_POLL).await,
+        }
+    }
+}
+
+/// Waits (up to [`RELOAD_DEADLINE`]) for a broker log line with `needle`.
+async fn wait_for_log(broker: &Broker, needle: &str) {
+    let deadline = tokio::time::Instant::now() + RELOAD_DEADLINE;
+    while !broker.log_contains(needle) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no log line {needle:?} within {RELOAD_DEADLINE:?}"
+        );
+        tokio::time::sleep(RELOAD_POLL).await;
+    }
+}
+
+/// Produces `values` to partition 0 of `topic` through `client`.
+async fn produce(client: &Client, topic: &str, values: &[&str]) {
+    let producer = Producer::new(client, topic).await.unwrap();
+    for value in values {
+        producer
+            .send(ProducerRecord::new(value.to_string()))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_certificates_and_keeps_connections() {
+    let pki = pki();
+    let broker = tls_broker(&pki, false);
+    let first = Client::connect_with(&broker.addr, options(trusting(&pki.ca)))
+        .await
+        .unwrap();
+    first.create_topic("kept", 1).await.unwrap();
+    produce(&first, "kept", &["before"]).await;
+    // The broker's files now hold a certificate from another CA.
+    let second_ca = ca("second ferry test CA");
+    let (cert, key) = leaf(
+        &second_ca,
+        &["localhost", "127.0.0.1"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    std::fs::write(&pki.server_cert, cert).unwrap();
+    std::fs::write(&pki.server_key, key).unwrap();
+    let second_ca_file = pki.ca.with_file_name("second-ca.pem");
+    std::fs::write(&second_ca_file, &second_ca.pem).unwrap();
+    hang_up(&broker);
+    let second = connect_within_deadline(&broker.addr, trusting(&second_ca_file)).await;
+    assert!(broker.log_contains("TLS certificates reloaded"));
+    // The connection made before the reload still works: it could not
+    // reconnect, as the broker's new certificate is not one it trusts.
+    produce(&first, "kept", &["after"]).await;
+    let records = read_all(&first, "kept", 2).await;
+    let values: Vec<Vec<u8>> = records
+        .iter()
+        .filter_map(|r| r.value.as_ref().map(|v| v.to_vec()))
+        .collect();
+    assert_eq!(values, [b"before".to_vec(), b"after".to_vec()]);
+    assert_eq!(second.list_topics().await.unwrap().len(), 1);
+    let refused = Client::connect_with(&broker.addr, options(trusting(&pki.ca)))
+        .await
+        .err();
+    assert!(
+        matches!(refused, Some(ClientError::TlsRefused { .. })),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_certificate_file_on_sighup_keeps_the_old_certificate() {
+    let pki = pki();
+    let broker = tls_broker(&pki, true);
+    let identity = with_identity(&pki.ca, &pki.client_cert, &pki.client_key);
+    let first = Client::connect_with(&broker.addr, options(identity.clone()))
+        .await
+        .unwrap();
+    std::fs::write(&pki.server_cert, "not a certificate\n").unwrap();
+    hang_up(&broker);
+    wait_for_log(&broker, "TLS certificates not reloaded").await;
+    let log = broker.log.lock().unwrap().clone();
+    let line = log.iter().find(|l| l.contains("not reloaded")).unwrap();
+    assert!(line.contains("server.pem"), "names the file: {line}");
+    // New connections still get the old certificate; old ones go on.
+    let client = Client::connect_with(&broker.addr, options(identity))
+        .await
+        .unwrap();
+    round_trip(&client, "still-served", 3).await;
+    assert_eq!(first.list_topics().await.unwrap().len(), 1);
 }

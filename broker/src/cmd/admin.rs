@@ -80,11 +80,17 @@ pub fn delete_topic(
     })
 }
 
-pub fn list_topics(broker: &Arc<Broker>, header: FrameHeader) -> Reply {
+/// Topics the caller may describe (`visible`).
+pub fn list_topics(
+    broker: &Arc<Broker>,
+    header: FrameHeader,
+    visible: &dyn Fn(&str) -> bool,
+) -> Reply {
     let topics = broker
         .topics
         .list()
         .iter()
+        .filter(|t| visible(t.meta.name.as_str()))
         .map(|t| TopicSummary {
             name: t.meta.name.to_string(),
             partitions: t.meta.partitions,

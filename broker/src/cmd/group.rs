@@ -433,7 +433,8 @@ pub fn describe(broker: &Arc<Broker>, header: FrameHeader, request: DescribeGrou
 }
 
 /// Every group (with members or committed offsets), as many as fit.
-pub fn list(broker: &Arc<Broker>, header: FrameHeader) -> Reply {
+/// Groups the caller may describe (`visible`).
+pub fn list(broker: &Arc<Broker>, header: FrameHeader, visible: &dyn Fn(&str) -> bool) -> Reply {
     let mut groups: BTreeMap<String, (GroupState, u32)> = broker
         .offsets
         .groups()
@@ -443,6 +444,7 @@ pub fn list(broker: &Arc<Broker>, header: FrameHeader) -> Reply {
     for (group, state, members) in broker.groups.list() {
         groups.insert(group, (state, members));
     }
+    groups.retain(|group, _| visible(group));
     let mut budget = Budget::new(response_budget(broker));
     let groups = groups
         .into_iter()

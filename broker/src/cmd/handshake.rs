@@ -44,6 +44,12 @@ pub fn handshake_reply(
             max_frame_bytes: broker.config.max_frame_bytes as u32,
             max_batch_bytes: broker.config.max_batch_bytes as u32,
             max_in_flight_requests: broker.config.max_in_flight_requests as u32,
+            sasl_mechanisms: vec![
+                ferry_protocol::scram::SCRAM_SHA_256.to_string(),
+                crate::security::TOKEN_MECHANISM.to_string(),
+            ],
+            auth_required: broker.security.enforcing(),
+            throttle_time_ms: 0,
         },
     )
 }

@@ -7,11 +7,13 @@
 //! waiting is deferred, so pipelined produces to a partition stay in order.
 
 mod admin;
+mod auth;
 mod fetch;
 mod group;
 mod handshake;
 mod produce;
 mod queue;
+mod security;
 mod status;
 
 use std::sync::Arc;
@@ -28,11 +30,16 @@ use crate::broker::Broker;
 use crate::domain::OffsetSpec;
 use crate::error::BrokerError;
 use crate::metrics::Metrics;
+use crate::security::authz::{self, Need};
+use crate::security::session::Session;
+use crate::security::{Operation, ResourceType};
 
 pub use handshake::{handshake_reply, versions_overlap};
 
 pub enum Reply {
     Now(OutFrame),
+    /// Send this frame, then close the connection (failed authentication).
+    Close(OutFrame),
     Later(BoxFuture<'static, OutFrame>),
     Nothing,
 }
@@ -72,13 +79,15 @@ pub struct ConnectionContext {
     /// Queue subscriptions made on this connection: (topic, queue, id),
     /// dropped when it closes.
     pub subscriptions: Arc<parking_lot::Mutex<Vec<(String, String, u64)>>>,
+    /// Who the connection is (see `security/session.rs`).
+    pub session: Session,
 }
 
 pub fn dispatch(
     broker: &Arc<Broker>,
     header: FrameHeader,
     request: Request,
-    context: &ConnectionContext,
+    context: &mut ConnectionContext,
 ) -> Reply {
     let key = request.api_key();
     broker.metrics.count_request(key);
@@ -87,11 +96,88 @@ pub fn dispatch(
         api = key.name(),
         correlation_id = header.correlation_id
     );
-    let reply = span.in_scope(|| match request {
+    let reply = span.in_scope(|| match authorize(broker, &request, &context.session) {
+        Ok(()) => route(broker, header, request, context),
+        Err(error) => Reply::Now(respond_error(broker, header, &error)),
+    });
+    match reply {
+        Reply::Later(future) => Reply::Later(future.instrument(span).boxed()),
+        other => other,
+    }
+}
+
+/// Whether the session may make this request (`security/authz.rs` says
+/// what each API needs). Checked before the request is looked at, so a
+/// caller without access learns nothing of whether what it named exists.
+fn authorize(broker: &Broker, request: &Request, session: &Session) -> Result<(), BrokerError> {
+    let security = &broker.security;
+    if !security.enforcing() {
+        return Ok(());
+    }
+    let (resource, operation) = match authz::need(request.api_key()) {
+        Need::Nothing | Need::Authenticated | Need::Filtered(_) | Need::NotARequest => {
+            return Ok(())
+        }
+        Need::On(resource, operation) => (resource, operation),
+        Need::ClusterOrSelf(operation) => {
+            let own = match request {
+                Request::ChangePassword(req) => session
+                    .principal
+                    .user()
+                    .is_some_and(|user| user.as_str() == req.name),
+                _ => false,
+            };
+            if own {
+                return Ok(());
+            }
+            (ResourceType::Cluster, operation)
+        }
+    };
+    let name = authz::resource_name(request).unwrap_or_default();
+    let host = session.peer.ip();
+    match security.authorize(&session.principal, host, resource, &name, operation) {
+        true => Ok(()),
+        false => Err(BrokerError::NotAuthorized {
+            principal: session.principal.text(),
+            operation,
+            resource,
+            name: name.chars().take(256).collect(),
+        }),
+    }
+}
+
+/// What of `resource` the session may see in a list.
+fn visible<'a>(
+    broker: &'a Broker,
+    session: &'a Session,
+    resource: ResourceType,
+) -> impl Fn(&str) -> bool + 'a {
+    move |name| {
+        let host = session.peer.ip();
+        let principal = &session.principal;
+        broker
+            .security
+            .authorize(principal, host, resource, name, Operation::Describe)
+    }
+}
+
+/// One arm per API.
+fn route(
+    broker: &Arc<Broker>,
+    header: FrameHeader,
+    request: Request,
+    context: &mut ConnectionContext,
+) -> Reply {
+    match request {
         Request::Handshake(req) => Reply::Now(handshake_reply(broker, header, &req)),
+        Request::SaslAuthenticate(req) => auth::sasl_authenticate(broker, header, req, context),
+        Request::WhoAmI(_) => auth::who_am_i(broker, header, context),
         Request::CreateTopic(req) => admin::create_topic(broker, header, req),
         Request::DeleteTopic(req) => admin::delete_topic(broker, header, req),
-        Request::ListTopics(_) => admin::list_topics(broker, header),
+        Request::ListTopics(_) => {
+            let visible = visible(broker, &context.session, ResourceType::Topic);
+            admin::list_topics(broker, header, &visible)
+        }
         Request::DescribeTopic(req) => admin::describe_topic(broker, header, req),
         Request::Produce(req) => produce::produce(broker, header, req),
         Request::Fetch(req) => fetch::fetch(broker, header, req),
@@ -103,21 +189,36 @@ pub fn dispatch(
         Request::OffsetCommit(req) => group::commit(broker, header, req),
         Request::OffsetFetch(req) => group::fetch_offsets(broker, header, req),
         Request::DescribeGroup(req) => group::describe(broker, header, req),
-        Request::ListGroups(_) => group::list(broker, header),
+        Request::ListGroups(_) => {
+            let visible = visible(broker, &context.session, ResourceType::Group);
+            group::list(broker, header, &visible)
+        }
         Request::DeleteGroup(req) => group::delete(broker, header, req),
         Request::ResetOffsets(req) => group::reset(broker, header, req),
         Request::CreateQueue(req) => queue::create(broker, header, req),
         Request::DeleteQueue(req) => queue::delete(broker, header, req),
-        Request::ListQueues(_) => queue::list(broker, header),
+        Request::ListQueues(_) => {
+            let visible = visible(broker, &context.session, ResourceType::Queue);
+            queue::list(broker, header, &visible)
+        }
         Request::DescribeQueue(req) => queue::describe(broker, header, req),
         Request::QueueSubscribe(req) => queue::subscribe(broker, header, req, context),
         Request::Ack(req) => queue::ack(broker, header, req),
         Request::Nack(req) => queue::nack(broker, header, req),
         Request::InProgress(req) => queue::in_progress(broker, header, req),
-    });
-    match reply {
-        Reply::Later(future) => Reply::Later(future.instrument(span).boxed()),
-        other => other,
+        Request::CreateUser(req) => security::create_user(broker, header, req),
+        Request::DeleteUser(req) => security::delete_user(broker, header, req),
+        Request::ChangePassword(req) => security::change_password(broker, header, req),
+        Request::ListUsers(_) => security::list_users(broker, header),
+        Request::CreateToken(req) => security::create_token(broker, header, req),
+        Request::RevokeToken(req) => security::revoke_token(broker, header, req),
+        Request::ListTokens(req) => security::list_tokens(broker, header, req),
+        Request::CreateAcl(req) => security::create_acl(broker, header, req),
+        Request::DeleteAcl(req) => security::delete_acl(broker, header, req),
+        Request::ListAcls(_) => security::list_acls(broker, header),
+        Request::SetQuota(req) => security::set_quota(broker, header, req),
+        Request::DeleteQuota(req) => security::delete_quota(broker, header, req),
+        Request::ListQuotas(_) => security::list_quotas(broker, header),
     }
 }
 
@@ -152,6 +253,7 @@ pub fn respond_error(broker: &Broker, header: FrameHeader, error: &BrokerError) 
         &StatusResponse {
             error_code: code.as_u32(),
             error_message: error.to_string(),
+            throttle_time_ms: 0,
         },
     )
 }
@@ -171,6 +273,7 @@ pub fn protocol_error(header: FrameHeader, code: ErrorCode, message: String) -> 
         &ErrorResponse {
             error_code: code.as_u32(),
             error_message: message,
+            throttle_time_ms: 0,
         },
         None,
     )

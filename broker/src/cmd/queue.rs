@@ -68,11 +68,13 @@ pub fn delete(broker: &Arc<Broker>, header: FrameHeader, request: DeleteQueueReq
     })
 }
 
-pub fn list(broker: &Arc<Broker>, header: FrameHeader) -> Reply {
+/// Queues the caller may describe (`visible`, given `topic/queue`).
+pub fn list(broker: &Arc<Broker>, header: FrameHeader, visible: &dyn Fn(&str) -> bool) -> Reply {
     let queues = broker
         .queues
         .list()
         .into_iter()
+        .filter(|(topic, queue)| visible(&format!("{topic}/{queue}")))
         .map(|(topic, queue)| WireQueueName { topic, queue })
         .collect();
     let response = ListQueuesResponse {

@@ -1,25 +1,39 @@
-//! The typed admin API of [`Client`]: topics, offsets, groups, queues and
-//! broker status. Arguments are typed configs and answers typed
-//! descriptions (`types.rs`); `convert.rs` maps them to and from the wire.
+//! The typed admin API of [`Client`]: topics, offsets, groups, queues,
+//! broker status, and security (who am I, users, access tokens, ACLs,
+//! quotas). Arguments are typed configs and answers typed descriptions
+//! (`types.rs`); `convert.rs` maps them to and from the wire.
 
 mod convert;
 mod types;
 
+use std::time::Duration;
+
 use ferry_protocol::messages::{
-    BrokerStatusRequest, CreateTopicRequest, DeleteGroupRequest, DeleteQueueRequest,
-    DeleteTopicRequest, DescribeGroupRequest, DescribeQueueRequest, DescribeTopicRequest,
-    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, ListQueuesRequest, ListTopicsRequest,
-    OffsetFetchRequest, ResetOffsetsRequest,
+    BrokerStatusRequest, ChangePasswordRequest, CreateAclRequest, CreateTokenRequest,
+    CreateTopicRequest, CreateUserRequest, DeleteAclRequest, DeleteGroupRequest,
+    DeleteQueueRequest, DeleteQuotaRequest, DeleteTopicRequest, DeleteUserRequest,
+    DescribeGroupRequest, DescribeQueueRequest, DescribeTopicRequest, LeaveGroupRequest,
+    ListAclsRequest, ListGroupsRequest, ListOffsetsRequest, ListQueuesRequest, ListQuotasRequest,
+    ListTokensRequest, ListTopicsRequest, ListUsersRequest, OffsetFetchRequest,
+    ResetOffsetsRequest, RevokeTokenRequest, ScramCredentials, SetQuotaRequest, WhoAmIRequest,
 };
+use ferry_protocol::scram::{StoredCredentials, ITERATIONS_MIN};
 
 pub use self::types::{
-    BrokerStatus, CommittedOffset, FsyncPolicy, GroupDescription, GroupInfo, GroupPartitionInfo,
-    GroupState, MemberInfo, PartitionInfo, QueueConfig, QueueConsumerInfo, QueueDescription,
-    QueueId, StartFrom, TopicConfig, TopicDescription, TopicInfo,
+    AclOperation, AclPermission, AclRule, AuthMethod, BrokerStatus, CommittedOffset, FsyncPolicy,
+    GroupDescription, GroupInfo, GroupPartitionInfo, GroupState, MemberInfo, NewToken,
+    ParseChoiceError, PartitionInfo, PatternType, QueueConfig, QueueConsumerInfo, QueueDescription,
+    QueueId, QuotaSpec, ResourceType, StartFrom, TokenInfo, TopicConfig, TopicDescription,
+    TopicInfo, UserInfo, WhoAmI,
 };
+use crate::auth::off_runtime;
 use crate::client::Client;
-use crate::error::Result;
+use crate::error::{ClientError, Result};
 use crate::seek::SeekTo;
+
+/// PBKDF2 iterations of the credentials [`Client::create_user`] and
+/// [`Client::change_password`] compute: SCRAM's minimum for SHA-256.
+pub const USER_ITERATIONS: u32 = ITERATIONS_MIN;
 
 impl Client {
     /// Creates a topic with `partitions` and the broker's defaults.
@@ -191,4 +205,131 @@ impl Client {
         let status = self.call(&BrokerStatusRequest {}).await?;
         Ok(convert::broker_status(status))
     }
+
+    /// Who the broker takes this connection to be, and how it proved it.
+    pub async fn who_am_i(&self) -> Result<WhoAmI> {
+        convert::who_am_i(self.call(&WhoAmIRequest {}).await?)
+    }
+
+    /// Creates a SCRAM user. Its credentials (salt, [`USER_ITERATIONS`]
+    /// iterations, StoredKey, ServerKey) are computed here: the password
+    /// never reaches the broker.
+    pub async fn create_user(&self, name: &str, password: &str) -> Result<()> {
+        let request = CreateUserRequest {
+            name: name.to_string(),
+            credentials: Some(stored_credentials(password).await?),
+        };
+        self.call(&request).await.map(drop)
+    }
+
+    /// Deletes a user, its tokens and its ACL entries; its connections are
+    /// closed.
+    pub async fn delete_user(&self, name: &str) -> Result<()> {
+        let request = DeleteUserRequest {
+            name: name.to_string(),
+        };
+        self.call(&request).await.map(drop)
+    }
+
+    /// Replaces a user's password (computed into credentials here, like
+    /// [`Client::create_user`]); its open connections stay.
+    pub async fn change_password(&self, name: &str, password: &str) -> Result<()> {
+        let request = ChangePasswordRequest {
+            name: name.to_string(),
+            credentials: Some(stored_credentials(password).await?),
+        };
+        self.call(&request).await.map(drop)
+    }
+
+    /// Every SCRAM user.
+    pub async fn list_users(&self) -> Result<Vec<UserInfo>> {
+        let users = self.call(&ListUsersRequest {}).await?.users;
+        Ok(users.into_iter().map(convert::user_info).collect())
+    }
+
+    /// Makes an access token for `user`, valid for `expires_in` (`None` =
+    /// until revoked). The answer is the only place its secret appears.
+    pub async fn create_token(&self, user: &str, expires_in: Option<Duration>) -> Result<NewToken> {
+        let request = CreateTokenRequest {
+            user: user.to_string(),
+            expires_in_ms: convert::expires_in_ms(expires_in),
+        };
+        Ok(convert::new_token(self.call(&request).await?))
+    }
+
+    /// Revokes a token by id; connections that authenticated with it close.
+    pub async fn revoke_token(&self, id: &str) -> Result<()> {
+        let request = RevokeTokenRequest { id: id.to_string() };
+        self.call(&request).await.map(drop)
+    }
+
+    /// The live tokens of `user` (`None` = of every user), without secrets.
+    pub async fn list_tokens(&self, user: Option<&str>) -> Result<Vec<TokenInfo>> {
+        let request = ListTokensRequest {
+            user: user.unwrap_or_default().to_string(),
+        };
+        let tokens = self.call(&request).await?.tokens;
+        Ok(tokens.into_iter().map(convert::token_info).collect())
+    }
+
+    /// Adds an ACL entry (adding one that exists changes nothing).
+    pub async fn create_acl(&self, rule: &AclRule) -> Result<()> {
+        let request = CreateAclRequest {
+            acl: Some(convert::acl_to_wire(rule)),
+        };
+        self.call(&request).await.map(drop)
+    }
+
+    /// Removes the ACL entry equal to `rule`.
+    pub async fn delete_acl(&self, rule: &AclRule) -> Result<()> {
+        let request = DeleteAclRequest {
+            acl: Some(convert::acl_to_wire(rule)),
+        };
+        self.call(&request).await.map(drop)
+    }
+
+    /// Every ACL entry.
+    pub async fn list_acls(&self) -> Result<Vec<AclRule>> {
+        let acls = self.call(&ListAclsRequest {}).await?.acls;
+        acls.into_iter().map(convert::acl_rule).collect()
+    }
+
+    /// Sets (replaces) a principal's quota.
+    pub async fn set_quota(&self, quota: &QuotaSpec) -> Result<()> {
+        let request = SetQuotaRequest {
+            quota: Some(convert::quota_to_wire(quota)),
+        };
+        self.call(&request).await.map(drop)
+    }
+
+    /// Removes a principal's quota (its rates become unlimited).
+    pub async fn delete_quota(&self, principal: &str) -> Result<()> {
+        let request = DeleteQuotaRequest {
+            principal: principal.to_string(),
+        };
+        self.call(&request).await.map(drop)
+    }
+
+    /// Every quota.
+    pub async fn list_quotas(&self) -> Result<Vec<QuotaSpec>> {
+        let quotas = self.call(&ListQuotasRequest {}).await?.quotas;
+        Ok(quotas.into_iter().map(convert::quota_spec).collect())
+    }
+}
+
+/// What the broker stores for a user with `password` (a fresh salt,
+/// [`USER_ITERATIONS`]), derived off the runtime's threads.
+async fn stored_credentials(password: &str) -> Result<ScramCredentials> {
+    if password.is_empty() {
+        return Err(ClientError::InvalidCredentials {
+            reason: "the password is empty".into(),
+        });
+    }
+    let password = password.as_bytes().to_vec();
+    let stored = off_runtime(move || StoredCredentials::generate(&password, USER_ITERATIONS))
+        .await?
+        .map_err(|e| ClientError::InvalidCredentials {
+            reason: e.to_string(),
+        })?;
+    Ok(convert::scram_credentials(&stored))
 }

@@ -1,11 +1,12 @@
 //! The typed vocabulary of the admin API: what [`crate::Client`]'s admin
-//! methods take (topic and queue settings) and what they answer (topic,
-//! group and queue descriptions, committed offsets, broker status). None of
-//! these is a wire message; `convert.rs` is the one place that maps them
-//! to and from the protocol.
+//! methods take (topic and queue settings, ACL rules, quotas) and what they
+//! answer (topic, group and queue descriptions, committed offsets, broker
+//! status, users, tokens, who the connection is). None of these is a wire
+//! message; `convert.rs` is the one place that maps them to and from the
+//! protocol.
 
 use std::fmt;
-
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::group::Assignor;
@@ -300,4 +301,272 @@ pub struct BrokerStatus {
     pub connections_open: u64,
     /// Partitions that are fenced or read-only (0 when healthy).
     pub unhealthy_partitions: u32,
+}
+
+/// A name that is not one of a typed choice's values (parsing an
+/// [`AclOperation`], a [`ResourceType`], ...).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} must be {expected}, not {value:?}")]
+pub struct ParseChoiceError {
+    /// What was parsed, e.g. `"ACL operation"`.
+    pub what: &'static str,
+    /// The names it takes.
+    pub expected: &'static str,
+    /// What it was given.
+    pub value: String,
+}
+
+/// Implements `as_str`, `Display` and (case-insensitive) `FromStr` for a
+/// fieldless enum from its variants' names.
+macro_rules! named_choice {
+    ($type:ident, $what:literal, $expected:literal, $($variant:ident => $name:literal),+ $(,)?) => {
+        impl $type {
+            /// Every value, in wire order.
+            pub const ALL: &'static [$type] = &[$($type::$variant),+];
+
+            /// Its name, as `FromStr` takes it and `Display` shows it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($type::$variant => $name),+
+                }
+            }
+        }
+
+        impl fmt::Display for $type {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $type {
+            type Err = ParseChoiceError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $type::ALL
+                    .iter()
+                    .copied()
+                    .find(|value| value.as_str().eq_ignore_ascii_case(s))
+                    .ok_or_else(|| ParseChoiceError {
+                        what: $what,
+                        expected: $expected,
+                        value: s.to_string(),
+                    })
+            }
+        }
+    };
+}
+
+/// How a connection proved who it is ([`WhoAmI::authenticated_by`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// It did not: the anonymous principal (authentication is off).
+    None,
+    /// SCRAM-SHA-256 with a user's password.
+    Scram,
+    /// An access token (`FERRY-TOKEN`).
+    Token,
+    /// A client certificate (mutual TLS).
+    Certificate,
+}
+
+named_choice!(AuthMethod, "authentication method", "none, SCRAM-SHA-256, FERRY-TOKEN or certificate",
+    None => "none",
+    Scram => "SCRAM-SHA-256",
+    Token => "FERRY-TOKEN",
+    Certificate => "certificate",
+);
+
+/// Who the broker takes this client's connection to be
+/// ([`crate::Client::who_am_i`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WhoAmI {
+    /// `User:<name>`, or `User:ANONYMOUS` when not authenticated.
+    pub principal: String,
+    /// How the connection proved it.
+    pub authenticated_by: AuthMethod,
+    /// A super user bypasses the ACLs.
+    pub super_user: bool,
+}
+
+/// A SCRAM user as [`crate::Client::list_users`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UserInfo {
+    /// The user's name (its principal is `User:<name>`).
+    pub name: String,
+    /// PBKDF2 iterations of its stored credentials.
+    pub iterations: u32,
+    /// Named in the broker's `--super-users` (or the bootstrapped admin).
+    pub super_user: bool,
+    /// Live (unexpired) access tokens it owns.
+    pub tokens: u32,
+}
+
+/// A new access token ([`crate::Client::create_token`]): the secret is in
+/// this answer only (the broker keeps a hash). `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NewToken {
+    /// The secret, for [`crate::Credentials::Token`].
+    pub token: String,
+    /// Its id, to list and revoke it.
+    pub id: String,
+    /// When it expires (ms since the Unix epoch); `None` = never.
+    pub expires_at_ms: Option<u64>,
+}
+
+impl fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewToken")
+            .field("token", &"<redacted>")
+            .field("id", &self.id)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish()
+    }
+}
+
+/// An access token as [`crate::Client::list_tokens`] lists it (never its
+/// secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenInfo {
+    /// Its id.
+    pub id: String,
+    /// The user it authenticates as.
+    pub user: String,
+    /// When it was made (ms since the Unix epoch).
+    pub created_at_ms: u64,
+    /// When it expires (ms since the Unix epoch); `None` = never.
+    pub expires_at_ms: Option<u64>,
+}
+
+/// What kind of resource an [`AclRule`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ResourceType {
+    /// The broker itself (users, tokens, ACLs, quotas, status); its
+    /// resource name is `*`.
+    Cluster,
+    /// A topic.
+    Topic,
+    /// A consumer group.
+    Group,
+    /// A queue, named `topic/queue`.
+    Queue,
+}
+
+named_choice!(ResourceType, "resource type", "cluster, topic, group or queue",
+    Cluster => "cluster",
+    Topic => "topic",
+    Group => "group",
+    Queue => "queue",
+);
+
+/// How an [`AclRule`]'s resource name matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PatternType {
+    /// The exact name (`*` = every resource of the type).
+    Literal,
+    /// Every name that starts with it (`orders.` matches `orders.eu`).
+    Prefixed,
+}
+
+named_choice!(PatternType, "pattern type", "literal or prefixed",
+    Literal => "literal",
+    Prefixed => "prefixed",
+);
+
+/// What an [`AclRule`] allows or denies. Read, write, delete and alter
+/// imply describe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AclOperation {
+    /// Consume (fetch; a group's or queue's deliveries).
+    Read,
+    /// Produce.
+    Write,
+    /// Create.
+    Create,
+    /// Delete.
+    Delete,
+    /// Change (settings, offsets; users and ACLs on the cluster).
+    Alter,
+    /// See it (describe, list).
+    Describe,
+}
+
+named_choice!(AclOperation, "ACL operation", "read, write, create, delete, alter or describe",
+    Read => "read",
+    Write => "write",
+    Create => "create",
+    Delete => "delete",
+    Alter => "alter",
+    Describe => "describe",
+);
+
+/// Whether an [`AclRule`] allows or denies. A matching deny wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AclPermission {
+    /// Allows the operation.
+    Allow,
+    /// Denies it, whatever allows it.
+    Deny,
+}
+
+named_choice!(AclPermission, "ACL permission", "allow or deny",
+    Allow => "allow",
+    Deny => "deny",
+);
+
+/// One ACL entry (Kafka's model): `permission` of `operation` on the
+/// resources `resource_name` matches (by `pattern`) for `principal`,
+/// from `host` (or any).
+///
+/// ```
+/// use ferry_client::{AclOperation, AclPermission, AclRule, PatternType, ResourceType};
+/// // alice may produce to every topic whose name starts with "orders.".
+/// let rule = AclRule {
+///     principal: "User:alice".into(),
+///     resource_type: ResourceType::Topic,
+///     pattern: PatternType::Prefixed,
+///     resource_name: "orders.".into(),
+///     operation: AclOperation::Write,
+///     permission: AclPermission::Allow,
+///     host: None,
+/// };
+/// assert_eq!(rule.operation.to_string(), "write");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AclRule {
+    /// `User:<name>`, or `User:*` for every principal.
+    pub principal: String,
+    /// The kind of resource.
+    pub resource_type: ResourceType,
+    /// How `resource_name` matches.
+    pub pattern: PatternType,
+    /// A name, a prefix, or `*` (literal) for every resource of the type;
+    /// queues are `topic/queue`, the cluster is `*`.
+    pub resource_name: String,
+    /// The operation.
+    pub operation: AclOperation,
+    /// Allow or deny.
+    pub permission: AclPermission,
+    /// Only connections from this address; `None` = from anywhere.
+    pub host: Option<IpAddr>,
+}
+
+/// One principal's rates ([`crate::Client::set_quota`]); `None` =
+/// unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct QuotaSpec {
+    /// `User:<name>`.
+    pub principal: String,
+    /// Bytes of record batches produced per second.
+    pub produce_bytes_per_sec: Option<u64>,
+    /// Bytes fetched per second.
+    pub fetch_bytes_per_sec: Option<u64>,
+    /// Requests per second.
+    pub requests_per_sec: Option<u64>,
 }
