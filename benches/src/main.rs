@@ -12,7 +12,7 @@ use ferry_bench::spawn::SpawnedBroker;
 use ferry_bench::stats::Report;
 use ferry_bench::target::Target;
 use ferry_bench::workload::Workload;
-use ferry_client::{Acks, FsyncPolicy, TopicConfig};
+use ferry_client::{Acks, FsyncPolicy, Isolation, TopicConfig};
 
 #[derive(Parser)]
 #[command(
@@ -109,6 +109,9 @@ struct ConsumeArgs {
     /// Prefetch of each queue consumer.
     #[arg(long, default_value_t = 100)]
     prefetch: u32,
+    /// How far the consumers read: durable (default) or written.
+    #[arg(long, default_value = "durable", conflicts_with = "queue")]
+    isolation: Isolation,
 }
 
 #[derive(Args)]
@@ -125,6 +128,9 @@ struct E2eArgs {
     size: usize,
     #[arg(long, default_value = "written")]
     acks: Acks,
+    /// How far the consumer reads: durable (default) or written.
+    #[arg(long, default_value = "durable")]
+    isolation: Isolation,
 }
 
 #[tokio::main]
@@ -206,6 +212,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 topic: args.topic,
                 consumers: args.consumers,
                 messages: args.messages,
+                isolation: args.isolation,
             };
             let report = scenarios::consume(&target, &spec, quiet).await?;
             emit(with_baseline(report, baseline, "loopback_tcp"), cli.json);
@@ -218,6 +225,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 duration_s: args.duration_s,
                 size: args.size,
                 acks: args.acks,
+                isolation: args.isolation,
             };
             emit(scenarios::e2e(&target, &spec, quiet).await?, cli.json);
         }
@@ -302,18 +310,14 @@ async fn run_workload(
         let report = scenarios::produce(target, &spec, quiet).await?;
         reports.push(with_baseline(report, baseline, produce_baseline(acks)));
         if workload.consumers > 0 {
+            let spec = ConsumeSpec {
+                topic: workload.topic.clone(),
+                consumers: workload.consumers,
+                messages: workload.messages,
+                isolation: workload.isolation,
+            };
             let report = match (&workload.group, &workload.queue) {
-                (Some(group), _) => {
-                    scenarios::consume_group(
-                        target,
-                        &workload.topic,
-                        group,
-                        workload.consumers,
-                        workload.messages,
-                        quiet,
-                    )
-                    .await?
-                }
+                (Some(group), _) => scenarios::consume_group(target, &spec, group, quiet).await?,
                 (_, Some(queue)) => {
                     scenarios::consume_queue(
                         target,
@@ -326,14 +330,7 @@ async fn run_workload(
                     )
                     .await?
                 }
-                _ => {
-                    let spec = ConsumeSpec {
-                        topic: workload.topic.clone(),
-                        consumers: workload.consumers,
-                        messages: workload.messages,
-                    };
-                    scenarios::consume(target, &spec, quiet).await?
-                }
+                _ => scenarios::consume(target, &spec, quiet).await?,
             };
             reports.push(with_baseline(report, baseline, "loopback_tcp"));
         }
@@ -346,6 +343,7 @@ async fn run_workload(
             duration_s: workload.e2e_duration_s.max(1),
             size: workload.message_size,
             acks,
+            isolation: workload.isolation,
         };
         reports.push(scenarios::e2e(target, &spec, quiet).await?);
     }

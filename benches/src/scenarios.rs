@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferry_client::{
-    Acks, Client, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, SeekTo,
+    Acks, Client, Consumer, ConsumerConfig, Isolation, Producer, ProducerConfig, ProducerRecord,
+    SeekTo,
 };
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
@@ -193,6 +194,7 @@ pub struct ConsumeSpec {
     pub topic: String,
     pub consumers: usize,
     pub messages: u64,
+    pub isolation: Isolation,
 }
 
 /// `consumers` readers share the partitions (round robin) from the start
@@ -218,6 +220,7 @@ pub async fn consume(target: &Target, spec: &ConsumeSpec, quiet: bool) -> Result
         let config = ConsumerConfig {
             max_wait_ms: 100,
             max_bytes: 4 * 1024 * 1024,
+            isolation: spec.isolation,
             ..ConsumerConfig::default()
         };
         let mut consumer = Consumer::with_config(&client, &spec.topic, config)
@@ -273,6 +276,8 @@ pub struct E2eSpec {
     pub duration_s: u64,
     pub size: usize,
     pub acks: Acks,
+    /// How far the tailing consumer reads.
+    pub isolation: Isolation,
 }
 
 /// A producer at a fixed rate and a consumer tailing the topic; latency is
@@ -288,6 +293,7 @@ pub async fn e2e(target: &Target, spec: &E2eSpec, quiet: bool) -> Result<Report,
     let consumer_client = target.connect().await?;
     let config = ConsumerConfig {
         max_wait_ms: 100,
+        isolation: spec.isolation,
         ..ConsumerConfig::default()
     };
     let mut consumer = Consumer::with_config(&consumer_client, &spec.topic, config)
@@ -371,15 +377,15 @@ pub async fn e2e(target: &Target, spec: &E2eSpec, quiet: bool) -> Result<Report,
     ))
 }
 
-/// `consumers` members of consumer group `group` read `messages` in total.
+/// `spec.consumers` members of consumer group `group` read `spec.messages`
+/// of `spec.topic` in total.
 pub async fn consume_group(
     target: &Target,
-    topic: &str,
+    spec: &ConsumeSpec,
     group: &str,
-    consumers: usize,
-    messages: u64,
     quiet: bool,
 ) -> Result<Report, String> {
+    let (topic, consumers, messages) = (spec.topic.as_str(), spec.consumers, spec.messages);
     let bar = progress(messages, quiet);
     bar.set_message("group");
     let received = Arc::new(AtomicU64::new(0));
@@ -391,6 +397,7 @@ pub async fn consume_group(
         let mut config = ferry_client::GroupConfig::new(group, &[topic]);
         config.consumer.max_wait_ms = 100;
         config.consumer.max_bytes = 4 * 1024 * 1024;
+        config.consumer.isolation = spec.isolation;
         config.auto_commit_interval_ms = Some(1000);
         let mut member = ferry_client::GroupConsumer::join(&client, config)
             .await

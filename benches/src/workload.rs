@@ -3,7 +3,8 @@
 //! size, producers, consumers, ack level and rate, and `ferry-bench run FILE`
 //! turns it into numbers.
 
-use serde::Deserialize;
+use ferry_client::Isolation;
+use serde::{Deserialize, Deserializer};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,6 +51,15 @@ pub struct Workload {
     pub queue: Option<String>,
     #[serde(default = "default_prefetch")]
     pub prefetch: u32,
+    /// How far the consumers (plain, group and e2e) read: `durable` (the
+    /// default) or `written`. Queues always read durably.
+    #[serde(default, deserialize_with = "isolation")]
+    pub isolation: Isolation,
+}
+
+fn isolation<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Isolation, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(serde::de::Error::custom)
 }
 
 fn default_prefetch() -> u32 {

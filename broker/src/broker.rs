@@ -68,6 +68,9 @@ impl Broker {
         flusher: Flusher,
         lock: Option<DataDirLock>,
     ) -> Result<Arc<Broker>> {
+        // Before anything is read or written: data of another format is
+        // refused, never misread.
+        crate::data_format::check_or_mark(&*vfs, &config.data_dir)?;
         let offsets = OffsetStore::open_with(
             vfs.clone(),
             &config.data_dir,

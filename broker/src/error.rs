@@ -202,6 +202,12 @@ pub enum BrokerError {
     DeadLetterLoop { queue: String, topic: String },
     #[error("no subscription {0} on this connection and queue")]
     UnknownSubscription(u64),
+    #[error("{} holds data in format {found}; this build reads format {supported} (Kafka v2 record batches). {}", dir.display(), data_format_advice(*found, *supported))]
+    DataFormatUnsupported {
+        dir: PathBuf,
+        found: u32,
+        supported: u32,
+    },
     #[error("--auth required, but there is no user and no client CA: nobody could connect. Create the first user with --bootstrap-admin-password-file FILE")]
     NoUsers,
     #[error("admin password file {}: {source}", path.display())]
@@ -252,6 +258,13 @@ pub enum BrokerError {
         value: String,
         expected: &'static str,
     },
+}
+
+fn data_format_advice(found: u32, supported: u32) -> &'static str {
+    match found < supported {
+        true => "It was written by an earlier Ferry: keep running that build on it, or start this one on a new --data-dir and produce the data again (format 1 is not converted in place)",
+        false => "It was written by a newer Ferry: run that build on it",
+    }
 }
 
 fn fenced_message(
@@ -341,6 +354,7 @@ impl BrokerError {
             BrokerError::GroupNotEmpty { .. } => ErrorCode::GroupNotEmpty,
             BrokerError::UnknownQueue { .. } => ErrorCode::UnknownQueue,
             BrokerError::QueueExists { .. } => ErrorCode::QueueAlreadyExists,
+            BrokerError::DataFormatUnsupported { .. } => ErrorCode::StorageError,
             BrokerError::NoUsers
             | BrokerError::PasswordFileIo { .. }
             | BrokerError::PasswordFileInvalid { .. } => ErrorCode::InvalidConfig,

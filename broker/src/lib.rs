@@ -9,6 +9,7 @@ pub mod broker;
 pub mod cmd;
 pub mod config;
 pub mod connection;
+pub mod data_format;
 pub mod domain;
 pub mod error;
 pub mod groups;
@@ -49,6 +50,7 @@ pub async fn run(config: Config) -> Result<(), BrokerError> {
         .await
         .map_err(cannot_listen("clients"))?;
     let local = listener.local_addr().map_err(cannot_listen("clients"))?;
+    let readiness = metrics::Readiness::default();
     // Metrics are served before "ready" is said: whoever waits for it can scrape.
     if let Some(metrics_addr) = broker.config.metrics_listen {
         let metrics_listener =
@@ -66,7 +68,13 @@ pub async fn run(config: Config) -> Result<(), BrokerError> {
             metrics::render_quotas(&mut text, &scraped.security.quotas.metrics());
             text
         };
-        tokio::spawn(metrics::serve(render, metrics_listener, shutdown));
+        let readiness = readiness.clone();
+        tokio::spawn(metrics::serve(
+            render,
+            readiness,
+            metrics_listener,
+            shutdown,
+        ));
     }
     if broker.config.insecure() {
         tracing::warn!(listen = %local, "--allow-insecure: clients off this host connect without TLS and authentication, and may read, write and delete everything");
@@ -77,6 +85,7 @@ pub async fn run(config: Config) -> Result<(), BrokerError> {
         );
     }
     tracing::info!(listen = %local, tls = tls.is_some(), auth = ?broker.config.auth, data_dir = %broker.config.data_dir.display(), "ferry broker ready");
+    readiness.set(true);
     tokio::spawn(retention_loop(broker.clone()));
     tokio::spawn(group_sweeper(broker.clone()));
     for (topic, name) in broker.queues.list() {

@@ -223,12 +223,33 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     Ok(listener)
 }
 
-/// Serves `GET /metrics` on `listener` until shutdown; `render` (run on the
-/// blocking pool) produces the body. An accept error (fd exhaustion, say)
-/// is logged and retried after a capped, doubling backoff: it never ends
-/// the endpoint.
-pub async fn serve<R>(render: R, listener: TcpListener, shutdown: CancellationToken)
-where
+/// Whether the broker is ready: recovered and serving clients (set once
+/// the client listener is up, cleared when shutdown starts).
+#[derive(Clone, Default)]
+pub struct Readiness(Arc<std::sync::atomic::AtomicBool>);
+
+impl Readiness {
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Serves `GET /metrics`, `GET /health` (the process answers) and
+/// `GET /ready` (200 once recovered and serving, 503 before and while
+/// stopping) on `listener` until shutdown; other paths get 404. `render`
+/// (run on the blocking pool) produces the metrics. An accept error (fd
+/// exhaustion, say) is logged and retried after a capped, doubling backoff:
+/// it never ends the endpoint.
+pub async fn serve<R>(
+    render: R,
+    readiness: Readiness,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) where
     R: Fn() -> String + Clone + Send + Sync + 'static,
 {
     let mut backoff = ACCEPT_BACKOFF_MIN;
@@ -259,32 +280,59 @@ where
             continue;
         };
         let render = render.clone();
+        let ready = readiness.is_ready() && !shutdown.is_cancelled();
         tokio::spawn(async move {
-            answer(stream, render).await;
+            answer(stream, render, ready).await;
             drop(slot);
         });
     }
 }
 
-/// Answers one scrape (or a 404), reading at most
-/// `METRICS_REQUEST_MAX_BYTES` of request head within 5 s.
-async fn answer<R>(mut stream: tokio::net::TcpStream, render: R)
+/// The path of a `GET` request head, if it is one.
+fn get_path(head: &[u8]) -> Option<&[u8]> {
+    let rest = head.strip_prefix(b"GET ")?;
+    let end = rest.iter().position(|b| *b == b' ' || *b == b'\r')?;
+    Some(&rest[..end])
+}
+
+/// Answers one request, reading at most `METRICS_REQUEST_MAX_BYTES` of
+/// request head within 5 s.
+async fn answer<R>(mut stream: tokio::net::TcpStream, render: R, ready: bool)
 where
     R: Fn() -> String + Send + 'static,
 {
     let mut head = vec![0u8; METRICS_REQUEST_MAX_BYTES];
     let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut head)).await;
     let Ok(Ok(n)) = read else { return };
-    let ok = head[..n].starts_with(b"GET /metrics");
-    let (status, body) = if ok {
-        let body = tokio::task::spawn_blocking(render).await;
-        ("200 OK", body.unwrap_or_default())
-    } else {
-        ("404 Not Found", "try GET /metrics\n".to_string())
+    let (status, body) = match get_path(&head[..n]) {
+        Some(b"/metrics") => {
+            let body = tokio::task::spawn_blocking(render).await;
+            ("200 OK", body.unwrap_or_default())
+        }
+        Some(b"/health") => ("200 OK", "ok\n".to_string()),
+        Some(b"/ready") if ready => ("200 OK", "ready\n".to_string()),
+        Some(b"/ready") => ("503 Service Unavailable", "not ready\n".to_string()),
+        _ => (
+            "404 Not Found",
+            "try GET /metrics, /health or /ready\n".to_string(),
+        ),
     };
     let response = format!(
         "HTTP/1.0 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
     let _ = stream.write_all(response.as_bytes()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_whole_get_paths_are_routed() {
+        assert_eq!(get_path(b"GET /ready HTTP/1.0\r\n"), Some(&b"/ready"[..]));
+        assert_eq!(get_path(b"GET /metrics\r\n"), Some(&b"/metrics"[..]));
+        assert_eq!(get_path(b"POST /metrics HTTP/1.0"), None);
+        assert_eq!(get_path(b"GET /unterminated"), None);
+    }
 }

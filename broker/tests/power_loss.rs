@@ -29,6 +29,10 @@
 //! - `fsync=1` (interval): records answered `written` are lost only inside
 //!   the documented window: one appended at least 1 ms before a flusher tick
 //!   survives; `acks=durable` on that topic is answered after its fsync.
+//! - in every mode, no record a default consumer was given (a Fetch with
+//!   the default isolation, a queue's pushed delivery) is lost or replaced
+//!   by another at its offset: consumers read only durable data. Mutation
+//!   caught: reads bounded by the written end instead of the durable end.
 //!
 //! CI runs 1,000 seeds per mode; `FERRY_POWER_LOSS_SEEDS=100000` is the long
 //! mode. A failure names its seed; `FERRY_POWER_LOSS_SEED=N` replays it (up
@@ -49,8 +53,9 @@ use ferry_protocol::frame::{
 };
 use ferry_protocol::messages::{
     AckRequest, Acks, CreateQueueRequest, CreateTopicRequest, DeliverBatch, ErrorResponse,
-    HandshakeRequest, HeartbeatRequest, JoinGroupRequest, ListTopicsRequest, OffsetCommitEntry,
-    OffsetCommitRequest, ProduceRequest, QueueSubscribeRequest, TopicConfig, WireMessage,
+    FetchRequest, HandshakeRequest, HeartbeatRequest, JoinGroupRequest, ListTopicsRequest,
+    OffsetCommitEntry, OffsetCommitRequest, ProduceRequest, QueueSubscribeRequest, TopicConfig,
+    WireMessage,
 };
 use ferry_protocol::{Api, ApiKey};
 use ferry_storage::vfs::{SimFs, SimOptions};
@@ -88,6 +93,23 @@ struct Acked {
     /// Commits issued after the acknowledged one: any may have survived.
     later_commits: Vec<u64>,
     queue: Vec<(u32, u64)>,
+    /// Records a default consumer was given (fetched or pushed by the
+    /// queue), by (partition, offset): none may be lost or replaced.
+    given: BTreeMap<(u32, u64), Vec<u8>>,
+}
+
+impl Acked {
+    /// Notes a record a consumer was given; an offset given twice (a
+    /// re-read, a redelivery) must hold the same record.
+    fn give(&mut self, at: (u32, u64), value: Vec<u8>, context: &str) {
+        if let Some(before) = self.given.insert(at, value.clone()) {
+            assert_eq!(
+                before, value,
+                "{context}: {}/{} was given as two different records",
+                at.0, at.1
+            );
+        }
+    }
 }
 
 /// A record answered `written` on the interval topic: partition, offset,
@@ -148,6 +170,8 @@ struct Client {
     answers: BTreeMap<u32, Frame>,
     /// Pushed deliveries not acked yet: (delivery id, partition, offset).
     deliveries: Vec<(u64, u32, u64)>,
+    /// Every record pushed since last taken: (partition, offset), value.
+    pushed: Vec<((u32, u64), Vec<u8>)>,
     /// "seed N round R", for failure messages.
     context: String,
 }
@@ -174,6 +198,7 @@ impl Client {
             next_id: 0,
             answers: BTreeMap::new(),
             deliveries: Vec::new(),
+            pushed: Vec::new(),
             context,
         }
     }
@@ -217,6 +242,10 @@ impl Client {
                     .iter()
                     .map(|d| (d.delivery_id, d.partition, d.offset)),
             );
+            self.pushed.extend(pushed.deliveries.into_iter().map(|d| {
+                let value = d.value.map(|v| v.to_vec()).unwrap_or_default();
+                ((d.partition, d.offset), value)
+            }));
         }
     }
 
@@ -472,6 +501,36 @@ async fn ack(client: &mut Client, round: &mut Round<'_>) {
     }
 }
 
+/// Reads both partitions from the start as a default consumer would (no
+/// wait): whatever comes back must survive every power loss.
+async fn fetch(client: &mut Client, round: &mut Round<'_>) {
+    for partition in 0..2u32 {
+        let request = FetchRequest {
+            topic: "t".into(),
+            partition,
+            max_bytes: 1 << 20,
+            ..FetchRequest::default()
+        };
+        let answer = round.must("fetch", client.call(&request).await);
+        let records = BatchIter::new(answer.records, 1 << 26)
+            .flatten()
+            .flat_map(|(header, body)| RecordIter::new(body, header).flatten());
+        for record in records {
+            let value = record.value.map(|v| v.to_vec()).unwrap_or_default();
+            round
+                .acked
+                .give((partition, record.offset), value, &round.context);
+        }
+    }
+}
+
+/// Takes the queue deliveries pushed so far as given records.
+fn take_pushed(client: &mut Client, round: &mut Round<'_>) {
+    for (at, value) in std::mem::take(&mut client.pushed) {
+        round.acked.give(at, value, &round.context);
+    }
+}
+
 /// Interval mode: a flusher tick. A record answered `written` at least one
 /// interval before it is fsynced by it. Half the ticks wait out the
 /// interval (the clock, not a sleep), so every record so far is promised.
@@ -505,14 +564,16 @@ async fn live(broker: &Arc<Broker>, fs: &SimFs, round: &mut Round<'_>, first: bo
             ..SimOptions::default()
         });
     }
-    let kinds = if round.mode == Mode::Interval { 4 } else { 3 };
+    let kinds = if round.mode == Mode::Interval { 5 } else { 4 };
     for _ in 0..round.rng.gen_range(OPS_PER_LIFE) {
         match round.rng.gen_range(0..kinds) {
             0 => produce(&mut client, round).await,
             1 => commit(&mut client, round).await,
             2 => ack(&mut client, round).await,
+            3 => fetch(&mut client, round).await,
             _ => tick(broker.topics.flusher(), round),
         }
+        take_pushed(&mut client, round);
     }
 }
 
@@ -526,7 +587,8 @@ fn read_value(broker: &Broker, partition: u32, offset: u64) -> Option<Bytes> {
         .and_then(|record| record.value)
 }
 
-/// Everything acknowledged before the power loss is still there.
+/// Everything acknowledged before the power loss is still there, and every
+/// record a consumer was given still holds its offset.
 fn verify(broker: &Broker, acked: &mut Acked, context: &str) {
     assert!(
         broker.topics.get("t").is_ok(),
@@ -538,6 +600,14 @@ fn verify(broker: &Broker, acked: &mut Acked, context: &str) {
             found.as_deref(),
             Some(&value[..]),
             "{context}: acked record {p}/{o} lost"
+        );
+    }
+    for ((p, o), value) in &acked.given {
+        let found = read_value(broker, *p, *o);
+        assert_eq!(
+            found.as_deref(),
+            Some(&value[..]),
+            "{context}: record {p}/{o} a consumer was given is lost or replaced"
         );
     }
     // The group's offset is the acknowledged commit or a later one (a later
@@ -574,6 +644,7 @@ fn verify(broker: &Broker, acked: &mut Acked, context: &str) {
 #[derive(Default)]
 struct Tally {
     records: usize,
+    given: usize,
     queue_acks: usize,
     commits: usize,
     failed_fsyncs: u64,
@@ -619,6 +690,7 @@ fn run_seed(seed: u64, mode: Mode) -> Tally {
     }
     Tally {
         records: acked.records.len(),
+        given: acked.given.len(),
         queue_acks: acked.queue.len(),
         commits: usize::from(acked.commit.is_some()),
         failed_fsyncs,
@@ -641,14 +713,16 @@ fn run(mode: Mode) {
     for seed in 0..seeds {
         let tally = run_seed(seed, mode);
         total.records += tally.records;
+        total.given += tally.given;
         total.queue_acks += tally.queue_acks;
         total.commits += tally.commits;
         total.failed_fsyncs += tally.failed_fsyncs;
     }
     eprintln!(
-        "{mode:?}: {seeds} seeds x {ROUNDS} power losses: {} acknowledged records, {} queue acks, \
-         {} commits verified after the last one, {} injected fsync failures, 0 lost",
-        total.records, total.queue_acks, total.commits, total.failed_fsyncs
+        "{mode:?}: {seeds} seeds x {ROUNDS} power losses: {} acknowledged records, {} records \
+         given to consumers, {} queue acks, {} commits verified after the last one, {} injected \
+         fsync failures, 0 lost",
+        total.records, total.given, total.queue_acks, total.commits, total.failed_fsyncs
     );
 }
 

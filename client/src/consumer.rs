@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use ferry_protocol::batch::{BatchIter, RecordIter, BATCH_BYTES_LIMIT};
+use ferry_protocol::isolation::Isolation;
 use ferry_protocol::messages::{FetchRequest, FetchResponse};
 use futures::stream::FuturesUnordered;
 use std::pin::Pin;
@@ -26,10 +27,13 @@ use crate::seek::SeekTo;
 /// Consumer settings.
 ///
 /// ```
-/// use ferry_client::ConsumerConfig;
+/// use ferry_client::{ConsumerConfig, Isolation};
 /// // Park each fetch up to 2 s until 64 KiB are there.
 /// let config = ConsumerConfig { max_wait_ms: 2000, min_bytes: 64 * 1024, ..ConsumerConfig::default() };
 /// assert_eq!(config.max_bytes, 1024 * 1024);
+/// assert_eq!(config.isolation, Isolation::Durable);
+/// // Lower latency, but a power loss can take back what was read.
+/// let eager = ConsumerConfig { isolation: Isolation::Written, ..ConsumerConfig::default() };
 /// ```
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
@@ -39,6 +43,10 @@ pub struct ConsumerConfig {
     pub min_bytes: u32,
     /// Upper bound per fetch response.
     pub max_bytes: u32,
+    /// How far fetches may see: [`Isolation::Durable`] (the default) reads
+    /// only what a power loss cannot take back; [`Isolation::Written`] reads
+    /// records as soon as they are written.
+    pub isolation: Isolation,
 }
 
 impl Default for ConsumerConfig {
@@ -47,6 +55,7 @@ impl Default for ConsumerConfig {
             max_wait_ms: 500,
             min_bytes: 1,
             max_bytes: 1024 * 1024,
+            isolation: Isolation::Durable,
         }
     }
 }
@@ -207,6 +216,7 @@ impl Consumer {
                 max_bytes: self.config.max_bytes,
                 max_wait_ms: self.config.max_wait_ms,
                 min_bytes: self.config.min_bytes,
+                isolation: self.config.isolation as u32,
             };
             let client = self.client.clone();
             let (partition, offset, generation) = (*partition, *offset, self.generation);

@@ -7,11 +7,12 @@
 //! Everything a user needs is here, typed: configs ([`TopicConfig`] with
 //! its [`FsyncPolicy`], [`QueueConfig`], [`GroupConfig`] with its
 //! [`Assignor`] and [`OffsetReset`], [`ProducerConfig`] with its [`Acks`],
-//! [`ConsumerConfig`], [`ClientOptions`] with its [`Credentials`]), the
-//! admin answers ([`TopicDescription`], [`GroupDescription`],
-//! [`QueueDescription`], [`CommittedOffset`], [`WhoAmI`], ...), security
-//! settings ([`AclRule`], [`QuotaSpec`]) and errors ([`ClientError`], whose
-//! [`ClientError::code`] is the broker's [`ErrorCode`]). Wire messages
+//! [`ConsumerConfig`] with its [`Isolation`], [`ClientOptions`] with its
+//! [`Credentials`]), the admin answers ([`TopicDescription`],
+//! [`GroupDescription`], [`QueueDescription`], [`CommittedOffset`],
+//! [`WhoAmI`], ...), security settings ([`AclRule`], [`QuotaSpec`]) and
+//! errors ([`ClientError`], whose [`ClientError::code`] is the broker's
+//! [`ErrorCode`]). Wire messages
 //! appear only in [`wire`], the low-level module behind [`Client::wire`].
 //!
 //! ```no_run
@@ -103,6 +104,7 @@ pub use connection::BrokerInfo;
 pub use consumer::{Consumer, ConsumerConfig};
 pub use error::{ClientError, Result};
 pub use ferry_protocol::batch::RecordHeader;
+pub use ferry_protocol::isolation::Isolation;
 pub use ferry_protocol::messages::Acks;
 pub use ferry_protocol::ErrorCode;
 pub use group::{Assignor, GroupConfig, GroupConsumer};

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use ferry_client::{Acks, AclOperation, FsyncPolicy, SeekTo};
+use ferry_client::{Acks, AclOperation, FsyncPolicy, Isolation, SeekTo};
 
 #[derive(Parser)]
 #[command(
@@ -431,6 +431,10 @@ pub struct ConsumeArgs {
     /// With --group: the member is removed after this long without a heartbeat.
     #[arg(long, default_value_t = 10_000, requires = "group")]
     pub session_timeout_ms: u32,
+    /// How far to read: durable (only what a power loss cannot take back)
+    /// or written (sooner). Queues always read durably.
+    #[arg(long, default_value = "durable", conflicts_with = "queue")]
+    pub isolation: Isolation,
 }
 
 impl ConsumeArgs {

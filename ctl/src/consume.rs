@@ -1,7 +1,8 @@
 //! `ferryctl consume TOPIC` without `--group` or `--queue`: reads the
 //! topic (or one partition) from `--from` and prints each record, until
-//! `--count` records or `--timeout-ms` without any. Across a broker
-//! restart it waits for the broker and resumes at the next offset.
+//! `--count` records or `--timeout-ms` without any; up to the durable end
+//! unless `--isolation written`. Across a broker restart it waits for the
+//! broker and resumes at the next offset.
 
 use std::io::Write;
 use std::time::Duration;
@@ -17,6 +18,7 @@ pub async fn run(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResu
     let timeout = args.timeout_ms.map(Duration::from_millis);
     let config = ConsumerConfig {
         max_wait_ms: timeout.map_or(500, |t| t.as_millis().clamp(1, 500) as u32),
+        isolation: args.isolation,
         ..ConsumerConfig::default()
     };
     let mut consumer = Consumer::with_config(&client, &args.topic, config).await?;

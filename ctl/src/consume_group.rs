@@ -65,6 +65,7 @@ fn group_config(args: &ConsumeArgs, timeout: Option<Duration>) -> Result<GroupCo
         }
     };
     config.consumer.max_wait_ms = timeout.map_or(500, |t| t.as_millis().clamp(1, 500) as u32);
+    config.consumer.isolation = args.isolation;
     Ok(config)
 }
 

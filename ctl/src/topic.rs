@@ -76,6 +76,7 @@ async fn describe(client: &Client, name: &str, json_output: bool) -> CliResult {
                 p.partition.to_string(),
                 p.start_offset.to_string(),
                 p.end_offset.to_string(),
+                p.durable_offset.to_string(),
                 p.size_bytes.to_string(),
                 p.segments.to_string(),
                 p.problem.clone().unwrap_or_else(|| "ok".into()),
@@ -84,7 +85,15 @@ async fn describe(client: &Client, name: &str, json_output: bool) -> CliResult {
         .collect();
     println!("topic {}", topic.name);
     print_table(
-        &["PARTITION", "START", "END", "BYTES", "SEGMENTS", "STATUS"],
+        &[
+            "PARTITION",
+            "START",
+            "WRITTEN_END",
+            "DURABLE_END",
+            "BYTES",
+            "SEGMENTS",
+            "STATUS",
+        ],
         &rows,
     )
 }

@@ -1,13 +1,16 @@
-//! Arbitrary bytes as a record batch and as a run of batches: validation
-//! and record iteration must return errors, never panic or over-read, and a
-//! batch that validates must iterate to exactly its record count. Each input
-//! is also tried with its length, magic, compression and CRC fixed up, so
-//! the fuzzer reaches the record walk (lying nested lengths, bad varints).
+//! Arbitrary bytes as a record batch (Kafka v2 layout) and as a run of
+//! batches: validation and record iteration must return errors, never panic
+//! or over-read, and a batch that validates must iterate to exactly its
+//! record count. Each input is also tried with its length, magic,
+//! attributes, record count, last offset delta, timestamps, producer fields
+//! and CRC fixed up, so the fuzzer reaches the record walk (lying nested
+//! lengths, bad zigzag varints, negative lengths and counts).
 #![no_main]
 
 use bytes::Bytes;
 use ferry_protocol::batch::{
-    compute_crc, validate_batch, BatchIter, RecordIter, BATCH_BYTES_LIMIT, BATCH_HEADER_BYTES,
+    update_crc, validate_batch, BatchIter, RecordIter, BATCH_BYTES_LIMIT, BATCH_HEADER_BYTES,
+    BATCH_LENGTH_PREFIX_BYTES, BATCH_MAGIC,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -25,21 +28,26 @@ fn check(bytes: Bytes) {
     }
 }
 
+/// `data` with a header that passes every check but the record walk.
+fn fixed_up(data: &[u8]) -> Vec<u8> {
+    let mut fixed = data.to_vec();
+    let length = (fixed.len() - BATCH_LENGTH_PREFIX_BYTES) as u32;
+    fixed[8..12].copy_from_slice(&length.to_be_bytes());
+    fixed[16] = BATCH_MAGIC;
+    fixed[21..23].copy_from_slice(&0u16.to_be_bytes()); // attributes: none
+    let count = u32::from_be_bytes([fixed[57], fixed[58], fixed[59], fixed[60]]) % 64 + 1;
+    fixed[57..61].copy_from_slice(&count.to_be_bytes());
+    fixed[23..27].copy_from_slice(&(count - 1).to_be_bytes()); // last offset delta
+    let base = fixed[27..35].to_vec();
+    fixed[35..43].copy_from_slice(&base); // max timestamp = base
+    fixed[43..61 - 4].fill(0xff); // producer id, epoch, base sequence: -1
+    update_crc(&mut fixed);
+    fixed
+}
+
 fuzz_target!(|data: &[u8]| {
     check(Bytes::copy_from_slice(data));
     if data.len() >= BATCH_HEADER_BYTES {
-        let mut fixed = data.to_vec();
-        let length = (fixed.len() - 12) as u32;
-        fixed[8..12].copy_from_slice(&length.to_be_bytes());
-        fixed[16] = 1; // magic
-        fixed[17] = 0; // attributes: no compression
-        fixed[18] = 0;
-        let count = u32::from_be_bytes([fixed[19], fixed[20], fixed[21], fixed[22]]) % 64 + 1;
-        fixed[19..23].copy_from_slice(&count.to_be_bytes());
-        let first = fixed[23..31].to_vec();
-        fixed[31..39].copy_from_slice(&first); // max timestamp = first
-        let crc = compute_crc(&fixed);
-        fixed[12..16].copy_from_slice(&crc.to_be_bytes());
-        check(Bytes::from(fixed));
+        check(Bytes::from(fixed_up(data)));
     }
 });

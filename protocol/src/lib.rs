@@ -1,6 +1,6 @@
 //! Ferry's wire protocol, with no I/O: the record batch format shared by the
 //! client, the broker and the storage engine ([`batch`]), variable-length
-//! integers ([`varint`]), frames ([`frame`]), the API table ([`api`]), the
+//! integers ([`varint`]), read isolation ([`isolation`]), frames ([`frame`]), the API table ([`api`]), the
 //! message bodies ([`messages`]), the generated schema ([`schema`]), error
 //! codes ([`error`]) and a `tokio_util` codec over frames ([`codec`]).
 //!
@@ -12,6 +12,7 @@ pub mod codec;
 pub mod error;
 pub mod frame;
 pub mod fsync;
+pub mod isolation;
 pub mod messages;
 pub mod schema;
 pub mod scram;

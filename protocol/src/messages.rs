@@ -328,14 +328,17 @@ messages! {
         /// First readable offset.
         #[prost(uint64, tag = "2")]
         pub start_offset: u64,
-        /// Offset the next record gets.
+        /// The written end: the offset the next record gets. Fetches with
+        /// `isolation = written` read up to here.
         #[prost(uint64, tag = "3")]
         pub end_offset: u64,
         #[prost(uint64, tag = "4")]
         pub size_bytes: u64,
         #[prost(uint64, tag = "5")]
         pub segments: u64,
-        /// Every offset below is fsynced.
+        /// The durable end: every offset below is fsynced. Default fetches
+        /// (`isolation = durable`) read up to here on `fsync=always` and
+        /// interval topics; on `fsync=never` topics up to `end_offset`.
         #[prost(uint64, tag = "6")]
         pub durable_offset: u64,
         /// Empty when healthy, else why the partition is fenced or read-only.
@@ -405,6 +408,12 @@ messages! {
         /// ... until this many bytes are available.
         #[prost(uint32, tag = "6")]
         pub min_bytes: u32,
+        /// How far the read may see (an `isolation::Isolation` value):
+        /// 0 durable (default): up to the partition's durable end, and a
+        /// long poll wakes when data becomes durable; 1 written: up to the
+        /// written end, sooner but a power loss can take what was read.
+        #[prost(uint32, tag = "7")]
+        pub isolation: u32,
     }
 
     pub struct FetchResponse {
@@ -418,6 +427,8 @@ messages! {
         pub throttle_time_ms: u32,
         #[prost(uint64, tag = "3")]
         pub start_offset: u64,
+        /// The written end (the offset the next record gets), whatever the
+        /// isolation.
         #[prost(uint64, tag = "4")]
         pub end_offset: u64,
         /// Where the next fetch should start.

@@ -15,6 +15,7 @@ mod flusher;
 mod health;
 mod index;
 mod log;
+pub mod producers;
 mod recovery;
 mod segment;
 mod segment_cache;
@@ -24,10 +25,16 @@ pub use clock::now_ms;
 pub use config::{FsyncPolicy, LogConfig};
 pub use error::{Result, StorageError};
 pub use flusher::Flusher;
-pub use log::{AppendInfo, Durable, Log, LogStats, ReadResult};
+pub use log::{AppendInfo, Durable, EndWatch, Isolation, Log, LogGone, LogStats, ReadResult};
 pub use segment_cache::{
     SegmentCache, SegmentCacheStats, OPEN_SEALED_SEGMENTS_LIMIT, UNSYNCED_SEALED_SEGMENTS_LIMIT,
 };
+
+/// The `partitionLeaderEpoch` of every stored batch: `Log::append` stamps
+/// it whatever the producer sent (it lies outside the CRC, like the base
+/// offset) and recovery checks it. Ferry has no leader epochs yet, so it is
+/// Kafka's "no epoch"; a replication term is what will go here.
+pub const STORED_LEADER_EPOCH: i32 = ferry_protocol::batch::NO_PARTITION_LEADER_EPOCH;
 
 #[cfg(test)]
 mod sealed_tests;

@@ -6,7 +6,8 @@
 //! - Otherwise: segments before the recovery checkpoint's segment are sealed
 //!   and were fsynced (with trimmed indexes) before the checkpoint was
 //!   written, so they are trusted. From the checkpoint's position on, every
-//!   batch is checked (header, length, CRC, dense offsets) and indexed again;
+//!   batch is checked (header, length, CRC, dense offsets, and the leader
+//!   epoch `Log::append` stamps) and indexed again;
 //!   the log is cut at the first torn or corrupt batch and later segments are
 //!   deleted. Recovery work is therefore bounded by the unflushed tail.
 //! - The recovered tail is fsynced and a new checkpoint written before the
@@ -41,6 +42,7 @@ use crate::segment::{
     TIME_INDEX_SUFFIX,
 };
 use crate::vfs::Vfs;
+use crate::STORED_LEADER_EPOCH;
 
 /// A log directory as opening left it: every segment and the directory
 /// fsynced, and `recovery-checkpoint` naming the end of the log.
@@ -511,7 +513,11 @@ fn scan(
     let len = segment.log_file_len()?;
     let reader = segment.reader()?;
     while let Some(header) = reader.header_at(position, len)? {
-        if header.base_offset != cursor.next_offset() {
+        // The bytes outside the CRC are checked by value: the base offset,
+        // the leader epoch (the length is checked by framing and the CRC).
+        if header.base_offset != cursor.next_offset()
+            || header.partition_leader_epoch != STORED_LEADER_EPOCH
+        {
             break;
         }
         let bytes = reader.log_bytes(position, header.total_bytes())?;

@@ -148,6 +148,33 @@ fn reading_mid_batch_returns_the_whole_batch() {
 }
 
 #[test]
+fn appends_stamp_offset_and_leader_epoch_over_what_the_producer_sent() {
+    let flusher = Flusher::start(1);
+    let log = Log::open(
+        Arc::new(SimFs::new(3)),
+        &dir(),
+        "t-0",
+        small_config(),
+        &flusher,
+    )
+    .unwrap();
+    log.append(&batch_of(&[vec![1]], 0)).unwrap();
+    let mut sent = batch_of(&[vec![2], vec![3]], 0).to_vec();
+    // A Kafka client may send 0 (or anything) where Ferry's sends -1.
+    ferry_protocol::batch::set_base_offset(&mut sent, 99);
+    ferry_protocol::batch::set_partition_leader_epoch(&mut sent, 7);
+    log.append(&Bytes::from(sent)).unwrap();
+    let read = log.read(1, 1000).unwrap();
+    let (header, _) = BatchIter::new(read.data, BATCH_BYTES_LIMIT)
+        .next()
+        .unwrap()
+        .expect("the CRC still holds");
+    assert_eq!(header.base_offset, 1);
+    assert_eq!(header.partition_leader_epoch, crate::STORED_LEADER_EPOCH);
+    assert_eq!(crate::STORED_LEADER_EPOCH, -1);
+}
+
+#[test]
 fn clean_reopen_keeps_everything_and_continues() {
     let fs = SimFs::new(4);
     let flusher = Flusher::start(1);

@@ -196,3 +196,39 @@ fn a_broker_on_a_non_loopback_address_without_tls_and_authentication_refuses_to_
         "refused before opening anything"
     );
 }
+
+/// A data directory written by a build of another record format is refused
+/// at start, with what to do, and left as it was; a fresh one is marked.
+#[test]
+fn a_data_dir_of_another_format_is_refused_not_misread() {
+    let temp = tempfile::tempdir().unwrap();
+    let data = temp.path().join("old");
+    // What a format-1 build left: topics and metadata, no FORMAT file.
+    std::fs::create_dir_all(data.join("topics/orders/0")).unwrap();
+    std::fs::create_dir_all(data.join("meta")).unwrap();
+    let dir = data.to_str().unwrap();
+    let args = ["--listen", "127.0.0.1:0", "--data-dir", dir];
+    let (code, stderr) = broker_exit(&args, Duration::from_secs(20));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("format 1"), "{stderr}");
+    assert!(
+        stderr.contains("new --data-dir"),
+        "says what to do: {stderr}"
+    );
+    assert!(
+        !data.join("FORMAT").exists(),
+        "the old directory is not touched"
+    );
+
+    std::fs::write(data.join("FORMAT"), "ferry-data-format 9\n").unwrap();
+    let (code, stderr) = broker_exit(&args, Duration::from_secs(20));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("format 9") && stderr.contains("newer"),
+        "{stderr}"
+    );
+
+    let fresh = Broker::start();
+    let mark = std::fs::read_to_string(fresh.data_dir.join("FORMAT")).unwrap();
+    assert_eq!(mark, "ferry-data-format 2\n");
+}

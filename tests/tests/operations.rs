@@ -123,4 +123,25 @@ async fn metrics_are_scrapeable() {
     assert!(body.contains("ferry_produce_records_total 1"), "{body}");
     assert!(body.contains("ferry_requests_total{api=\"produce\"} 1"));
     assert!(body.contains("ferry_fsyncs_total"));
+    for (path, status) in [
+        ("/health", "200 OK"),
+        ("/ready", "200 OK"),
+        ("/nope", "404 Not Found"),
+        ("/metricsx", "404 Not Found"),
+    ] {
+        let answer = http_get(&metrics_addr, path).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.0 {status}")),
+            "{path}: {answer}"
+        );
+    }
+}
+
+async fn http_get(addr: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.0\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer
 }

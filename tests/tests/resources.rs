@@ -271,6 +271,7 @@ async fn a_stalled_consumer_with_producers_at_full_rate_keeps_memory_under_the_c
             max_bytes: 10 * 1024 * 1024,
             max_wait_ms: 5_000,
             min_bytes: 1,
+            ..FetchRequest::default()
         };
         let frame = encode_frame(
             FrameHeader::request(ApiKey::Fetch as u16, 1, id),

@@ -189,6 +189,7 @@ async fn a_parked_long_poll_gets_a_new_record_within_milliseconds() {
             max_bytes: 1 << 20,
             max_wait_ms: 300,
             min_bytes: 1,
+            ..FetchRequest::default()
         })
         .await
         .unwrap();
@@ -210,6 +211,7 @@ async fn a_parked_long_poll_gets_a_new_record_within_milliseconds() {
                 max_bytes: 1 << 20,
                 max_wait_ms: 10_000,
                 min_bytes: 1,
+                ..FetchRequest::default()
             })
             .await
             .unwrap();
@@ -377,6 +379,7 @@ async fn time_and_offset_lookups_and_bad_offsets() {
             max_bytes: 1024,
             max_wait_ms: 0,
             min_bytes: 0,
+            ..FetchRequest::default()
         })
         .await
         .unwrap_err();

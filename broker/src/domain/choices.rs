@@ -1,11 +1,23 @@
 //! The enums requests choose between, parsed from their wire values at the
 //! edge: where a partition without a committed offset starts
-//! ([`OffsetReset`]), where a queue starts ([`StartFrom`]) and which offset
-//! a look-up or reset means ([`OffsetSpec`]).
+//! ([`OffsetReset`]), where a queue starts ([`StartFrom`]), which offset
+//! a look-up or reset means ([`OffsetSpec`]) and how far a fetch may see
+//! ([`Isolation`], storage's own type).
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::BrokerError;
+
+pub use ferry_storage::Isolation;
+
+/// Parses `FetchRequest::isolation` (0 durable, the default; 1 written).
+pub fn parse_isolation(value: u32) -> Result<Isolation, BrokerError> {
+    Isolation::from_u32(value).ok_or_else(|| BrokerError::InvalidChoice {
+        field: "isolation",
+        expected: "0 (durable) or 1 (written)",
+        value: value.to_string(),
+    })
+}
 
 /// Where a group member starts a partition with no committed offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -88,6 +100,9 @@ mod tests {
         assert!(OffsetReset::parse("newest").is_err());
         assert_eq!(StartFrom::parse("latest").unwrap(), StartFrom::Latest);
         assert!(StartFrom::parse("middle").is_err());
+        assert_eq!(parse_isolation(0).unwrap(), Isolation::Durable);
+        assert_eq!(parse_isolation(1).unwrap(), Isolation::Written);
+        assert!(parse_isolation(2).is_err());
         let json = serde_json::to_string(&StartFrom::Latest).unwrap();
         assert_eq!(
             json, "\"latest\"",

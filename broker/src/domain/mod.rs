@@ -6,5 +6,5 @@
 pub mod choices;
 pub mod names;
 
-pub use choices::{OffsetReset, OffsetSpec, StartFrom};
+pub use choices::{parse_isolation, Isolation, OffsetReset, OffsetSpec, StartFrom};
 pub use names::{GroupName, Name, QueueName, TopicName, NAME_MAX_BYTES};

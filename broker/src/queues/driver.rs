@@ -1,7 +1,7 @@
 //! The task that runs one queue: it steps the state machine, hands each
 //! step's deliveries to the subscribers' sinks, writes dead letters, and
-//! sleeps until the next timer, an append to the topic, or a settle or
-//! subscribe wakes it: no task or timer per message. It holds narrow
+//! sleeps until the next timer, new durable data in the topic, or a settle
+//! or subscribe wakes it: no task or timer per message. It holds narrow
 //! handles (the topic registry, the queue registry, a shutdown token), not
 //! the whole broker.
 
@@ -13,6 +13,7 @@ use ferry_protocol::batch::{
     validate_batch, BatchBuilder, NewRecord, RecordHeader, BATCH_RECORDS_LIMIT,
     RECORD_HEADERS_LIMIT,
 };
+use ferry_storage::Isolation;
 use tokio_util::sync::CancellationToken;
 
 use super::queue::{
@@ -30,10 +31,11 @@ pub struct Handles {
     pub shutdown: CancellationToken,
 }
 
-/// Wakes the driver whenever a partition of the queue's topic grows.
+/// Wakes the driver whenever a partition's durable end (what the queue
+/// reads up to) moves.
 fn watch_appends(queue: &Arc<Queue>) {
     for log in &queue.logs {
-        let mut end = log.subscribe_end_offset();
+        let mut end = log.watch_readable_end(Isolation::Durable);
         let watched = queue.clone();
         tokio::spawn(async move {
             loop {

@@ -5,6 +5,10 @@
 //! ([`Step`]: deliveries per subscriber, the next timer); the driver in
 //! `driver.rs` does the pushing, sleeping and dead-letter writing.
 //!
+//! A queue reads its partitions only up to their durable end
+//! ([`Isolation::Durable`]): it never hands out a record a power loss could
+//! take back.
+//!
 //! Memory is bounded: at most `READY_LIMIT` read-ahead messages,
 //! `IN_FLIGHT_LIMIT` unacknowledged ones and `SCHEDULED_LIMIT` scheduled
 //! entries (24 bytes each, the record is re-read when due). Past a bound
@@ -15,7 +19,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_protocol::batch::{BatchHeader, BatchIter, Record, RecordIter, BATCH_BYTES_LIMIT};
-use ferry_storage::Log;
+use ferry_storage::{Isolation, Log};
 use tokio::time::Instant;
 
 use super::queue::{DeadReason, Message, QueueDef, DELIVER_AT_HEADER};
@@ -458,13 +462,14 @@ impl State {
             self.read_position[index] = start;
         }
         let position = self.read_position[index];
-        if position >= log.end_offset() {
+        let readable_end = log.readable_end(Isolation::Durable);
+        if position >= readable_end {
             return false;
         }
-        let Ok(read) = log.read(position, REFILL_READ_BYTES) else {
+        let Ok(read) = log.read_isolated(position, REFILL_READ_BYTES, Isolation::Durable) else {
             return false;
         };
-        let mut next = read.next_offset.max(position + 1).min(log.end_offset());
+        let mut next = read.next_offset.max(position + 1).min(readable_end);
         'batches: for item in BatchIter::new(read.data, BATCH_BYTES_LIMIT) {
             let Ok((header, bytes)) = item else { break };
             let mut records = RecordIter::new(bytes, header);
@@ -608,13 +613,14 @@ impl State {
         }
     }
 
-    /// Backlog: unsettled messages not in flight (scheduled ones included).
+    /// Backlog: unsettled durable messages not in flight (scheduled ones
+    /// included).
     pub fn ready_count(&self, logs: &[Log]) -> u64 {
         let unsettled: u64 = logs
             .iter()
             .zip(&self.settled)
             .map(|(log, s)| {
-                log.end_offset()
+                log.readable_end(Isolation::Durable)
                     .saturating_sub(s.cursor.max(log.start_offset()))
                     .saturating_sub(s.above_count())
             })

@@ -75,13 +75,17 @@ pub struct PartitionInfo {
     pub partition: u32,
     /// First readable offset.
     pub start_offset: u64,
-    /// Offset the next record gets.
+    /// The written end: the offset the next record gets. Consumers with
+    /// [`Isolation::Written`](crate::Isolation::Written) read up to here.
     pub end_offset: u64,
     /// Bytes on disk.
     pub size_bytes: u64,
     /// Segments on disk.
     pub segments: u64,
-    /// Every offset below this is fsynced.
+    /// The durable end: every offset below this is fsynced. Consumers with
+    /// the default [`Isolation::Durable`](crate::Isolation::Durable) read up
+    /// to here on `fsync=always` and interval topics (to `end_offset` on
+    /// `fsync=never` topics).
     pub durable_offset: u64,
     /// Why the partition is fenced or read-only; `None` when healthy.
     pub problem: Option<String>,

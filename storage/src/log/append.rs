@@ -1,11 +1,12 @@
 //! The append path: under the writer lock, roll the active segment if it is
-//! due, `pwritev` the batch with its new base offset, add its index entries
-//! (see `cursor.rs`), then publish the new size and end offset.
+//! due, `pwritev` the batch with its new base offset and leader epoch (the
+//! front bytes outside its CRC), add its index entries (see `cursor.rs`),
+//! then publish the new size and end offset.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ferry_protocol::batch::BatchHeader;
+use ferry_protocol::batch::{self, BatchHeader, BATCH_ASSIGNED_BYTES};
 
 use super::inner::{LogInner, Writer};
 use super::AppendInfo;
@@ -14,6 +15,7 @@ use crate::config::FsyncPolicy;
 use crate::cursor::Indexed;
 use crate::error::{IoContext, Result, StorageError};
 use crate::segment::{Segment, SegmentState};
+use crate::STORED_LEADER_EPOCH;
 
 impl LogInner {
     /// Appends one whole batch at the end offset (see `Log::append`);
@@ -39,7 +41,8 @@ impl LogInner {
         let segment = writer.active.clone();
         let base_offset = writer.cursor.next_offset();
         let position = segment.size_bytes();
-        segment.write_log_at(position, &[&base_offset.to_be_bytes(), &batch[8..]])?;
+        let prefix = batch::assigned_prefix(batch, base_offset, STORED_LEADER_EPOCH);
+        segment.write_log_at(position, &[&prefix, &batch[BATCH_ASSIGNED_BYTES..]])?;
         let indexed = writer.cursor.index_batch(
             &segment,
             position,

@@ -6,6 +6,8 @@
 //! - `append.rs`: appending batches and rolling segments.
 //! - `sync.rs`: group commits, durability waits, checkpoints, clean close.
 //! - `read.rs`: reads, time look-ups and CRC checks (fencing on corruption).
+//! - `visible.rs`: how far reads may see under each isolation, and the watch
+//!   long polls wait on.
 //! - `retention.rs`: deleting old segments.
 //!
 //! Opening and recovery live in `recovery.rs`, the index entry rule in
@@ -16,6 +18,7 @@ mod inner;
 mod read;
 mod retention;
 mod sync;
+mod visible;
 
 use std::future::Future;
 use std::path::Path;
@@ -23,7 +26,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::watch;
 
 use self::inner::LogInner;
 use crate::clock::now_ms;
@@ -35,6 +37,8 @@ use crate::recovery;
 use crate::segment::SegmentHome;
 use crate::segment_cache::SegmentCache;
 use crate::vfs::Vfs;
+
+pub use self::visible::{EndWatch, Isolation, LogGone};
 
 /// What an append returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,9 +164,38 @@ impl Log {
     }
 
     /// Reads whole batches starting with the one holding `offset`: at least
-    /// one batch (even if larger than `max_bytes`), then as many as fit.
+    /// one batch (even if larger than `max_bytes`), then as many as fit, up
+    /// to the written end (what [`Isolation::Written`] sees). For internal
+    /// readers; consumers read with [`Log::read_isolated`].
     pub fn read(&self, offset: u64, max_bytes: usize) -> Result<ReadResult> {
-        self.inner.read(offset, max_bytes)
+        self.inner.read(offset, max_bytes, Isolation::Written)
+    }
+
+    /// [`Log::read`] up to the end a read under `isolation` may see
+    /// ([`Log::readable_end`]): nothing past it, and no data at all when
+    /// `offset` is at or past it (an offset up to the written end is still
+    /// in range).
+    pub fn read_isolated(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<ReadResult> {
+        self.inner.read(offset, max_bytes, isolation)
+    }
+
+    /// The end of what a read under `isolation` may return: the written end
+    /// for [`Isolation::Written`]; for [`Isolation::Durable`] the durable
+    /// offset under `fsync = always` and interval policies, the written end
+    /// under `never` (see `visible.rs`).
+    pub fn readable_end(&self, isolation: Isolation) -> u64 {
+        self.inner.readable_end(isolation, self.end_offset())
+    }
+
+    /// Watches [`Log::readable_end`]: long polls under `isolation` wait on
+    /// this (subscribed before their read) instead of sleeping.
+    pub fn watch_readable_end(&self, isolation: Isolation) -> EndWatch {
+        self.inner.watch_readable_end(isolation)
     }
 
     /// The first offset whose record timestamp is >= `timestamp_ms`, or
@@ -182,11 +215,6 @@ impl Log {
 
     pub fn durable(&self) -> Durable {
         *self.inner.durable_tx.borrow()
-    }
-
-    /// Watches the end offset: long polls wait on this instead of sleeping.
-    pub fn subscribe_end_offset(&self) -> watch::Receiver<u64> {
-        self.inner.end_tx.subscribe()
     }
 
     pub fn stats(&self) -> LogStats {

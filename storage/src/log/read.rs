@@ -7,14 +7,21 @@ use bytes::Bytes;
 use ferry_protocol::batch::{self, BatchIter, RecordIter};
 
 use super::inner::LogInner;
+use super::visible::{cut_at, Isolation};
 use super::ReadResult;
 use crate::error::{Result, StorageError};
 use crate::health::Health;
 use crate::segment::Located;
 
 impl LogInner {
-    /// Whole batches from the one holding `offset` (see `Log::read`).
-    pub(super) fn read(&self, offset: u64, max_bytes: usize) -> Result<ReadResult> {
+    /// Whole batches from the one holding `offset`, up to the end reads
+    /// under `isolation` may see (see `Log::read_isolated`).
+    pub(super) fn read(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<ReadResult> {
         let fence = match &*self.health.read() {
             Health::Fenced {
                 offset: fenced,
@@ -51,6 +58,10 @@ impl LogInner {
             start_offset,
             end_offset,
         };
+        let readable_end = self.readable_end(isolation, end_offset);
+        if offset >= readable_end {
+            return Ok(empty);
+        }
         for segment in &segments[index.saturating_sub(1)..] {
             let reader = segment.reader()?;
             let located = match reader.locate(offset)? {
@@ -66,6 +77,10 @@ impl LogInner {
                 }
             };
             let (data, next_offset) = reader.read_from(located, max_bytes)?;
+            let (data, next_offset) = cut_at(data, next_offset, readable_end);
+            if data.is_empty() {
+                return Ok(empty);
+            }
             let (data, next_offset) = self.checked_prefix(data, next_offset, fence)?;
             return Ok(ReadResult {
                 data,

@@ -60,9 +60,11 @@ impl LogInner {
         self.durable_tx.send_modify(|d| d.failed = true);
     }
 
-    /// Whether the ticker should queue a sync now.
+    /// Whether the ticker should queue a sync now. Not while one runs: its
+    /// interval starts when it started (`last_sync_ms`), and a sync queued
+    /// behind it would fsync appends made just after it at once.
     fn sync_due(&self, now_ms: u64) -> bool {
-        if !self.health.is_ok() {
+        if !self.health.is_ok() || self.sync_progress.is_locked() {
             return false;
         }
         let end = *self.end_tx.borrow();

@@ -95,6 +95,43 @@ fn step_unwritten(state: &mut State, logs: &[Log], now: Instant) -> Vec<(u64, u6
 }
 
 #[test]
+fn a_queue_delivers_only_records_that_are_durable() {
+    let fs = SimFs::new(8);
+    let flusher = Flusher::manual();
+    let config = LogConfig {
+        fsync: FsyncPolicy::Always,
+        index_max_bytes: 4096,
+        ..LogConfig::default()
+    };
+    let log = Log::open(Arc::new(fs), Path::new("/q/0"), "q-0", config, &flusher).unwrap();
+    let batch = |value: &str| {
+        let mut builder = BatchBuilder::new();
+        builder.push(&NewRecord {
+            timestamp_ms: 1,
+            value: Some(Bytes::from(value.to_string())),
+            ..NewRecord::default()
+        });
+        builder.finish()
+    };
+    log.append(&batch("a")).unwrap();
+    let (logs, now) = ([log], Instant::now());
+    let mut state = state();
+    subscribe(&mut state, 1, 10);
+    assert!(
+        step(&mut state, &logs, now).is_empty(),
+        "written, not fsynced"
+    );
+    assert_eq!(state.ready_count(&logs), 0);
+    flusher.run_pending();
+    logs[0].append(&batch("b")).unwrap();
+    let offsets: Vec<u64> = step(&mut state, &logs, now).iter().map(|d| d.2).collect();
+    assert_eq!(offsets, vec![0], "up to the durable end");
+    flusher.run_pending();
+    let offsets: Vec<u64> = step(&mut state, &logs, now).iter().map(|d| d.2).collect();
+    assert_eq!(offsets, vec![1]);
+}
+
+#[test]
 fn a_delivery_s_ack_deadline_starts_when_it_is_written() {
     let (logs, now) = ([log_with(1)], Instant::now());
     let timeout = Duration::from_millis(u64::from(ACK_TIMEOUT_MS));
