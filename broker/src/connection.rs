@@ -462,7 +462,7 @@ impl<R: AsyncRead + Unpin> Connection<R> {
         self.mute(throttle);
         let throttle_ms = millis(throttle);
         let fetch_principal = (key == ApiKey::Fetch && self.broker.security.quotas_active())
-            .then(|| self.context.session.principal.text());
+            .then(|| self.context.session.principal.text().to_string());
         match cmd::dispatch(&self.broker, header, request, &mut self.context) {
             Reply::Now(out) => {
                 let fetched = fetch_principal
@@ -525,10 +525,10 @@ impl<R: AsyncRead + Unpin> Connection<R> {
         let principal = self.context.session.principal.text();
         let now = std::time::Instant::now();
         let quotas = &security.quotas;
-        let mut throttle = quotas.charge(&principal, QuotaKind::Requests, 1, now);
+        let mut throttle = quotas.charge(principal, QuotaKind::Requests, 1, now);
         if key == ApiKey::Produce {
             let bytes = frame_bytes as u64;
-            throttle = throttle.max(quotas.charge(&principal, QuotaKind::ProduceBytes, bytes, now));
+            throttle = throttle.max(quotas.charge(principal, QuotaKind::ProduceBytes, bytes, now));
         }
         throttle
     }

@@ -32,6 +32,30 @@ pub use broker::Broker;
 pub use config::Config;
 pub use error::BrokerError;
 
+/// Binds `--metrics-listen` and serves `/metrics`, `/health` and `/ready`.
+async fn start_metrics(
+    broker: &Arc<Broker>,
+    addr: std::net::SocketAddr,
+    readiness: metrics::Readiness,
+) -> Result<(), BrokerError> {
+    let listener = metrics::bind(addr)
+        .await
+        .map_err(|source| BrokerError::Listen {
+            what: "metrics",
+            addr,
+            source,
+        })?;
+    let scraped = broker.clone();
+    let render = move || {
+        let mut text = scraped.metrics.render(scraped.topics.fsyncs());
+        metrics::render_quotas(&mut text, &scraped.security.quotas.metrics());
+        text
+    };
+    let shutdown = broker.shutdown.clone();
+    tokio::spawn(metrics::serve(render, readiness, listener, shutdown));
+    Ok(())
+}
+
 /// Runs the broker until SIGINT/SIGTERM, then shuts down gracefully: stop
 /// accepting, finish in-flight requests, fsync and close every log (writing
 /// the clean-shutdown markers).
@@ -53,28 +77,7 @@ pub async fn run(config: Config) -> Result<(), BrokerError> {
     let readiness = metrics::Readiness::default();
     // Metrics are served before "ready" is said: whoever waits for it can scrape.
     if let Some(metrics_addr) = broker.config.metrics_listen {
-        let metrics_listener =
-            metrics::bind(metrics_addr)
-                .await
-                .map_err(|source| BrokerError::Listen {
-                    what: "metrics",
-                    addr: metrics_addr,
-                    source,
-                })?;
-        let shutdown = broker.shutdown.clone();
-        let scraped = broker.clone();
-        let render = move || {
-            let mut text = scraped.metrics.render(scraped.topics.fsyncs());
-            metrics::render_quotas(&mut text, &scraped.security.quotas.metrics());
-            text
-        };
-        let readiness = readiness.clone();
-        tokio::spawn(metrics::serve(
-            render,
-            readiness,
-            metrics_listener,
-            shutdown,
-        ));
+        start_metrics(&broker, metrics_addr, readiness.clone()).await?;
     }
     if broker.config.insecure() {
         tracing::warn!(listen = %local, "--allow-insecure: clients off this host connect without TLS and authentication, and may read, write and delete everything");

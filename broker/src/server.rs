@@ -99,6 +99,21 @@ async fn serve_connection(
     crate::connection::serve_halves(broker, reader, writer, peer, user).await;
 }
 
+/// A place for one more TLS handshake, or `None` (counted and logged) when
+/// [`TLS_HANDSHAKES_LIMIT`] run: the connection is then closed.
+fn handshake_slot(
+    broker: &Broker,
+    tls: &Arc<Tls>,
+    peer: SocketAddr,
+) -> Option<(Arc<Tls>, OwnedSemaphorePermit)> {
+    let Some(handshake) = tls.handshake_slot() else {
+        Metrics::add(&broker.metrics.connections_refused, 1);
+        tracing::debug!(%peer, limit = TLS_HANDSHAKES_LIMIT, "closing connection: too many TLS handshakes");
+        return None;
+    };
+    Some((tls.clone(), handshake))
+}
+
 pub async fn serve(broker: Arc<Broker>, listener: TcpListener, tls: Option<Arc<Tls>>) {
     // Before the first await: a SIGHUP from then on reloads, never kills.
     match crate::tls::reload_on_hangup(tls.clone(), broker.shutdown.clone()) {
@@ -150,13 +165,9 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, tls: Option<Arc<T
         };
         let tls = match &tls {
             None => None,
-            Some(tls) => match tls.handshake_slot() {
-                Some(handshake) => Some((tls.clone(), handshake)),
-                None => {
-                    Metrics::add(&broker.metrics.connections_refused, 1);
-                    tracing::debug!(%peer, limit = TLS_HANDSHAKES_LIMIT, "closing connection: too many TLS handshakes");
-                    continue;
-                }
+            Some(tls) => match handshake_slot(&broker, tls, peer) {
+                Some(slot) => Some(slot),
+                None => continue,
             },
         };
         let broker = broker.clone();

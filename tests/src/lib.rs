@@ -400,3 +400,21 @@ pub fn broker_exit(args: &[&str], timeout: Duration) -> (Option<i32>, String) {
     }
     (code, stderr)
 }
+
+/// A broker with `--auth required` (plus `extra` flags) whose super user
+/// `admin` is bootstrapped with `admin_password`; the temporary directory
+/// holding the password file lives as long as the caller keeps it.
+pub fn secure_broker(admin_password: &str, extra: &[&str]) -> (Broker, tempfile::TempDir) {
+    let secrets = tempfile::tempdir().expect("temp dir");
+    let file = secrets.path().join("admin-password");
+    std::fs::write(&file, format!("{admin_password}\n")).expect("write password file");
+    let file = file.to_str().expect("utf-8 path").to_string();
+    let mut args = vec![
+        "--auth",
+        "required",
+        "--bootstrap-admin-password-file",
+        &file,
+    ];
+    args.extend_from_slice(extra);
+    (Broker::start_with(&args), secrets)
+}

@@ -77,6 +77,30 @@ impl RawClient {
         Ok(client)
     }
 
+    /// Creates a SCRAM user (the credentials derived here, as a client
+    /// does); panics if the broker refuses.
+    pub async fn create_user(&mut self, name: &str, password: &str) {
+        use ferry_protocol::messages::{CreateUserRequest, ScramCredentials};
+        use ferry_protocol::scram::{StoredCredentials, ITERATIONS_MIN};
+        let credentials =
+            StoredCredentials::generate(password.as_bytes(), ITERATIONS_MIN).expect("credentials");
+        let request = CreateUserRequest {
+            name: name.into(),
+            credentials: Some(ScramCredentials {
+                salt: credentials.salt,
+                iterations: credentials.iterations,
+                stored_key: credentials.stored_key.to_vec(),
+                server_key: credentials.server_key.to_vec(),
+            }),
+        };
+        let answer = self.call(&request).await;
+        assert_eq!(
+            answer.error_code, 0,
+            "create user {name}: {}",
+            answer.error_message
+        );
+    }
+
     /// Connects, handshakes and authenticates with an access token.
     pub async fn token(addr: &str, token: &str) -> Result<RawClient, u32> {
         use ferry_protocol::messages::SaslAuthenticateRequest;

@@ -6,10 +6,9 @@
 use std::time::{Duration, Instant};
 
 use ferry_e2e::raw::RawClient;
-use ferry_e2e::Broker;
+use ferry_e2e::{secure_broker, Broker};
 use ferry_protocol::batch::{BatchBuilder, NewRecord};
 use ferry_protocol::messages::*;
-use ferry_protocol::scram::StoredCredentials;
 
 const ADMIN_PASSWORD: &str = "quota-admin-password";
 const QUOTA_BYTES_PER_SEC: u64 = 1024 * 1024;
@@ -23,35 +22,6 @@ const MEASURE_FROM: Duration = Duration::from_secs(3);
 /// Requests the throttled producer keeps in flight (5x the quota offered:
 /// unthrottled, this broker takes hundreds of MiB/s).
 const WINDOW: usize = 4;
-
-fn secure_broker(extra: &[&str]) -> (Broker, tempfile::TempDir) {
-    let secrets = tempfile::tempdir().expect("temp dir");
-    let file = secrets.path().join("admin-password");
-    std::fs::write(&file, ADMIN_PASSWORD).expect("write");
-    let file = file.to_str().expect("utf-8").to_string();
-    let mut args = vec![
-        "--auth",
-        "required",
-        "--bootstrap-admin-password-file",
-        &file,
-    ];
-    args.extend_from_slice(extra);
-    (Broker::start_with(&args), secrets)
-}
-
-async fn create_user(admin: &mut RawClient, name: &str) {
-    let credentials = StoredCredentials::generate(name.as_bytes(), 4096).expect("credentials");
-    let request = CreateUserRequest {
-        name: name.into(),
-        credentials: Some(ScramCredentials {
-            salt: credentials.salt,
-            iterations: credentials.iterations,
-            stored_key: credentials.stored_key.to_vec(),
-            server_key: credentials.server_key.to_vec(),
-        }),
-    };
-    assert_eq!(admin.call(&request).await.error_code, 0);
-}
 
 fn batch(value_bytes: usize) -> bytes::Bytes {
     let mut builder = BatchBuilder::new();
@@ -136,7 +106,7 @@ async fn a_produce_quota_holds_its_rate_and_spares_other_principals() {
         .expect("a free port")
         .port();
     let metrics_addr = format!("127.0.0.1:{port}");
-    let (broker, _secrets) = secure_broker(&["--metrics-listen", &metrics_addr]);
+    let (broker, _secrets) = secure_broker(ADMIN_PASSWORD, &["--metrics-listen", &metrics_addr]);
     let mut admin = RawClient::scram(&broker.addr, "admin", ADMIN_PASSWORD)
         .await
         .expect("admin");
@@ -146,7 +116,7 @@ async fn a_produce_quota_holds_its_rate_and_spares_other_principals() {
     };
     assert_eq!(admin.call(&topic).await.error_code, 0);
     for user in ["slow", "fast"] {
-        create_user(&mut admin, user).await;
+        admin.create_user(user, user).await;
     }
     let write_all = AclBinding {
         principal: "User:*".into(),
@@ -252,7 +222,7 @@ async fn a_throttled_group_member_keeps_its_partitions() {
         ProducerRecord, QuotaSpec, ResourceType,
     };
     use futures::StreamExt;
-    let (broker, _secrets) = secure_broker(&[]);
+    let (broker, _secrets) = secure_broker(ADMIN_PASSWORD, &[]);
     let admin = client_as(&broker, "admin", ADMIN_PASSWORD).await;
     admin.create_topic("feed", 1).await.expect("topic");
     let producer = Producer::new(&admin, "feed").await.expect("producer");

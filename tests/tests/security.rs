@@ -10,10 +10,9 @@
 use std::time::{Duration, Instant};
 
 use ferry_e2e::raw::RawClient;
-use ferry_e2e::{broker_exit, Broker};
+use ferry_e2e::{broker_exit, secure_broker, Broker};
 use ferry_protocol::frame::{encode_frame, FrameHeader, FLAG_ERROR};
 use ferry_protocol::messages::*;
-use ferry_protocol::scram::StoredCredentials;
 use ferry_protocol::{ApiKey, ErrorCode};
 use tokio::io::AsyncWriteExt;
 
@@ -21,43 +20,10 @@ const ADMIN_PASSWORD: &str = "correct horse battery staple";
 /// Changes reach open connections within this.
 const APPLY_WITHIN: Duration = Duration::from_secs(1);
 
-/// A broker with `--auth required` and a bootstrapped `admin`.
-fn secure_broker() -> (Broker, tempfile::TempDir) {
-    let secrets = tempfile::tempdir().expect("temp dir");
-    let file = secrets.path().join("admin-password");
-    std::fs::write(&file, format!("{ADMIN_PASSWORD}\n")).expect("write password file");
-    let file = file.to_str().expect("utf-8 path").to_string();
-    let broker = Broker::start_with(&[
-        "--auth",
-        "required",
-        "--bootstrap-admin-password-file",
-        &file,
-    ]);
-    (broker, secrets)
-}
-
 async fn admin(broker: &Broker) -> RawClient {
     RawClient::scram(&broker.addr, "admin", ADMIN_PASSWORD)
         .await
         .expect("the bootstrapped admin authenticates")
-}
-
-async fn create_user(admin: &mut RawClient, name: &str, password: &str) {
-    let credentials = StoredCredentials::generate(password.as_bytes(), 4096).expect("credentials");
-    let request = CreateUserRequest {
-        name: name.into(),
-        credentials: Some(ScramCredentials {
-            salt: credentials.salt.clone(),
-            iterations: credentials.iterations,
-            stored_key: credentials.stored_key.to_vec(),
-            server_key: credentials.server_key.to_vec(),
-        }),
-    };
-    assert_eq!(
-        admin.call(&request).await.error_code,
-        0,
-        "create user {name}"
-    );
 }
 
 async fn create_topic(admin: &mut RawClient, name: &str) {
@@ -117,7 +83,7 @@ async fn closed_within(client: &mut RawClient, wait: Duration) -> bool {
 
 #[tokio::test]
 async fn scram_and_tokens_authenticate_and_who_am_i_says_who() {
-    let (broker, _secrets) = secure_broker();
+    let (broker, _secrets) = secure_broker(ADMIN_PASSWORD, &[]);
     let mut admin = admin(&broker).await;
     let me = who_am_i(&mut admin).await;
     assert_eq!(
@@ -128,7 +94,7 @@ async fn scram_and_tokens_authenticate_and_who_am_i_says_who() {
         ),
         ("User:admin", "SCRAM-SHA-256", true)
     );
-    create_user(&mut admin, "alice", "alice-pw").await;
+    admin.create_user("alice", "alice-pw").await;
     let mut alice = RawClient::scram(&broker.addr, "alice", "alice-pw")
         .await
         .expect("alice");
@@ -180,9 +146,9 @@ async fn scram_and_tokens_authenticate_and_who_am_i_says_who() {
 
 #[tokio::test]
 async fn an_expired_token_closes_its_connection() {
-    let (broker, _secrets) = secure_broker();
+    let (broker, _secrets) = secure_broker(ADMIN_PASSWORD, &[]);
     let mut admin = admin(&broker).await;
-    create_user(&mut admin, "svc", "svc-pw").await;
+    admin.create_user("svc", "svc-pw").await;
     let token = admin
         .call(&CreateTokenRequest {
             user: "svc".into(),
@@ -199,9 +165,9 @@ async fn an_expired_token_closes_its_connection() {
 
 #[tokio::test]
 async fn a_deleted_user_loses_its_connections() {
-    let (broker, _secrets) = secure_broker();
+    let (broker, _secrets) = secure_broker(ADMIN_PASSWORD, &[]);
     let mut admin = admin(&broker).await;
-    create_user(&mut admin, "bob", "bob-pw").await;
+    admin.create_user("bob", "bob-pw").await;
     let mut bob = RawClient::scram(&broker.addr, "bob", "bob-pw")
         .await
         .expect("bob");
@@ -212,7 +178,7 @@ async fn a_deleted_user_loses_its_connections() {
 
 #[tokio::test]
 async fn unknown_user_and_wrong_password_get_the_same_answer() {
-    let (broker, _secrets) = secure_broker();
+    let (broker, _secrets) = secure_broker(ADMIN_PASSWORD, &[]);
     let wrong_password = RawClient::scram(&broker.addr, "admin", "not the password")
         .await
         .err();
@@ -228,7 +194,7 @@ async fn unknown_user_and_wrong_password_get_the_same_answer() {
 
 #[tokio::test]
 async fn a_request_before_authentication_is_refused_and_the_connection_closed() {
-    let (broker, _secrets) = secure_broker();
+    let (broker, _secrets) = secure_broker(ADMIN_PASSWORD, &[]);
     let mut anonymous = RawClient::handshaken(&broker.addr).await;
     anonymous.send(&ListTopicsRequest {}).await;
     let frame = anonymous.next_frame().await.expect("an error frame");
@@ -240,7 +206,7 @@ async fn a_request_before_authentication_is_refused_and_the_connection_closed() 
 
 #[tokio::test]
 async fn failed_authentications_are_limited_per_address() {
-    let (broker, _secrets) = secure_broker();
+    let (broker, _secrets) = secure_broker(ADMIN_PASSWORD, &[]);
     let mut codes = Vec::new();
     for _ in 0..11 {
         codes.push(RawClient::scram(&broker.addr, "admin", "guess").await.err());
@@ -280,9 +246,9 @@ async fn every_api_answer(client: &mut RawClient) -> Vec<(ApiKey, u32)> {
 
 #[tokio::test]
 async fn every_api_refuses_a_principal_without_acls() {
-    let (broker, _secrets) = secure_broker();
+    let (broker, _secrets) = secure_broker(ADMIN_PASSWORD, &[]);
     let mut admin = admin(&broker).await;
-    create_user(&mut admin, "mallory", "mallory-pw").await;
+    admin.create_user("mallory", "mallory-pw").await;
     create_topic(&mut admin, "orders").await;
     let mut mallory = RawClient::scram(&broker.addr, "mallory", "mallory-pw")
         .await
@@ -314,9 +280,9 @@ async fn every_api_refuses_a_principal_without_acls() {
 
 #[tokio::test]
 async fn literal_prefix_and_deny_rules_and_changes_within_a_second() {
-    let (broker, _secrets) = secure_broker();
+    let (broker, _secrets) = secure_broker(ADMIN_PASSWORD, &[]);
     let mut admin = admin(&broker).await;
-    create_user(&mut admin, "alice", "alice-pw").await;
+    admin.create_user("alice", "alice-pw").await;
     for topic in ["orders", "orders2", "orders.eu", "ordersx"] {
         create_topic(&mut admin, topic).await;
     }
@@ -385,9 +351,9 @@ async fn literal_prefix_and_deny_rules_and_changes_within_a_second() {
 
 #[tokio::test]
 async fn users_and_acls_survive_kill_9_and_no_password_is_stored() {
-    let (mut broker, _secrets) = secure_broker();
+    let (mut broker, _secrets) = secure_broker(ADMIN_PASSWORD, &[]);
     let mut admin = admin(&broker).await;
-    create_user(&mut admin, "alice", "alice-secret-pw").await;
+    admin.create_user("alice", "alice-secret-pw").await;
     create_topic(&mut admin, "orders").await;
     add_acl(
         &mut admin,
@@ -443,7 +409,7 @@ fn the_broker_refuses_to_start_with_auth_and_nobody_to_authenticate() {
 
 #[tokio::test]
 async fn a_second_bootstrap_is_ignored_with_a_warning() {
-    let (mut broker, secrets) = secure_broker();
+    let (mut broker, secrets) = secure_broker(ADMIN_PASSWORD, &[]);
     broker.terminate();
     let other = secrets.path().join("other-password");
     std::fs::write(&other, "a different password\n").expect("write");

@@ -47,7 +47,7 @@ pub fn sasl_authenticate(
         auth_bytes,
         complete,
         principal: match complete {
-            true => session.principal.text(),
+            true => session.principal.text().to_string(),
             false => String::new(),
         },
         ..SaslAuthenticateResponse::default()
@@ -58,7 +58,7 @@ pub fn sasl_authenticate(
 pub fn who_am_i(broker: &Arc<Broker>, header: FrameHeader, context: &ConnectionContext) -> Reply {
     let session = &context.session;
     let response = WhoAmIResponse {
-        principal: session.principal.text(),
+        principal: session.principal.text().to_string(),
         authenticated_by: session.method.name().to_string(),
         super_user: broker.security.is_super_user(&session.principal),
         ..WhoAmIResponse::default()

@@ -123,7 +123,7 @@ fn authorize(broker: &Broker, request: &Request, session: &Session) -> Result<()
             let own = match request {
                 Request::ChangePassword(req) => session
                     .principal
-                    .user()
+                    .name()
                     .is_some_and(|user| user.as_str() == req.name),
                 _ => false,
             };
@@ -138,7 +138,7 @@ fn authorize(broker: &Broker, request: &Request, session: &Session) -> Result<()
     match security.authorize(&session.principal, host, resource, &name, operation) {
         true => Ok(()),
         false => Err(BrokerError::NotAuthorized {
-            principal: session.principal.text(),
+            principal: session.principal.text().to_string(),
             operation,
             resource,
             name: name.chars().take(256).collect(),

@@ -128,7 +128,7 @@ impl Security {
                 name: name.clone(),
                 iterations: record.iterations,
                 super_user: UserName::parse(name)
-                    .is_some_and(|user| self.is_super_user(&Principal::User(user))),
+                    .is_some_and(|user| self.is_super_user(&Principal::user(user))),
                 tokens: state
                     .tokens
                     .values()
@@ -245,7 +245,7 @@ impl Security {
     }
 
     pub fn set_quota(&self, principal: &UserName, limits: QuotaLimits) -> Result<()> {
-        let key = Principal::User(principal.clone()).text();
+        let key = Principal::user(principal.clone()).text().to_string();
         limits.validate().map_err(BrokerError::InvalidQuota)?;
         self.change(|state| {
             state.quotas.insert(key.clone(), limits);

@@ -133,7 +133,7 @@ impl Security {
 
     pub fn is_super_user(&self, principal: &Principal) -> bool {
         principal
-            .user()
+            .name()
             .is_some_and(|user| self.super_users.contains(user))
     }
 
@@ -154,7 +154,7 @@ impl Security {
         self.state
             .read()
             .acls
-            .authorize(&text, host, resource, name, operation)
+            .authorize(text, host, resource, name, operation)
     }
 
     /// The SCRAM credentials of `user`, or — for an unknown user — fake
@@ -185,7 +185,7 @@ impl Security {
         match method {
             AuthMethod::None | AuthMethod::Certificate => true,
             AuthMethod::Scram => principal
-                .user()
+                .name()
                 .is_some_and(|user| state.users.contains_key(user.as_str())),
             AuthMethod::Token { id } => state
                 .tokens

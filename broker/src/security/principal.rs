@@ -39,38 +39,50 @@ impl fmt::Display for UserName {
     }
 }
 
-/// Whom requests are checked for: a user, or nobody yet.
+/// Whom requests are checked for: a user, or nobody yet. Its text
+/// (`User:<name>`, `User:ANONYMOUS`) is made once, when the connection
+/// authenticates: ACL checks and quota charges on every request borrow it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Principal {
-    Anonymous,
-    User(UserName),
+pub struct Principal {
+    user: Option<UserName>,
+    text: String,
 }
 
 impl Principal {
+    pub fn anonymous() -> Principal {
+        Principal {
+            user: None,
+            text: ANONYMOUS.to_string(),
+        }
+    }
+
+    pub fn user(name: UserName) -> Principal {
+        let text = format!("{USER_PREFIX}{name}");
+        Principal {
+            user: Some(name),
+            text,
+        }
+    }
+
     /// `User:<name>` with a valid name (never the anonymous principal).
     pub fn parse_user(text: &str) -> Option<UserName> {
         UserName::parse(text.strip_prefix(USER_PREFIX)?)
     }
 
     /// The text ACLs and `WhoAmI` use: `User:<name>` or `User:ANONYMOUS`.
-    pub fn text(&self) -> String {
-        match self {
-            Principal::Anonymous => ANONYMOUS.to_string(),
-            Principal::User(name) => format!("{USER_PREFIX}{name}"),
-        }
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
-    pub fn user(&self) -> Option<&UserName> {
-        match self {
-            Principal::Anonymous => None,
-            Principal::User(name) => Some(name),
-        }
+    /// The user, unless anonymous.
+    pub fn name(&self) -> Option<&UserName> {
+        self.user.as_ref()
     }
 }
 
 impl fmt::Display for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text())
+        f.write_str(&self.text)
     }
 }
 
@@ -126,6 +138,8 @@ mod tests {
         );
         assert!(Principal::parse_user("User:*").is_none());
         assert!(Principal::parse_user("alice").is_none());
-        assert_eq!(Principal::Anonymous.text(), ANONYMOUS);
+        assert_eq!(Principal::anonymous().text(), ANONYMOUS);
+        let alice = UserName::parse("alice").unwrap();
+        assert_eq!(Principal::user(alice).text(), "User:alice");
     }
 }

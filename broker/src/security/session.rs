@@ -40,8 +40,8 @@ impl Session {
     pub fn new(peer: SocketAddr, certificate_user: Option<String>) -> Session {
         let user = certificate_user.as_deref().and_then(UserName::parse);
         let (principal, method) = match user {
-            Some(user) => (Principal::User(user), AuthMethod::Certificate),
-            None => (Principal::Anonymous, AuthMethod::None),
+            Some(user) => (Principal::user(user), AuthMethod::Certificate),
+            None => (Principal::anonymous(), AuthMethod::None),
         };
         Session {
             principal,
@@ -128,7 +128,7 @@ impl Session {
 
     fn become_user(&mut self, user: UserName, method: AuthMethod, expires_at_ms: Option<u64>) {
         tracing::info!(peer = %self.peer, user = %user, method = method.name(), "authenticated");
-        self.principal = Principal::User(user);
+        self.principal = Principal::user(user);
         self.method = method;
         self.expires_at_ms = expires_at_ms;
     }
