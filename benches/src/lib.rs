@@ -6,6 +6,7 @@
 //! ratios measured in the same run.
 
 pub mod baseline;
+pub mod compression;
 pub mod report;
 pub mod scenarios;
 pub mod spawn;

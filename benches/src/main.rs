@@ -7,12 +7,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use ferry_bench::baseline::Baseline;
-use ferry_bench::scenarios::{self, ConsumeSpec, E2eSpec, ProduceSpec};
+use ferry_bench::scenarios::{self, ConsumeSpec, E2eSpec, Payload, ProduceSpec};
 use ferry_bench::spawn::SpawnedBroker;
 use ferry_bench::stats::Report;
 use ferry_bench::target::Target;
 use ferry_bench::workload::Workload;
-use ferry_client::{Acks, FsyncPolicy, Isolation, TopicConfig};
+use ferry_client::{Acks, Compression, FsyncPolicy, Isolation, TopicConfig};
 
 #[derive(Parser)]
 #[command(
@@ -64,6 +64,20 @@ enum Command {
     Disk,
     /// Run a workload file (benches/workloads/*.toml).
     Run { workload: PathBuf },
+    /// Every compression codec against none on JSON log lines: produce and
+    /// consume MB/s of payload, bytes on disk.
+    Compression(CompressionArgs),
+}
+
+#[derive(Args)]
+struct CompressionArgs {
+    #[arg(long, default_value_t = 500_000)]
+    messages: u64,
+    /// About this many bytes per JSON line.
+    #[arg(long, default_value_t = 256)]
+    size: usize,
+    #[arg(long, default_value = "written")]
+    acks: Acks,
 }
 
 #[derive(Args)]
@@ -90,6 +104,15 @@ struct ProduceArgs {
     /// Unacknowledged sends per producer (1 = one round trip at a time).
     #[arg(long, default_value_t = 100_000)]
     max_in_flight: usize,
+    /// Idempotent producers (the client's default): true or false.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    idempotent: bool,
+    /// none, gzip, snappy, lz4 or zstd.
+    #[arg(long, default_value = "none")]
+    compression: Compression,
+    /// zeros or json-logs.
+    #[arg(long, default_value = "zeros")]
+    payload: Payload,
 }
 
 #[derive(Args)]
@@ -192,6 +215,9 @@ async fn run(cli: Cli) -> Result<(), String> {
                 acks: args.acks,
                 rate: args.rate,
                 max_in_flight: args.max_in_flight,
+                idempotent: args.idempotent,
+                compression: args.compression,
+                payload: args.payload,
             };
             let report = scenarios::produce(&target, &spec, quiet).await?;
             emit(
@@ -228,6 +254,21 @@ async fn run(cli: Cli) -> Result<(), String> {
                 isolation: args.isolation,
             };
             emit(scenarios::e2e(&target, &spec, quiet).await?, cli.json);
+        }
+        Command::Compression(args) => {
+            let rows = ferry_bench::compression::compare(
+                &target,
+                args.messages,
+                args.size,
+                args.acks,
+                quiet,
+            )
+            .await?;
+            if cli.json {
+                print_json(&serde_json::to_value(&rows).map_err(|e| e.to_string())?);
+            } else {
+                ferry_bench::compression::print(&rows);
+            }
         }
         Command::Run { workload } => {
             let workload = Workload::load(&workload)?;
@@ -306,6 +347,9 @@ async fn run_workload(
             acks,
             rate: workload.rate,
             max_in_flight: workload.max_in_flight,
+            idempotent: workload.idempotent,
+            compression: workload.compression.parse().map_err(|e| format!("{e}"))?,
+            payload: Payload::Zeros,
         };
         let report = scenarios::produce(target, &spec, quiet).await?;
         reports.push(with_baseline(report, baseline, produce_baseline(acks)));

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferry_client::{
-    Acks, Client, Consumer, ConsumerConfig, Isolation, Producer, ProducerConfig, ProducerRecord,
-    SeekTo,
+    Acks, Client, Compression, Consumer, ConsumerConfig, Isolation, Producer, ProducerConfig,
+    ProducerRecord, SeekTo,
 };
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
@@ -35,6 +35,70 @@ pub struct ProduceSpec {
     pub rate: u64,
     /// Unacknowledged sends per producer.
     pub max_in_flight: usize,
+    /// Idempotent producers (the client's default) or not.
+    pub idempotent: bool,
+    pub compression: Compression,
+    pub payload: Payload,
+}
+
+/// What the records hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Payload {
+    /// One shared value of zeros (after a 16-byte tag): costs the load
+    /// generator nothing.
+    #[default]
+    Zeros,
+    /// JSON log lines, 1,024 distinct ones in turn: compressible like the
+    /// real thing.
+    JsonLogs,
+}
+
+impl std::str::FromStr for Payload {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Payload, String> {
+        match text {
+            "zeros" => Ok(Payload::Zeros),
+            "json-logs" => Ok(Payload::JsonLogs),
+            other => Err(format!("payload must be zeros or json-logs, not {other:?}")),
+        }
+    }
+}
+
+/// Values the payload cycles through.
+fn payload_pool(payload: Payload, size: usize) -> Vec<Bytes> {
+    match payload {
+        Payload::Zeros => vec![self::payload(size, 0, 0)],
+        Payload::JsonLogs => (0..1024).map(|n| json_log_line(n, size)).collect(),
+    }
+}
+
+/// A JSON log line of about `size` bytes (padded in its message field).
+pub fn json_log_line(n: usize, size: usize) -> Bytes {
+    const LEVELS: [&str; 4] = ["info", "info", "warn", "debug"];
+    const SERVICES: [&str; 3] = ["checkout", "payments", "search"];
+    let head = format!(
+        r#"{{"ts":"2026-12-03T12:{:02}:{:02}.{:03}Z","level":"{}","service":"{}","trace":"{:016x}","user":{},"msg":""#,
+        n / 60 % 60,
+        n % 60,
+        n % 1000,
+        LEVELS[n % LEVELS.len()],
+        SERVICES[n % SERVICES.len()],
+        (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        n * 7919 % 100_000
+    );
+    let mut line = head.into_bytes();
+    let words = [
+        "order", "placed", "for", "cart", "with", "items", "shipped", "to", "customer",
+    ];
+    let mut w = n;
+    while line.len() + 3 < size {
+        line.extend_from_slice(words[w % words.len()].as_bytes());
+        line.push(b' ');
+        w = w.wrapping_mul(31).wrapping_add(7);
+    }
+    line.extend_from_slice(b"\"}");
+    Bytes::from(line)
 }
 
 pub fn progress(total: u64, quiet: bool) -> ProgressBar {
@@ -85,6 +149,8 @@ pub async fn produce(target: &Target, spec: &ProduceSpec, quiet: bool) -> Result
             acks: spec.acks,
             linger_ms: spec.linger_ms,
             batch_bytes: spec.batch_bytes,
+            idempotent: spec.idempotent,
+            compression: spec.compression,
             ..ProducerConfig::default()
         };
         let producer = Producer::with_config(&client, &spec.topic, config)
@@ -104,7 +170,7 @@ pub async fn produce(target: &Target, spec: &ProduceSpec, quiet: bool) -> Result
     let elapsed = started.elapsed();
     bar.finish_and_clear();
     let messages = acked.load(Ordering::Relaxed);
-    let bytes = messages * spec.size as u64;
+    let bytes = messages * payload_size(spec.payload, spec.size);
     Ok(Report::new(
         "produce",
         messages,
@@ -129,9 +195,9 @@ async fn produce_one(
     let latency = Arc::new(std::sync::Mutex::new(Latency::default()));
     let failure: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
     let deadline = started + SCENARIO_DEADLINE;
-    // One payload shared by every record (a refcount, no per-record
+    // Payloads made once and shared (a refcount, no per-record
     // allocation): the generator should not be what limits the broker.
-    let shared_value = payload(spec.size, 0, 0);
+    let pool = payload_pool(spec.payload, spec.size);
     for sequence in 0..count {
         if rate > 0 {
             let due = started + Duration::from_secs_f64(sequence as f64 / rate as f64);
@@ -151,7 +217,7 @@ async fn produce_one(
             .await
             .map_err(|e| e.to_string())?;
         let sent_at = Instant::now();
-        let value = shared_value.clone();
+        let value = pool[sequence as usize % pool.len()].clone();
         let (latency, failure, acked, bar) =
             (latency.clone(), failure.clone(), acked.clone(), bar.clone());
         let callback: ferry_client::Callback = Box::new(move |result| {
@@ -187,6 +253,12 @@ async fn produce_one(
     }
     let latency = std::mem::take(&mut *latency.lock().map_err(|e| e.to_string())?);
     Ok(latency)
+}
+
+/// The average payload bytes of a record.
+pub fn payload_size(payload: Payload, size: usize) -> u64 {
+    let pool = payload_pool(payload, size);
+    pool.iter().map(|v| v.len() as u64).sum::<u64>() / pool.len() as u64
 }
 
 #[derive(Debug, Clone)]

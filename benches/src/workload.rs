@@ -32,6 +32,12 @@ pub struct Workload {
     pub rate: u64,
     #[serde(default = "default_in_flight")]
     pub max_in_flight: usize,
+    /// Idempotent producers (the client's default).
+    #[serde(default = "yes")]
+    pub idempotent: bool,
+    /// Producer compression: none (default), gzip, snappy, lz4, zstd.
+    #[serde(default = "default_compression")]
+    pub compression: String,
     /// Optional end-to-end phase at a fixed rate.
     #[serde(default)]
     pub e2e_rate: u64,
@@ -74,6 +80,9 @@ fn one_u64() -> u64 {
 }
 fn yes() -> bool {
     true
+}
+fn default_compression() -> String {
+    "none".into()
 }
 fn default_acks() -> String {
     "written".into()

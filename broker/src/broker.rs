@@ -13,6 +13,7 @@ use crate::groups::offsets::OffsetStore;
 use crate::groups::{GroupConfig, GroupCoordinator};
 use crate::lock::DataDirLock;
 use crate::metrics::Metrics;
+use crate::producer_ids::ProducerIds;
 use crate::queues::driver::Handles;
 use crate::queues::Queues;
 use crate::security::Security;
@@ -26,6 +27,8 @@ pub struct Broker {
     pub queues: Arc<Queues>,
     /// Users, tokens, ACLs, quotas; who may do what.
     pub security: Security,
+    /// Idempotent producers' ids (`InitProducerId`).
+    pub producer_ids: ProducerIds,
     pub metrics: Metrics,
     /// The exclusive lock on the data directory, held until the broker drops
     /// (`None` for a broker on a simulated disk, see [`Broker::open_on`]).
@@ -79,6 +82,7 @@ impl Broker {
         )?;
         let topics = Topics::open(vfs.clone(), &config.data_dir, log_defaults, flusher)?;
         let security = Security::open(vfs.clone(), &config.data_dir, &config)?;
+        let producer_ids = ProducerIds::open(vfs.clone(), &config.data_dir)?;
         let queues = Queues::open_with(
             vfs,
             &config.data_dir,
@@ -97,6 +101,7 @@ impl Broker {
             offsets,
             queues: Arc::new(queues),
             security,
+            producer_ids,
             metrics: Metrics::default(),
             lock,
             started_at: std::time::Instant::now(),

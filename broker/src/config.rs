@@ -121,6 +121,10 @@ pub struct Config {
     /// Groups without members are deleted, with their offsets, after this long (ms).
     #[arg(long, env = "FERRY_GROUP_RETENTION_MS", default_value_t = 7 * 24 * 3600 * 1000)]
     pub group_retention_ms: u64,
+    /// An idempotent producer that has not written to a partition for this
+    /// long is forgotten there (ms, at least 1000).
+    #[arg(long, env = "FERRY_PRODUCER_EXPIRY_MS", default_value_t = ferry_storage::config::DEFAULT_PRODUCER_EXPIRY_MS)]
+    pub producer_expiry_ms: u64,
     /// Internal state logs (group offsets, queue acks) are snapshotted once
     /// this large, by housekeeping and at shutdown.
     #[arg(long, env = "FERRY_STATE_SNAPSHOT_BYTES", default_value_t = 64 * 1024 * 1024)]
@@ -188,6 +192,7 @@ struct FileConfig {
     state_snapshot_bytes: Option<u64>,
     group_session_timeout_ms: Option<u32>,
     group_retention_ms: Option<u64>,
+    producer_expiry_ms: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
@@ -325,7 +330,11 @@ impl Config {
         take_optional!(tls_cert, tls_key, tls_client_ca);
         take!(allow_insecure, auth, super_users);
         take_optional!(bootstrap_admin_password_file);
-        take!(group_session_timeout_ms, group_retention_ms);
+        take!(
+            group_session_timeout_ms,
+            group_retention_ms,
+            producer_expiry_ms
+        );
         if defaulted("fsync") {
             if let Some(fsync) = file.fsync {
                 self.fsync = fsync.parse().map_err(|_| ConfigError::Fsync(fsync))?;
@@ -421,6 +430,7 @@ impl Config {
             retention_ms: self.retention_ms,
             retention_bytes: self.retention_bytes,
             max_batch_bytes: self.max_batch_bytes,
+            producer_expiry_ms: self.producer_expiry_ms,
             ..LogConfig::default()
         }
     }

@@ -385,6 +385,8 @@ fn storage_code(error: &StorageError) -> ErrorCode {
         StorageError::InvalidBatch(ProtocolError::TooLarge { .. }) => ErrorCode::BatchTooLarge,
         StorageError::InvalidBatch(_) => ErrorCode::CorruptBatch,
         StorageError::DiskFull { .. } => ErrorCode::DiskFull,
+        StorageError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequence,
+        StorageError::ProducerFenced { .. } => ErrorCode::ProducerFenced,
         StorageError::ReadOnly(_) | StorageError::Closed(_) => ErrorCode::PartitionReadOnly,
         StorageError::ConfigOutOfRange { .. } | StorageError::ConfigNotPositive { .. } => {
             ErrorCode::InvalidConfig

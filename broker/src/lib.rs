@@ -16,6 +16,7 @@ pub mod groups;
 pub mod lock;
 pub mod metafile;
 pub mod metrics;
+pub mod producer_ids;
 pub mod queues;
 pub mod security;
 pub mod server;

@@ -32,6 +32,7 @@ pub struct Metrics {
     pub request_errors: AtomicU64,
     pub produce_records: AtomicU64,
     pub produce_bytes: AtomicU64,
+    pub produce_duplicate_batches: AtomicU64,
     pub fetch_bytes: AtomicU64,
     pub protocol_errors: AtomicU64,
     pub auth_successes: AtomicU64,
@@ -49,6 +50,7 @@ impl Default for Metrics {
             request_errors: AtomicU64::default(),
             produce_records: AtomicU64::default(),
             produce_bytes: AtomicU64::default(),
+            produce_duplicate_batches: AtomicU64::default(),
             fetch_bytes: AtomicU64::default(),
             protocol_errors: AtomicU64::default(),
             auth_successes: AtomicU64::default(),
@@ -71,7 +73,7 @@ impl Metrics {
     }
 
     /// The scalar series: (name, help, type, value).
-    fn scalars(&self, fsyncs: u64) -> [(&'static str, &'static str, &'static str, u64); 11] {
+    fn scalars(&self, fsyncs: u64) -> [(&'static str, &'static str, &'static str, u64); 12] {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         const COUNTER: &str = "counter";
         [
@@ -116,6 +118,12 @@ impl Metrics {
                 "Record batch bytes appended.",
                 COUNTER,
                 get(&self.produce_bytes),
+            ),
+            (
+                "ferry_produce_duplicate_batches_total",
+                "Idempotent producers' retries of batches already stored (answered, not written).",
+                COUNTER,
+                get(&self.produce_duplicate_batches),
             ),
             (
                 "ferry_fetch_bytes_total",

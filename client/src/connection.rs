@@ -7,8 +7,9 @@
 //! halves.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io::IoSlice;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +38,10 @@ const WRITE_QUEUE_FRAMES: usize = 1024;
 const WRITE_BATCH_FRAMES: usize = 64;
 
 type Waiters = Arc<Mutex<Option<HashMap<u32, oneshot::Sender<Frame>>>>>;
+
+/// Numbers connections, so that a connection is never mistaken for an
+/// earlier one (see `Connection::id`).
+static CONNECTION_IDS: AtomicU64 = AtomicU64::new(1);
 
 /// What the broker told us at handshake.
 #[derive(Debug, Clone)]
@@ -70,6 +75,9 @@ impl Closed {
 }
 
 pub struct Connection {
+    /// Unique in this process: requests queued on one id went out in the
+    /// order they were queued.
+    pub id: u64,
     /// The broker address, for errors.
     addr: String,
     writer: mpsc::Sender<OutFrame>,
@@ -134,6 +142,7 @@ impl Connection {
         tokio::spawn(write_loop(write, rx, closed.clone()));
         tokio::spawn(read_loop(read, waiters.clone(), closed.clone(), push));
         let mut connection = Connection {
+            id: CONNECTION_IDS.fetch_add(1, Ordering::Relaxed),
             addr: addr.to_string(),
             writer: tx,
             waiters,
@@ -211,6 +220,16 @@ impl Connection {
         request: &R,
         tail: Option<bytes::Bytes>,
     ) -> Result<R::Response> {
+        self.enqueue(request, tail).await?.await
+    }
+
+    /// Queues a request for writing (requests queued on this connection go
+    /// out in queue order) and returns its answer to wait for.
+    pub(crate) async fn enqueue<R: Api>(
+        &self,
+        request: &R,
+        tail: Option<bytes::Bytes>,
+    ) -> Result<impl Future<Output = Result<R::Response>> + Send + 'static> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         match self.waiters.lock().as_mut() {
@@ -222,8 +241,11 @@ impl Connection {
             self.forget(id);
             return Err(self.disconnected());
         }
-        let frame = rx.await.map_err(|_| self.disconnected())?;
-        decode_response::<R::Response>(R::KEY, frame)
+        let disconnected = self.disconnected();
+        Ok(async move {
+            let frame = rx.await.map_err(|_| disconnected)?;
+            decode_response::<R::Response>(R::KEY, frame)
+        })
     }
 
     /// Sends a request that gets no response (produce with acks = none).

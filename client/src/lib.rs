@@ -46,8 +46,10 @@
 //! - [`QueueConsumer`] opens a new connection and subscribes again; its
 //!   unacked deliveries come back by redelivery. Settling a delivery from
 //!   the lost connection fails with [`ClientError::StaleDelivery`].
-//! - [`Producer`] sends what it has not sent yet on the new connection; a
-//!   batch whose answer was lost fails with [`ClientError::Disconnected`]
+//! - [`Producer`] sends what it has not sent yet on the new connection, and
+//!   (idempotent, the default) sends again, in order, the batches whose
+//!   answers were lost: the broker stores each exactly once. Not
+//!   idempotent, such a batch fails with [`ClientError::Disconnected`]
 //!   unless [`ProducerConfig::resend_after_disconnect`] is set.
 //!
 //! When the deadline passes, calls fail with [`ClientError::Unreachable`].
@@ -82,6 +84,7 @@ mod connection;
 mod consumer;
 mod error;
 mod group;
+mod lane;
 mod options;
 mod producer;
 mod queue;
@@ -94,16 +97,16 @@ pub mod wire;
 pub use admin::{
     AclOperation, AclPermission, AclRule, AuthMethod, BrokerStatus, CommittedOffset, FsyncPolicy,
     GroupDescription, GroupInfo, GroupPartitionInfo, GroupState, MemberInfo, NewToken,
-    ParseChoiceError, PartitionInfo, PatternType, QueueConfig, QueueConsumerInfo, QueueDescription,
-    QueueId, QuotaSpec, ResourceType, StartFrom, TokenInfo, TopicConfig, TopicDescription,
-    TopicInfo, UserInfo, WhoAmI, USER_ITERATIONS,
+    ParseChoiceError, PartitionInfo, PatternType, ProducerIdentity, QueueConfig, QueueConsumerInfo,
+    QueueDescription, QueueId, QuotaSpec, ResourceType, StartFrom, TokenInfo, TopicConfig,
+    TopicDescription, TopicInfo, UserInfo, WhoAmI, USER_ITERATIONS,
 };
 pub use auth::Credentials;
 pub use client::Client;
 pub use connection::BrokerInfo;
 pub use consumer::{Consumer, ConsumerConfig};
 pub use error::{ClientError, Result};
-pub use ferry_protocol::batch::RecordHeader;
+pub use ferry_protocol::batch::{Compression, RecordHeader};
 pub use ferry_protocol::isolation::Isolation;
 pub use ferry_protocol::messages::Acks;
 pub use ferry_protocol::ErrorCode;

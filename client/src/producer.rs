@@ -5,24 +5,36 @@
 //! `partition_for_key`; keyless ones stick to one partition per batch and
 //! move round robin to the next when it is sent.
 //!
-//! While the broker is away, batches wait for the client to reconnect (see
-//! [`crate::ReconnectPolicy`]); a batch whose answer was lost with the
-//! connection fails, or with `resend_after_disconnect` is sent again.
+//! Idempotent by default (with `acks` written or durable): the producer gets
+//! a producer id from the broker, numbers each partition's batches, and
+//! sends a batch whose answer was lost with the connection again, in order,
+//! on the next connection (`lane.rs`); the broker answers a batch it already
+//! stored with its original offsets. A network blip or a broker restart
+//! neither loses nor duplicates a record. If a batch fails for good, the
+//! producer takes the next epoch of its id before sending more, so the
+//! partitions' sequences start over without a gap.
+//!
+//! Not idempotent, a batch whose answer was lost with the connection fails,
+//! or with `resend_after_disconnect` is sent again (at-least-once).
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_protocol::batch::{BatchBuilder, BATCH_HEADER_BYTES};
-use ferry_protocol::messages::Acks;
+use bytes::Bytes;
+use ferry_protocol::batch::{BatchBuilder, Compression, BATCH_HEADER_BYTES};
+use ferry_protocol::messages::{Acks, ProduceRequest};
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::Instant;
 
+use crate::admin::ProducerIdentity;
 use crate::client::Client;
 use crate::error::{ClientError, Result};
+use crate::lane::{self, Lane, LANE_BATCHES_LIMIT};
 use crate::record::{now_ms, partition_for_key, ProducerRecord, RecordMetadata};
 
 /// Producer settings.
@@ -39,15 +51,28 @@ pub struct ProducerConfig {
     pub acks: Acks,
     /// How long a batch may wait for more records.
     pub linger_ms: u64,
-    /// Send a batch once it reaches this size.
+    /// Send a batch once it reaches this size (of records before
+    /// compression).
     pub batch_bytes: usize,
+    /// How batches are compressed (Kafka's codecs; none by default). The
+    /// broker stores a compressed batch as sent, and every reader
+    /// decompresses it. A compressed batch may hold no more record bytes
+    /// than the broker's `max_batch_bytes`.
+    pub compression: Compression,
     /// Records queued in the producer before `send` waits (backpressure).
     pub queue_records: usize,
-    /// Produce requests in flight at once.
+    /// Produce requests in flight at once (an idempotent producer keeps at
+    /// most five per partition).
     pub max_in_flight: usize,
-    /// Send a batch again, on a new connection, if the connection it went
-    /// out on was lost before the broker answered (e.g. the broker
-    /// restarted). Off by default: the send fails with
+    /// Exactly-once appends per partition, across lost connections and
+    /// broker restarts (on by default; needs `acks` written or durable).
+    /// Batches carry a producer id, epoch and sequence numbers; a batch
+    /// whose answer was lost is sent again, in order, and the broker
+    /// answers one it already stored with its original offsets.
+    pub idempotent: bool,
+    /// For a producer that is not idempotent: send a batch again, on a new
+    /// connection, if the connection it went out on was lost before the
+    /// broker answered. Off, the send fails with
     /// [`ClientError::Disconnected`], since the broker may have stored the
     /// batch already. On, a send is at-least-once: a batch the broker
     /// stored but could not answer (a crash) is stored twice, and a resent
@@ -61,8 +86,10 @@ impl Default for ProducerConfig {
             acks: Acks::Durable,
             linger_ms: 1,
             batch_bytes: 256 * 1024,
+            compression: Compression::None,
             queue_records: 100_000,
             max_in_flight: 64,
+            idempotent: true,
             resend_after_disconnect: false,
         }
     }
@@ -138,6 +165,15 @@ impl Producer {
             .info
             .max_batch_bytes
             .max(BATCH_HEADER_BYTES + 64);
+        let idempotence = match config.idempotent && config.acks != Acks::None {
+            true => Some(Idempotence {
+                identity: client.init_producer_id(topic, None).await?,
+                sequences: HashMap::new(),
+                lanes: HashMap::new(),
+                failed: Arc::new(AtomicBool::new(false)),
+            }),
+            false => None,
+        };
         let (tx, rx) = mpsc::channel(config.queue_records.max(1));
         let accumulator = Accumulator {
             client: client.clone(),
@@ -149,6 +185,7 @@ impl Producer {
             config,
             open: HashMap::new(),
             sticky: 0,
+            idempotence,
         };
         tokio::spawn(accumulator.run(rx));
         Ok(Producer { tx, partitions })
@@ -229,6 +266,24 @@ struct OpenBatch {
     deadline: Instant,
 }
 
+/// An idempotent producer's identity and per-partition state.
+struct Idempotence {
+    identity: ProducerIdentity,
+    /// The next batch's base sequence, per partition.
+    sequences: HashMap<u32, i32>,
+    lanes: HashMap<u32, Arc<Lane>>,
+    /// Set when a batch failed for good: its sequences left a gap, so the
+    /// next batch goes out under a new epoch.
+    failed: Arc<AtomicBool>,
+}
+
+/// A finished batch of an idempotent producer, with its place in its lane.
+struct Sequenced {
+    lane: Arc<Lane>,
+    ticket: u64,
+    failed: Arc<AtomicBool>,
+}
+
 struct Accumulator {
     client: Client,
     topic: String,
@@ -239,6 +294,7 @@ struct Accumulator {
     config: ProducerConfig,
     open: HashMap<u32, OpenBatch>,
     sticky: u32,
+    idempotence: Option<Idempotence>,
 }
 
 type Sending = futures::future::BoxFuture<'static, ()>;
@@ -249,7 +305,13 @@ impl Accumulator {
         let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
         let mut open_channel = true;
         loop {
-            let deadline = self.open.values().map(|b| b.deadline).min();
+            // A batch whose lane is full waits for an answer, not a timer.
+            let deadline = self
+                .open
+                .iter()
+                .filter(|(partition, _)| self.lane_has_room(**partition))
+                .map(|(_, b)| b.deadline)
+                .min();
             tokio::select! {
                 command = rx.recv(), if open_channel => match command {
                     Some(command) => {
@@ -259,7 +321,7 @@ impl Accumulator {
                             self.handle(command, &mut sending, &mut flushes).await;
                         }
                         if self.config.linger_ms == 0 {
-                            self.send_all(&mut sending).await;
+                            self.send_ready(&mut sending, true).await;
                         }
                     }
                     None => {
@@ -267,8 +329,12 @@ impl Accumulator {
                         self.send_all(&mut sending).await;
                     }
                 },
-                _ = sleep_until_opt(deadline), if deadline.is_some() => self.send_due(&mut sending).await,
-                Some(()) = sending.next(), if !sending.is_empty() => {}
+                _ = sleep_until_opt(deadline), if deadline.is_some() => self.send_ready(&mut sending, false).await,
+                Some(()) = sending.next(), if !sending.is_empty() => {
+                    // A lane may have room again for a batch that grew meanwhile.
+                    let linger_0 = self.config.linger_ms == 0;
+                    self.send_ready(&mut sending, linger_0).await;
+                }
             }
             if !flushes.is_empty() && self.open.is_empty() && sending.is_empty() {
                 flushes.drain(..).for_each(|done| {
@@ -332,27 +398,46 @@ impl Accumulator {
             self.send_partition(partition, sending).await;
         }
         let linger = Duration::from_millis(self.config.linger_ms);
+        let compression = self.config.compression;
         let batch = self.open.entry(partition).or_insert_with(|| OpenBatch {
-            builder: BatchBuilder::new(),
+            builder: new_builder(compression),
             replies: Vec::new(),
             deadline: Instant::now() + linger,
         });
         batch.builder.push(&record);
         batch.replies.push(reply);
+        // A full batch goes now, waiting for room in flight if need be
+        // (measured: letting it grow while its lane is full instead makes
+        // fewer, larger batches and costs durable throughput).
         if batch.builder.size_bytes() >= self.batch_bytes {
             self.send_partition(partition, sending).await;
         }
     }
 
-    async fn send_due(&mut self, sending: &mut FuturesUnordered<Sending>) {
+    /// Whether `partition` may have another batch in flight (always, for a
+    /// producer that is not idempotent).
+    fn lane_has_room(&self, partition: u32) -> bool {
+        let lane = self
+            .idempotence
+            .as_ref()
+            .and_then(|idempotence| idempotence.lanes.get(&partition));
+        lane.is_none_or(|lane| lane.len() < LANE_BATCHES_LIMIT)
+    }
+
+    /// Sends the batches whose lane has room and that are due: full, past
+    /// their linger, or (`all_due`) any.
+    async fn send_ready(&mut self, sending: &mut FuturesUnordered<Sending>, all_due: bool) {
         let now = Instant::now();
-        let due: Vec<u32> = self
+        let ready: Vec<u32> = self
             .open
             .iter()
-            .filter(|(_, b)| b.deadline <= now)
+            .filter(|(_, b)| {
+                all_due || b.deadline <= now || b.builder.size_bytes() >= self.batch_bytes
+            })
             .map(|(p, _)| *p)
+            .filter(|p| self.lane_has_room(*p))
             .collect();
-        for partition in due {
+        for partition in ready {
             self.send_partition(partition, sending).await;
         }
     }
@@ -365,37 +450,25 @@ impl Accumulator {
     }
 
     async fn send_partition(&mut self, partition: u32, sending: &mut FuturesUnordered<Sending>) {
-        let Some(batch) = self.open.remove(&partition) else {
+        let Some(mut batch) = self.open.remove(&partition) else {
             return;
         };
         if partition == self.sticky {
             self.sticky = (self.sticky + 1) % self.partitions;
         }
-        // Bound requests in flight; keep completing earlier ones meanwhile.
-        let permit = loop {
-            if let Ok(permit) = self.in_flight.clone().try_acquire_owned() {
-                break permit;
-            }
-            if sending.next().await.is_none() {
-                if let Ok(permit) = self.in_flight.clone().acquire_owned().await {
-                    break permit;
-                }
-            }
+        let lane = self
+            .idempotence
+            .as_ref()
+            .and_then(|idempotence| idempotence.lanes.get(&partition).cloned());
+        let permit = in_flight_permit(&self.in_flight, lane, sending).await;
+        let sequenced = match self.sequence(partition, &mut batch.builder).await {
+            Ok(sequenced) => sequenced,
+            Err(error) => return answer(Err(error), partition, batch.replies),
         };
-        let client = self.client.clone();
-        let topic = self.topic.clone();
-        let acks = self.config.acks;
         let bytes = batch.builder.finish();
+        let request = self.request(partition, bytes, sequenced);
         let replies = batch.replies;
         // Queue the request on the connection now, in partition order.
-        let resend = self.config.resend_after_disconnect;
-        let request = async move {
-            let wire = client.wire();
-            match resend {
-                true => wire.produce_resending(&topic, partition, bytes, acks).await,
-                false => wire.produce(&topic, partition, bytes, acks).await,
-            }
-        };
         let mut request = Box::pin(request);
         let first_poll = futures::poll!(request.as_mut());
         sending.push(Box::pin(async move {
@@ -407,6 +480,115 @@ impl Accumulator {
             answer(result, partition, replies);
         }));
     }
+
+    /// Numbers an idempotent producer's batch (taking a new epoch first if
+    /// a batch failed for good) and gives it its place in the lane.
+    async fn sequence(
+        &mut self,
+        partition: u32,
+        builder: &mut BatchBuilder,
+    ) -> Result<Option<Sequenced>> {
+        let Some(idempotence) = self.idempotence.as_mut() else {
+            return Ok(None);
+        };
+        if idempotence.failed.load(Ordering::Acquire) {
+            let current = Some(idempotence.identity);
+            idempotence.identity = self.client.init_producer_id(&self.topic, current).await?;
+            idempotence.sequences.clear();
+            idempotence.failed.store(false, Ordering::Release);
+            tracing::info!(
+                producer_id = idempotence.identity.producer_id,
+                epoch = idempotence.identity.epoch,
+                "a batch failed: continuing under a new epoch"
+            );
+        }
+        let ProducerIdentity { producer_id, epoch } = idempotence.identity;
+        let sequence = idempotence.sequences.entry(partition).or_insert(0);
+        builder.set_producer(producer_id, epoch, *sequence);
+        *sequence = next_sequence(*sequence, builder.record_count());
+        let lane = idempotence.lanes.entry(partition).or_default().clone();
+        let ticket = lane.take_ticket();
+        Ok(Some(Sequenced {
+            lane,
+            ticket,
+            failed: idempotence.failed.clone(),
+        }))
+    }
+
+    /// The request that sends `bytes` and resolves to its offsets.
+    fn request(
+        &self,
+        partition: u32,
+        bytes: Bytes,
+        sequenced: Option<Sequenced>,
+    ) -> impl Future<Output = Result<Option<(u64, u64)>>> + Send + 'static {
+        let client = self.client.clone();
+        let topic = self.topic.clone();
+        let acks = self.config.acks;
+        let resend = self.config.resend_after_disconnect;
+        async move {
+            let Some(Sequenced {
+                lane,
+                ticket,
+                failed,
+            }) = sequenced
+            else {
+                let wire = client.wire();
+                return match resend {
+                    true => wire.produce_resending(&topic, partition, bytes, acks).await,
+                    false => wire.produce(&topic, partition, bytes, acks).await,
+                };
+            };
+            let request = ProduceRequest {
+                topic,
+                partition,
+                acks: acks as u32,
+                records: Bytes::new(),
+            };
+            let result = lane::produce_in_order(&client, &lane, ticket, request, bytes).await;
+            if result.is_err() {
+                failed.store(true, Ordering::Release);
+            }
+            result
+        }
+    }
+}
+
+fn new_builder(compression: Compression) -> BatchBuilder {
+    let mut builder = BatchBuilder::new();
+    builder.set_compression(compression);
+    builder
+}
+
+/// A permit of the producer's `max_in_flight`, and room in the partition's
+/// lane; earlier requests keep completing meanwhile.
+async fn in_flight_permit(
+    in_flight: &Arc<Semaphore>,
+    lane: Option<Arc<Lane>>,
+    sending: &mut FuturesUnordered<Sending>,
+) -> tokio::sync::OwnedSemaphorePermit {
+    loop {
+        let lane_full = lane
+            .as_ref()
+            .is_some_and(|lane| lane.len() >= LANE_BATCHES_LIMIT);
+        if !lane_full {
+            if let Ok(permit) = in_flight.clone().try_acquire_owned() {
+                return permit;
+            }
+        }
+        // Nothing in flight: the lane is empty too.
+        if sending.next().await.is_none() {
+            if let Ok(permit) = in_flight.clone().acquire_owned().await {
+                return permit;
+            }
+        }
+    }
+}
+
+/// The sequence after a batch of `records` starting at `sequence`: Kafka's
+/// sequences wrap from `i32::MAX` to 0.
+fn next_sequence(sequence: i32, records: u32) -> i32 {
+    ((i64::from(sequence) + i64::from(records)) % (i64::from(i32::MAX) + 1)) as i32
 }
 
 /// The producer's task is gone (the runtime is shutting down).

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use ferry_client::{Acks, AclOperation, FsyncPolicy, Isolation, SeekTo};
+use ferry_client::{Acks, AclOperation, Compression, FsyncPolicy, Isolation, SeekTo};
 
 #[derive(Parser)]
 #[command(
@@ -385,6 +385,10 @@ pub struct ProduceArgs {
     pub key_separator: Option<String>,
     #[arg(long, default_value = "durable")]
     pub acks: Acks,
+    /// Compress batches: none, gzip, snappy, lz4 or zstd (consumers
+    /// decompress whatever they read).
+    #[arg(long, default_value = "none")]
+    pub compression: Compression,
     /// Hold the messages back from queue consumers until this time:
     /// milliseconds since the epoch, or +MS from now.
     #[arg(long)]

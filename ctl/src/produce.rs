@@ -25,8 +25,10 @@ const MAX_UNACKED: usize = 50_000;
 pub async fn run(client: Client, args: ProduceArgs, json_output: bool) -> CliResult {
     let config = ProducerConfig {
         acks: args.acks,
+        compression: args.compression,
         linger_ms: 5,
-        // Ride through a broker restart (at-least-once; see `cli`).
+        // Ride through a broker restart: idempotent (the default) with
+        // acks written or durable, at-least-once with acks none.
         resend_after_disconnect: true,
         ..ProducerConfig::default()
     };

@@ -4,13 +4,17 @@
 //! record count. Each input is also tried with its length, magic,
 //! attributes, record count, last offset delta, timestamps, producer fields
 //! and CRC fixed up, so the fuzzer reaches the record walk (lying nested
-//! lengths, bad zigzag varints, negative lengths and counts).
+//! lengths, bad zigzag varints, negative lengths and counts): once with no
+//! compression, and once with the codec its attributes byte picks among the
+//! five, so corrupt gzip, snappy (xerial or raw), lz4 and zstd payloads reach
+//! the decompressors; and once with its tail compressed for real by that
+//! codec, so the walk runs over decompressed records too.
 #![no_main]
 
 use bytes::Bytes;
 use ferry_protocol::batch::{
-    update_crc, validate_batch, BatchIter, RecordIter, BATCH_BYTES_LIMIT, BATCH_HEADER_BYTES,
-    BATCH_LENGTH_PREFIX_BYTES, BATCH_MAGIC,
+    compress, update_crc, validate_batch, BatchIter, Compression, RecordIter, BATCH_BYTES_LIMIT,
+    BATCH_HEADER_BYTES, BATCH_LENGTH_PREFIX_BYTES, BATCH_MAGIC,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -28,13 +32,19 @@ fn check(bytes: Bytes) {
     }
 }
 
-/// `data` with a header that passes every check but the record walk.
-fn fixed_up(data: &[u8]) -> Vec<u8> {
+/// The codec the input's attributes byte picks, defined ones only.
+fn codec_of(data: &[u8]) -> Compression {
+    Compression::ALL[usize::from(data[22]) % Compression::ALL.len()]
+}
+
+/// `data` with a header that passes every check but the record walk, and
+/// `codec` in its attributes.
+fn fixed_up(data: &[u8], codec: Compression) -> Vec<u8> {
     let mut fixed = data.to_vec();
     let length = (fixed.len() - BATCH_LENGTH_PREFIX_BYTES) as u32;
     fixed[8..12].copy_from_slice(&length.to_be_bytes());
     fixed[16] = BATCH_MAGIC;
-    fixed[21..23].copy_from_slice(&0u16.to_be_bytes()); // attributes: none
+    fixed[21..23].copy_from_slice(&codec.attribute().to_be_bytes());
     let count = u32::from_be_bytes([fixed[57], fixed[58], fixed[59], fixed[60]]) % 64 + 1;
     fixed[57..61].copy_from_slice(&count.to_be_bytes());
     fixed[23..27].copy_from_slice(&(count - 1).to_be_bytes()); // last offset delta
@@ -48,6 +58,11 @@ fn fixed_up(data: &[u8]) -> Vec<u8> {
 fuzz_target!(|data: &[u8]| {
     check(Bytes::copy_from_slice(data));
     if data.len() >= BATCH_HEADER_BYTES {
-        check(Bytes::from(fixed_up(data)));
+        let codec = codec_of(data);
+        check(Bytes::from(fixed_up(data, Compression::None)));
+        check(Bytes::from(fixed_up(data, codec)));
+        let mut packed = data[..BATCH_HEADER_BYTES].to_vec();
+        packed.extend_from_slice(&compress(codec, &data[BATCH_HEADER_BYTES..]));
+        check(Bytes::from(fixed_up(&packed, codec)));
     }
 });

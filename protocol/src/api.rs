@@ -194,6 +194,7 @@ api_table! {
             response_tail = FETCH_RECORDS_TAG;
         8 => ListOffsets "list_offsets": ListOffsetsRequest => ListOffsetsResponse, retry = true;
         9 => BrokerStatus "broker_status": BrokerStatusRequest => BrokerStatusResponse, retry = true;
+        10 => InitProducerId "init_producer_id": InitProducerIdRequest => InitProducerIdResponse, retry = true;
         20 => JoinGroup "join_group": JoinGroupRequest => GroupAssignmentResponse, retry = false;
         21 => Heartbeat "heartbeat": HeartbeatRequest => GroupAssignmentResponse, retry = true;
         22 => LeaveGroup "leave_group": LeaveGroupRequest => StatusResponse, retry = false;

@@ -41,6 +41,8 @@ pub enum ErrorCode {
     CorruptBatch = 21,
     CorruptData = 22,
     BatchTooLarge = 23,
+    OutOfOrderSequence = 24,
+    ProducerFenced = 25,
     StorageError = 30,
     DiskFull = 31,
     PartitionReadOnly = 32,
@@ -68,7 +70,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 40] = [
+    pub const ALL: [ErrorCode; 42] = [
         ErrorCode::None,
         ErrorCode::Unknown,
         ErrorCode::InvalidRequest,
@@ -85,6 +87,8 @@ impl ErrorCode {
         ErrorCode::CorruptBatch,
         ErrorCode::CorruptData,
         ErrorCode::BatchTooLarge,
+        ErrorCode::OutOfOrderSequence,
+        ErrorCode::ProducerFenced,
         ErrorCode::StorageError,
         ErrorCode::DiskFull,
         ErrorCode::PartitionReadOnly,
@@ -142,6 +146,8 @@ impl ErrorCode {
             ErrorCode::CorruptBatch => "corrupt record batch",
             ErrorCode::CorruptData => "corrupt data on disk",
             ErrorCode::BatchTooLarge => "record batch too large",
+            ErrorCode::OutOfOrderSequence => "out-of-order sequence number",
+            ErrorCode::ProducerFenced => "producer fenced by a newer epoch",
             ErrorCode::StorageError => "storage error",
             ErrorCode::DiskFull => "disk full",
             ErrorCode::PartitionReadOnly => "partition is read-only",

@@ -390,6 +390,42 @@ messages! {
         pub base_offset: u64,
         #[prost(uint64, tag = "4")]
         pub last_offset: u64,
+        /// An idempotent producer's retry of a batch stored before its
+        /// last five on the partition: stored once, but its offsets are no
+        /// longer known (`base_offset`/`last_offset` mean nothing).
+        #[prost(bool, tag = "5")]
+        pub offsets_unknown: bool,
+    }
+
+    /// Asks for an idempotent producer's identity: a new producer id with
+    /// epoch 0, or, given the producer's current id and epoch, the same id
+    /// with the next epoch (batches of older epochs are then fenced; at
+    /// the last epoch a new id is given instead).
+    pub struct InitProducerIdRequest {
+        /// The topic the producer writes: the caller needs write on it.
+        #[prost(string, tag = "1")]
+        pub topic: String,
+        /// The producer's current id, or 0 (or below) for a new one.
+        #[prost(int64, tag = "2")]
+        pub producer_id: i64,
+        #[prost(int32, tag = "3")]
+        pub producer_epoch: i32,
+    }
+
+    pub struct InitProducerIdResponse {
+        #[prost(uint32, tag = "1")]
+        pub error_code: u32,
+        #[prost(string, tag = "2")]
+        pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
+        /// Ids start at 1 and are never given twice by a data directory.
+        #[prost(int64, tag = "3")]
+        pub producer_id: i64,
+        #[prost(int32, tag = "4")]
+        pub producer_epoch: i32,
     }
 
     pub struct FetchRequest {

@@ -25,6 +25,12 @@ pub const INDEX_MAX_BYTES_MIN: u64 = 1024;
 /// "keep forever": leave retention unset.
 pub const RETENTION_MS_LIMIT: u64 = 100 * 365 * 24 * 3600 * 1000;
 pub const INDEX_MAX_BYTES_LIMIT: u64 = 1024 * 1024 * 1024;
+/// Idle time after which an idempotent producer is forgotten: a day, as
+/// Kafka's `producer.id.expiration.ms`.
+pub const DEFAULT_PRODUCER_EXPIRY_MS: u64 = 24 * 3600 * 1000;
+/// The shortest producer expiry: under it, a producer's retries after a
+/// broker restart could outlive its state.
+pub const PRODUCER_EXPIRY_MS_MIN: u64 = 1000;
 
 #[derive(Debug, Clone)]
 pub struct LogConfig {
@@ -47,6 +53,9 @@ pub struct LogConfig {
     /// bytes or this much time since the last one; bounds recovery work.
     pub checkpoint_interval_bytes: u64,
     pub checkpoint_interval_ms: u64,
+    /// Forget an idempotent producer that has not written to this log for
+    /// this long (Kafka's `producer.id.expiration.ms`).
+    pub producer_expiry_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -62,6 +71,7 @@ impl Default for LogConfig {
             max_batch_bytes: 16 * 1024 * 1024,
             checkpoint_interval_bytes: 64 * 1024 * 1024,
             checkpoint_interval_ms: 30_000,
+            producer_expiry_ms: DEFAULT_PRODUCER_EXPIRY_MS,
         }
     }
 }
@@ -96,6 +106,12 @@ impl LogConfig {
         if let Some(retention_bytes) = self.retention_bytes {
             check_positive("retention_bytes", retention_bytes)?;
         }
+        check_range(
+            "producer_expiry_ms",
+            self.producer_expiry_ms,
+            PRODUCER_EXPIRY_MS_MIN,
+            RETENTION_MS_LIMIT,
+        )?;
         check_positive("checkpoint_interval_ms", self.checkpoint_interval_ms)
     }
 

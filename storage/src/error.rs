@@ -28,6 +28,22 @@ pub enum StorageError {
     InvalidBatch(#[from] ProtocolError),
     #[error("partition {0} is read-only after an fsync failure; restart the broker to recover it")]
     ReadOnly(String),
+    /// An idempotent producer's batch that does not follow its last one:
+    /// a batch in between is missing.
+    #[error("out-of-order sequence from producer {producer_id}: expected {expected}, got {got}")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        got: i32,
+    },
+    /// An idempotent producer's batch from an epoch older than the
+    /// producer's current one: a newer instance took over.
+    #[error("producer {producer_id} epoch {epoch} is fenced by epoch {current_epoch}")]
+    ProducerFenced {
+        producer_id: i64,
+        epoch: i16,
+        current_epoch: i16,
+    },
     #[error("log {0} is closed")]
     Closed(String),
     /// A `LogConfig` field outside the range the log supports.

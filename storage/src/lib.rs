@@ -15,6 +15,7 @@ mod flusher;
 mod health;
 mod index;
 mod log;
+mod producer_snapshot;
 pub mod producers;
 mod recovery;
 mod segment;
@@ -36,6 +37,8 @@ pub use segment_cache::{
 /// Kafka's "no epoch"; a replication term is what will go here.
 pub const STORED_LEADER_EPOCH: i32 = ferry_protocol::batch::NO_PARTITION_LEADER_EPOCH;
 
+#[cfg(test)]
+mod producer_tests;
 #[cfg(test)]
 mod sealed_tests;
 #[cfg(test)]

@@ -3,9 +3,18 @@
 //! [`PRODUCER_BATCHES_KEPT`] batches. Before a batch with a producer id is
 //! appended, [`ProducerStates::check`] says what to do with it:
 //!
-//! - the next sequence (or sequence 0 of a newer epoch): append it;
+//! - the next sequence (or sequence 0 of a newer epoch), or any sequence
+//!   of a producer this partition does not know (new, expired, or whose
+//!   batches retention deleted: as Kafka, its first batch here is taken
+//!   as it comes): append it;
 //! - the same sequence range as one of the kept batches: a retry of a batch
 //!   already stored: answer with that batch's offsets, write nothing;
+//! - a sequence range wholly before the oldest kept batch (same epoch): a
+//!   retry of a batch stored earlier still (batches are only ever taken in
+//!   sequence order, so everything before the kept ones was stored):
+//!   `DuplicateOlder`, acknowledged without its offsets (Kafka's
+//!   `DUPLICATE_SEQUENCE_NUMBER`), so a producer may keep more than five
+//!   batches in flight and stay exactly-once;
 //! - a gap after the last sequence: `OutOfOrder` (a batch was lost in
 //!   between; the producer must not skip it);
 //! - an older epoch: `Fenced` (a newer instance of the producer took over);
@@ -53,6 +62,11 @@ pub enum Check {
     Duplicate {
         base_offset: u64,
         last_offset: u64,
+    },
+    /// Stored before the oldest kept batch (which starts at
+    /// `before_offset`); its own offsets are no longer known.
+    DuplicateOlder {
+        before_offset: u64,
     },
     /// Not the next sequence: refused.
     OutOfOrder {
@@ -110,9 +124,9 @@ impl ProducerStates {
     /// What to do with a batch of `batch` (not yet appended).
     pub fn check(&self, batch: &BatchIdentity) -> Check {
         let Some(entry) = self.producers.get(&batch.producer_id) else {
-            // A producer this partition does not know (new, or expired):
-            // its first batch here starts at sequence 0.
-            return expect(0, batch.base_sequence);
+            // A producer this partition does not know (new, expired, or
+            // its batches deleted): nothing to compare with.
+            return Check::Append;
         };
         if batch.producer_epoch < entry.epoch {
             return Check::Fenced {
@@ -132,6 +146,14 @@ impl ProducerStates {
                 base_offset: kept.base_offset,
                 last_offset: kept.last_offset,
             };
+        }
+        if let Some(oldest) = entry.batches.front() {
+            // No wrap inside the batch, and wholly before the oldest kept.
+            if batch.base_sequence <= last && last < oldest.first_sequence {
+                return Check::DuplicateOlder {
+                    before_offset: oldest.base_offset,
+                };
+            }
         }
         let next = entry
             .batches
@@ -199,6 +221,19 @@ impl ProducerStates {
         self.producers.retain(|_, entry| !entry.batches.is_empty());
     }
 
+    /// Every producer, in no particular order (for snapshots).
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> {
+        self.producers.iter().map(|(id, entry)| (*id, entry))
+    }
+
+    /// Puts back a producer read from a snapshot.
+    pub fn restore(&mut self, producer_id: i64, entry: ProducerEntry) {
+        assert!(entry.batches.len() <= PRODUCER_BATCHES_KEPT);
+        if self.producers.len() < PRODUCERS_PER_PARTITION_LIMIT {
+            self.producers.insert(producer_id, entry);
+        }
+    }
+
     fn drop_longest_idle(&mut self) {
         let idle = self
             .producers
@@ -242,6 +277,11 @@ mod tests {
     #[test]
     fn sequences_follow_on_and_retries_get_their_offsets() {
         let mut states = ProducerStates::new();
+        assert_eq!(
+            states.check(&batch(7, 0, 42, 1)),
+            Check::Append,
+            "unknown: as it comes"
+        );
         let first = batch(7, 0, 0, 3);
         assert_eq!(states.check(&first), Check::Append);
         states.record(&first, 100, 102, 1);
@@ -287,10 +327,10 @@ mod tests {
         for n in 0..7 {
             states.record(&batch(1, 0, n, 1), n as u64, n as u64, 0);
         }
-        assert!(matches!(
+        assert_eq!(
             states.check(&batch(1, 0, 1, 1)),
-            Check::OutOfOrder { .. }
-        ));
+            Check::DuplicateOlder { before_offset: 2 }
+        );
         assert!(matches!(
             states.check(&batch(1, 0, 2, 1)),
             Check::Duplicate { .. }

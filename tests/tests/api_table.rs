@@ -32,6 +32,7 @@ const ORDER: [ApiKey; API_COUNT] = [
     ApiKey::Fetch,
     ApiKey::ListOffsets,
     ApiKey::BrokerStatus,
+    ApiKey::InitProducerId,
     ApiKey::JoinGroup,
     ApiKey::Heartbeat,
     ApiKey::OffsetCommit,
@@ -121,6 +122,10 @@ async fn exercise(client: &Client, key: ApiKey, kept: &mut Kept) {
             assert!(end > 0);
         }
         ApiKey::BrokerStatus => assert_eq!(client.broker_status().await.unwrap().topics, 1),
+        ApiKey::InitProducerId => {
+            let identity = client.init_producer_id(TOPIC, None).await.unwrap();
+            assert!(identity.producer_id > 0 && identity.epoch == 0);
+        }
         ApiKey::JoinGroup => kept.member = Some(join_and_consume(client).await),
         ApiKey::Heartbeat => wire_member_heartbeat(client).await,
         ApiKey::OffsetCommit => kept

@@ -104,8 +104,12 @@ async fn a_client_that_never_reads_is_disconnected_and_memory_stays_bounded() {
             _ => break, // the broker stopped reading (backpressure) or closed
         }
     }
-    // Stay silent past the broker's 1 s write timeout: it must give up on us.
-    tokio::time::sleep(Duration::from_millis(3000)).await;
+    // Stay silent past the broker's 1 s write timeout: it must give up on
+    // us (awaited in its log, at most 20 s: a loaded machine is slow).
+    let giving_up = Instant::now() + Duration::from_secs(20);
+    while !broker.log_contains("client is not reading") && Instant::now() < giving_up {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let peak = rss_anon_kib(broker.pid());
     // What is left to read is what sat in socket buffers, then EOF.
     let mut sink = vec![0u8; 1 << 20];

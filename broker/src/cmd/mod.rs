@@ -12,6 +12,7 @@ mod fetch;
 mod group;
 mod handshake;
 mod produce;
+mod producer;
 mod queue;
 mod security;
 mod status;
@@ -183,6 +184,7 @@ fn route(
         Request::Fetch(req) => fetch::fetch(broker, header, req),
         Request::ListOffsets(req) => admin::list_offsets(broker, header, req),
         Request::BrokerStatus(_) => status::broker_status(broker, header),
+        Request::InitProducerId(req) => producer::init_producer_id(broker, header, req),
         Request::JoinGroup(req) => group::join(broker, header, req),
         Request::Heartbeat(req) => group::heartbeat(broker, header, req),
         Request::LeaveGroup(req) => group::leave(broker, header, req),

@@ -1,7 +1,9 @@
 //! Produce: validate every batch of the request (header, CRC and a walk of
 //! every record), append them in arrival order, then answer at the requested
 //! ack level: `written` at once, `durable` when the group commit covering
-//! the last batch completes, `none` never.
+//! the last batch completes, `none` never. An idempotent producer's retry
+//! of a batch already stored is answered with the stored offsets, once they
+//! are durable, and not written again (the log decides, under its lock).
 
 use std::sync::Arc;
 
@@ -28,19 +30,20 @@ pub fn produce(broker: &Arc<Broker>, header: FrameHeader, request: ProduceReques
         }
         return Reply::Nothing;
     }
-    let (base_offset, last_offset, log) = match result {
+    let appended = match result {
         Ok(appended) => appended,
         Err(error) => return Reply::Now(respond_error(broker, header, &error)),
     };
     let response = ProduceResponse {
-        base_offset,
-        last_offset,
+        base_offset: appended.base_offset,
+        last_offset: appended.last_offset,
+        offsets_unknown: appended.offsets_unknown,
         ..ProduceResponse::default()
     };
     if acks != Some(Acks::Durable) {
         return Reply::Now(respond(header, &response));
     }
-    let durable = log.wait_durable(last_offset + 1);
+    let durable = appended.log.wait_durable(appended.durable_at);
     when_durable(
         broker,
         header,
@@ -49,22 +52,39 @@ pub fn produce(broker: &Arc<Broker>, header: FrameHeader, request: ProduceReques
     )
 }
 
+/// What a produce request appended (or found already stored).
+struct Appended {
+    base_offset: u64,
+    last_offset: u64,
+    /// A retried batch's offsets are no longer known (see `AppendInfo`).
+    offsets_unknown: bool,
+    /// The durable wait covers every offset below this.
+    durable_at: u64,
+    log: ferry_storage::Log,
+}
+
 fn append(
     broker: &Broker,
     request: &ProduceRequest,
     acks: Option<Acks>,
-) -> Result<(u64, u64, ferry_storage::Log), BrokerError> {
+) -> Result<Appended, BrokerError> {
     if acks.is_none() {
         return Err(BrokerError::UnknownAcks(request.acks));
     }
     let log = broker.topics.partition(&request.topic, request.partition)?;
     let batches = split_batches(&request.records, broker.config.max_batch_bytes)?;
     let mut first = None;
-    let mut last = 0;
+    let (mut last, mut durable_at, mut offsets_unknown) = (0, 0, false);
     for (header, bytes) in &batches {
         let info = log.append(bytes)?;
         first.get_or_insert(info.base_offset);
         last = info.last_offset;
+        durable_at = durable_at.max(info.last_offset + 1);
+        offsets_unknown |= !info.offsets_known;
+        if info.duplicate {
+            Metrics::add(&broker.metrics.produce_duplicate_batches, 1);
+            continue;
+        }
         Metrics::add(
             &broker.metrics.produce_records,
             u64::from(header.record_count),
@@ -72,7 +92,13 @@ fn append(
         Metrics::add(&broker.metrics.produce_bytes, bytes.len() as u64);
     }
     let first = first.ok_or(BrokerError::EmptyProduce)?;
-    Ok((first, last, log))
+    Ok(Appended {
+        base_offset: first,
+        last_offset: last,
+        offsets_unknown,
+        durable_at,
+        log,
+    })
 }
 
 /// Every batch in `records`, each fully validated, before any is appended.

@@ -8,7 +8,7 @@
 //! | handshake, sasl_authenticate | nothing (they come before authentication) |
 //! | who_am_i | an authenticated connection |
 //! | create/delete/describe topic, list_offsets | topic create / delete / describe / describe |
-//! | produce, fetch | topic write, topic read |
+//! | produce, init_producer_id, fetch | topic write, topic write, topic read |
 //! | join, heartbeat, leave, offset_commit | group read |
 //! | offset_fetch, describe_group | group describe |
 //! | delete_group, reset_offsets | group delete, group alter |
@@ -57,7 +57,7 @@ pub fn need(key: ApiKey) -> Need {
         ApiKey::CreateTopic => On(Topic, Create),
         ApiKey::DeleteTopic => On(Topic, Delete),
         ApiKey::DescribeTopic | ApiKey::ListOffsets => On(Topic, Describe),
-        ApiKey::Produce => On(Topic, Write),
+        ApiKey::Produce | ApiKey::InitProducerId => On(Topic, Write),
         ApiKey::Fetch => On(Topic, Read),
         ApiKey::JoinGroup | ApiKey::Heartbeat | ApiKey::LeaveGroup | ApiKey::OffsetCommit => {
             On(Group, Read)
@@ -101,6 +101,7 @@ pub fn resource_name(request: &Request) -> Option<Cow<'_, str>> {
         Request::DescribeTopic(r) => Some(Cow::Borrowed(&r.name)),
         Request::ListOffsets(r) => Some(Cow::Borrowed(&r.topic)),
         Request::Produce(r) => Some(Cow::Borrowed(&r.topic)),
+        Request::InitProducerId(r) => Some(Cow::Borrowed(&r.topic)),
         Request::Fetch(r) => Some(Cow::Borrowed(&r.topic)),
         Request::JoinGroup(r) => Some(Cow::Borrowed(&r.group)),
         Request::Heartbeat(r) => Some(Cow::Borrowed(&r.group)),

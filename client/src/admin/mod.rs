@@ -12,9 +12,9 @@ use ferry_protocol::messages::{
     BrokerStatusRequest, ChangePasswordRequest, CreateAclRequest, CreateTokenRequest,
     CreateTopicRequest, CreateUserRequest, DeleteAclRequest, DeleteGroupRequest,
     DeleteQueueRequest, DeleteQuotaRequest, DeleteTopicRequest, DeleteUserRequest,
-    DescribeGroupRequest, DescribeQueueRequest, DescribeTopicRequest, LeaveGroupRequest,
-    ListAclsRequest, ListGroupsRequest, ListOffsetsRequest, ListQueuesRequest, ListQuotasRequest,
-    ListTokensRequest, ListTopicsRequest, ListUsersRequest, OffsetFetchRequest,
+    DescribeGroupRequest, DescribeQueueRequest, DescribeTopicRequest, InitProducerIdRequest,
+    LeaveGroupRequest, ListAclsRequest, ListGroupsRequest, ListOffsetsRequest, ListQueuesRequest,
+    ListQuotasRequest, ListTokensRequest, ListTopicsRequest, ListUsersRequest, OffsetFetchRequest,
     ResetOffsetsRequest, RevokeTokenRequest, ScramCredentials, SetQuotaRequest, WhoAmIRequest,
 };
 use ferry_protocol::scram::{StoredCredentials, ITERATIONS_MIN};
@@ -22,9 +22,9 @@ use ferry_protocol::scram::{StoredCredentials, ITERATIONS_MIN};
 pub use self::types::{
     AclOperation, AclPermission, AclRule, AuthMethod, BrokerStatus, CommittedOffset, FsyncPolicy,
     GroupDescription, GroupInfo, GroupPartitionInfo, GroupState, MemberInfo, NewToken,
-    ParseChoiceError, PartitionInfo, PatternType, QueueConfig, QueueConsumerInfo, QueueDescription,
-    QueueId, QuotaSpec, ResourceType, StartFrom, TokenInfo, TopicConfig, TopicDescription,
-    TopicInfo, UserInfo, WhoAmI,
+    ParseChoiceError, PartitionInfo, PatternType, ProducerIdentity, QueueConfig, QueueConsumerInfo,
+    QueueDescription, QueueId, QuotaSpec, ResourceType, StartFrom, TokenInfo, TopicConfig,
+    TopicDescription, TopicInfo, UserInfo, WhoAmI,
 };
 use crate::auth::off_runtime;
 use crate::client::Client;
@@ -198,6 +198,31 @@ impl Client {
             queue: queue.to_string(),
         };
         Ok(convert::queue_description(self.call(&request).await?))
+    }
+
+    /// An idempotent producer's identity for writing `topic`: a new
+    /// producer id at epoch 0, or, given `current`, the same id at the next
+    /// epoch (the broker then fences batches of older epochs).
+    pub async fn init_producer_id(
+        &self,
+        topic: &str,
+        current: Option<ProducerIdentity>,
+    ) -> Result<ProducerIdentity> {
+        let request = InitProducerIdRequest {
+            topic: topic.to_string(),
+            producer_id: current.map_or(0, |c| c.producer_id),
+            producer_epoch: current.map_or(0, |c| i32::from(c.epoch)),
+        };
+        let answer = self.call(&request).await?;
+        let epoch =
+            i16::try_from(answer.producer_epoch).map_err(|_| ClientError::UnexpectedAnswer {
+                field: "producer epoch",
+                value: answer.producer_epoch.to_string(),
+            })?;
+        Ok(ProducerIdentity {
+            producer_id: answer.producer_id,
+            epoch,
+        })
     }
 
     /// The broker's version, uptime, data directory and counts.

@@ -283,6 +283,15 @@ pub struct QueueConsumerInfo {
     pub delivered: u64,
 }
 
+/// An idempotent producer's id and epoch ([`crate::Client::init_producer_id`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerIdentity {
+    /// The producer id (ids start at 1).
+    pub producer_id: i64,
+    /// The epoch: batches of older epochs of this id are fenced.
+    pub epoch: i16,
+}
+
 /// What `BrokerStatus` reports ([`crate::Client::broker_status`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -1,16 +1,19 @@
 //! Building a batch: records are encoded one by one behind room left for
 //! the 61-byte header, which `finish` fills in (with the CRC-32C) in place,
-//! so a finished batch is never copied. What it writes: magic 2, no
-//! compression, create-time timestamps, `lastOffsetDelta` = record count - 1,
-//! leader epoch -1, and no producer id/epoch/sequence (-1) unless
-//! `set_producer` gave them. The base offset is left 0 for the broker.
+//! so a finished uncompressed batch is never copied; with a codec set
+//! (`set_compression`), `finish` compresses the records into a new buffer
+//! behind the header instead. What it writes: magic 2, the codec in the
+//! attributes (none by default), create-time timestamps, `lastOffsetDelta` =
+//! record count - 1, leader epoch -1, and no producer id/epoch/sequence (-1)
+//! unless `set_producer` gave them. The base offset is left 0 for the broker.
 
 use bytes::Bytes;
 
+use super::compression::{compress_into, Compression};
 use super::record::RecordHeader;
 use super::{
     update_crc, BATCH_HEADER_BYTES, BATCH_LENGTH_PREFIX_BYTES, BATCH_MAGIC, BATCH_RECORDS_LIMIT,
-    COMPRESSION_NONE, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
+    NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
 };
 use crate::varint::{put_varint, varint_len};
 
@@ -34,6 +37,7 @@ pub struct BatchBuilder {
     producer_id: i64,
     producer_epoch: i16,
     base_sequence: i32,
+    compression: Compression,
 }
 
 impl BatchBuilder {
@@ -53,13 +57,21 @@ impl BatchBuilder {
             producer_id: NO_PRODUCER_ID,
             producer_epoch: NO_PRODUCER_EPOCH,
             base_sequence: NO_SEQUENCE,
+            compression: Compression::None,
         }
     }
 
+    /// Compresses the records with `codec` when the batch is finished.
+    pub fn set_compression(&mut self, codec: Compression) {
+        self.compression = codec;
+    }
+
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
     /// Marks the batch as an idempotent producer's: its id, epoch and the
-    /// sequence number of the batch's first record. (Brokers of this
-    /// version refuse such batches; the fields are in place for when they
-    /// are served.)
+    /// sequence number of the batch's first record.
     pub fn set_producer(&mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) {
         self.producer_id = producer_id;
         self.producer_epoch = producer_epoch;
@@ -74,7 +86,8 @@ impl BatchBuilder {
         self.record_count
     }
 
-    /// Size the batch would have if finished now.
+    /// Size the batch would have if finished now without compression (what
+    /// producers fill batches by, as Kafka's `batch.size`).
     pub fn size_bytes(&self) -> usize {
         self.buf.len()
     }
@@ -115,10 +128,27 @@ impl BatchBuilder {
         self.record_count += 1;
     }
 
-    /// Fills in the header and its CRC; the batch is ready to send.
+    /// Compresses the records if a codec is set, fills in the header and
+    /// its CRC; the batch is ready to send.
     pub fn finish(mut self) -> Bytes {
         assert!(self.record_count > 0, "a batch holds at least one record");
-        let batch_length = (self.buf.len() - BATCH_LENGTH_PREFIX_BYTES) as u32;
+        let mut buf = match self.compression {
+            Compression::None => std::mem::take(&mut self.buf),
+            codec => {
+                let mut out = vec![0u8; BATCH_HEADER_BYTES];
+                compress_into(codec, &self.buf[BATCH_HEADER_BYTES..], &mut out);
+                out
+            }
+        };
+        let header = self.header(buf.len());
+        buf[..BATCH_HEADER_BYTES].copy_from_slice(&header);
+        update_crc(&mut buf);
+        Bytes::from(buf)
+    }
+
+    /// The 61 header bytes of the finished batch of `total_bytes` (CRC 0).
+    fn header(&self, total_bytes: usize) -> [u8; BATCH_HEADER_BYTES] {
+        let batch_length = (total_bytes - BATCH_LENGTH_PREFIX_BYTES) as u32;
         let mut header = [0u8; BATCH_HEADER_BYTES];
         let mut at = 0;
         let mut put = |field: &[u8]| {
@@ -130,7 +160,7 @@ impl BatchBuilder {
         put(&NO_PARTITION_LEADER_EPOCH.to_be_bytes());
         put(&[BATCH_MAGIC]);
         put(&0u32.to_be_bytes()); // the CRC, below
-        put(&COMPRESSION_NONE.to_be_bytes());
+        put(&self.compression.attribute().to_be_bytes());
         put(&(self.record_count - 1).to_be_bytes());
         put(&self.base_timestamp_ms.to_be_bytes());
         put(&self.max_timestamp_ms.to_be_bytes());
@@ -139,9 +169,7 @@ impl BatchBuilder {
         put(&self.base_sequence.to_be_bytes());
         put(&self.record_count.to_be_bytes());
         debug_assert_eq!(at, BATCH_HEADER_BYTES);
-        self.buf[..BATCH_HEADER_BYTES].copy_from_slice(&header);
-        update_crc(&mut self.buf);
-        Bytes::from(self.buf)
+        header
     }
 }
 

@@ -17,8 +17,18 @@
 //! 51     2    producerEpoch          producer_epoch       -1 when not idempotent
 //! 53     4    baseSequence           base_sequence        -1 when not idempotent
 //! 57     4    recordCount            record_count         1 ..= BATCH_RECORDS_LIMIT
-//! 61     ..   records (see `record.rs`)
+//! 61     ..   records (see `record.rs`), compressed when attributes say so
 //! ```
+//!
+//! Attribute bits 0-2 name the compression codec of the records region,
+//! bytes `[61, end)`: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd (Kafka's wire
+//! formats, see `compression.rs`); 5-7 are undefined and refused. The header
+//! is never compressed; the CRC covers the records region as sent
+//! (compressed), and `batchLength` counts its compressed bytes. A
+//! compressed batch may not hold more record bytes, decompressed, than an
+//! uncompressed batch may: `validate_batch` decompresses with the same
+//! limit it holds the batch's size to, and `RecordIter` with
+//! `BATCH_BYTES_LIMIT`.
 //!
 //! The CRC (Castagnoli, as Kafka) starts at `attributes`, so the broker
 //! assigns `baseOffset` and `partitionLeaderEpoch` by rewriting those bytes
@@ -28,17 +38,22 @@
 //! refused as such.
 //!
 //! What Ferry does not support yet is refused with `Unsupported`, never
-//! misread: compression codecs other than none, log-append-time timestamps,
-//! transactional and control batches, unknown attribute bits, and (from
-//! clients, in `validate_batch`) idempotent producer ids.
+//! misread: undefined compression codecs, log-append-time timestamps,
+//! transactional and control batches, and unknown attribute bits.
 
 mod builder;
+mod compression;
+#[cfg(test)]
+mod compression_tests;
 mod crc;
 mod record;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
+
 pub use builder::{BatchBuilder, NewRecord};
+pub use compression::{compress, decompress, Compression};
 pub use record::{Record, RecordHeader, RecordIter};
 
 use crate::error::ProtocolError;
@@ -143,6 +158,12 @@ impl BatchHeader {
         self.attributes & COMPRESSION_MASK
     }
 
+    /// The compression codec, decoded; `Unsupported` for codecs 5-7 (which
+    /// `parse` refuses).
+    pub fn codec(&self) -> Result<Compression, ProtocolError> {
+        Compression::from_attributes(self.attributes)
+    }
+
     pub fn is_transactional(&self) -> bool {
         self.attributes & ATTRIBUTE_TRANSACTIONAL != 0
     }
@@ -240,20 +261,7 @@ fn check_attributes(attributes: u16) -> Result<(), ProtocolError> {
     if attributes & ATTRIBUTE_LOG_APPEND_TIME != 0 {
         return unsupported("log-append-time timestamp type (attributes)");
     }
-    let codec = attributes & COMPRESSION_MASK;
-    if codec != COMPRESSION_NONE {
-        return Err(ProtocolError::Unsupported {
-            what: match codec {
-                COMPRESSION_GZIP => "compression codec gzip (not supported yet)",
-                COMPRESSION_SNAPPY => "compression codec snappy (not supported yet)",
-                COMPRESSION_LZ4 => "compression codec lz4 (not supported yet)",
-                COMPRESSION_ZSTD => "compression codec zstd (not supported yet)",
-                _ => "compression codec (undefined)",
-            },
-            value: u64::from(codec),
-        });
-    }
-    Ok(())
+    Compression::from_attributes(attributes).map(|_| ())
 }
 
 /// Reads only `base_offset` and `batch_length`: enough to step over a batch.
@@ -304,13 +312,30 @@ pub fn check_batch(batch: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, 
 /// producer fields, and a walk of every record, so lying nested lengths,
 /// offset deltas other than 0, 1, 2, ..., timestamps above the batch
 /// maximum or a wrong record count are refused before anything is stored.
+/// A compressed batch's records are decompressed first, to at most
+/// `max_batch_bytes` (and `BATCH_BYTES_LIMIT`): more is `TooLarge`.
 pub fn validate_batch(batch: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, ProtocolError> {
     let header = check_batch(batch, max_batch_bytes)?;
     check_producer(&header)?;
-    let mut position = BATCH_HEADER_BYTES;
+    let region = &batch[BATCH_HEADER_BYTES..];
+    let records = match header.codec()? {
+        Compression::None => Cow::Borrowed(region),
+        codec => {
+            let limit = max_batch_bytes.min(BATCH_BYTES_LIMIT);
+            Cow::Owned(decompress(codec, region, limit)?)
+        }
+    };
+    check_records(&header, &records)?;
+    Ok(header)
+}
+
+/// Walks every record of a records buffer (see `record.rs`): the checks of
+/// [`validate_batch`].
+fn check_records(header: &BatchHeader, records: &[u8]) -> Result<(), ProtocolError> {
+    let mut position = 0;
     for index in 0..header.record_count {
-        let raw = record::RawRecord::parse(batch, position)?;
-        raw.check_headers(batch)?;
+        let raw = record::RawRecord::parse(records, position)?;
+        raw.check_headers(records)?;
         if raw.offset_delta != index as i32 {
             return Err(ProtocolError::Malformed(
                 "record offset deltas are not 0, 1, 2, ...",
@@ -323,28 +348,23 @@ pub fn validate_batch(batch: &[u8], max_batch_bytes: usize) -> Result<BatchHeade
         }
         position = raw.end;
     }
-    if position != batch.len() {
+    if position != records.len() {
         return Err(ProtocolError::Malformed("bytes after the last record"));
     }
-    Ok(header)
+    Ok(())
 }
 
-/// The producer fields of a batch a client sends: none (all -1) until
-/// idempotent producers are served.
+/// The producer fields of a batch a client sends: all -1 (not
+/// idempotent), or a producer id, epoch and base sequence all >= 0.
 fn check_producer(header: &BatchHeader) -> Result<(), ProtocolError> {
-    if header.producer_id >= 0 {
-        return Err(ProtocolError::Unsupported {
-            what:
-                "idempotent record batch (producer id; idempotent producers are not supported yet)",
-            value: header.producer_id as u64,
-        });
-    }
-    if header.producer_id != NO_PRODUCER_ID
-        || header.producer_epoch != NO_PRODUCER_EPOCH
-        || header.base_sequence != NO_SEQUENCE
-    {
+    let none = header.producer_id == NO_PRODUCER_ID
+        && header.producer_epoch == NO_PRODUCER_EPOCH
+        && header.base_sequence == NO_SEQUENCE;
+    let idempotent =
+        header.producer_id >= 0 && header.producer_epoch >= 0 && header.base_sequence >= 0;
+    if !none && !idempotent {
         return Err(ProtocolError::Malformed(
-            "producer id, epoch and base sequence of a non-idempotent batch must all be -1",
+            "producer id, epoch and base sequence must be all -1 or all >= 0",
         ));
     }
     Ok(())

@@ -1,6 +1,11 @@
 //! Records inside a batch: Kafka's v2 record layout, one bounded parser over
-//! a batch's bytes (shared by `validate_batch` and `RecordIter`, so what
+//! a records buffer (shared by `validate_batch` and `RecordIter`, so what
 //! validates is exactly what iterates), and the decoded `Record`.
+//!
+//! A records buffer is a batch's records region: the batch's bytes from 61
+//! on when it is not compressed (a zero-copy slice), else those bytes
+//! decompressed (see `compression.rs`). Positions are offsets into that
+//! buffer, the first record at 0.
 //!
 //! ```text
 //! length            varint   bytes of the rest of this record
@@ -26,7 +31,8 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use super::{BatchHeader, BATCH_HEADER_BYTES, RECORD_HEADERS_LIMIT};
+use super::compression::{decompress, Compression};
+use super::{BatchHeader, BATCH_BYTES_LIMIT, BATCH_HEADER_BYTES, RECORD_HEADERS_LIMIT};
 use crate::error::ProtocolError;
 use crate::varint::{get_varint, get_varint32};
 
@@ -41,7 +47,7 @@ pub struct RecordHeader {
 }
 
 /// A record decoded from a batch; key, value and header values are zero-copy
-/// slices of the batch.
+/// slices of the batch (of its decompressed records when it is compressed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub offset: u64,
@@ -61,7 +67,7 @@ impl Record {
     }
 }
 
-/// One record's fields as positions in the batch; headers are walked
+/// One record's fields as positions in a records buffer; headers are walked
 /// separately (`for_each_header`), which also checks the record's length.
 pub(super) struct RawRecord {
     /// Where the next record starts.
@@ -75,13 +81,13 @@ pub(super) struct RawRecord {
 }
 
 impl RawRecord {
-    /// Parses the record starting at `position` of `batch`, up to its
+    /// Parses the record starting at `position` of `records`, up to its
     /// headers.
-    pub fn parse(batch: &[u8], position: usize) -> Result<RawRecord, ProtocolError> {
-        debug_assert!(position <= batch.len());
-        let start_end = record_bounds(batch, position)?;
+    pub fn parse(records: &[u8], position: usize) -> Result<RawRecord, ProtocolError> {
+        debug_assert!(position <= records.len());
+        let start_end = record_bounds(records, position)?;
         let mut reader = Reader {
-            buf: batch,
+            buf: records,
             position: start_end.start,
             end: start_end.end,
         };
@@ -133,11 +139,11 @@ impl RawRecord {
     /// where the record's length says it ends.
     pub fn for_each_header(
         &self,
-        batch: &[u8],
+        records: &[u8],
         mut each: impl FnMut(&str, Option<Range<usize>>),
     ) -> Result<(), ProtocolError> {
         let mut reader = Reader {
-            buf: batch,
+            buf: records,
             position: self.headers_at,
             end: self.end,
         };
@@ -149,7 +155,7 @@ impl RawRecord {
                 ));
             }
             let key = reader.take(key_length as u64)?;
-            let key = std::str::from_utf8(&batch[key])
+            let key = std::str::from_utf8(&records[key])
                 .map_err(|_| ProtocolError::Malformed("record header key is not UTF-8"))?;
             let value = reader.nullable()?;
             each(key, value);
@@ -163,39 +169,59 @@ impl RawRecord {
     }
 
     /// The header walk of `for_each_header`, keeping nothing.
-    pub fn check_headers(&self, batch: &[u8]) -> Result<(), ProtocolError> {
-        self.for_each_header(batch, |_, _| ())
+    pub fn check_headers(&self, records: &[u8]) -> Result<(), ProtocolError> {
+        self.for_each_header(records, |_, _| ())
     }
 }
 
 /// The body of the record whose length prefix is at `position`.
-fn record_bounds(batch: &[u8], position: usize) -> Result<Range<usize>, ProtocolError> {
-    let (length, used) = get_varint32(&batch[position..])?;
+fn record_bounds(records: &[u8], position: usize) -> Result<Range<usize>, ProtocolError> {
+    let (length, used) = get_varint32(&records[position..])?;
     if length < 0 {
         return Err(ProtocolError::Malformed("negative record length"));
     }
     let start = position + used;
-    let end = bounded_end(start, length as u64, batch.len(), "record length")?;
+    let end = bounded_end(start, length as u64, records.len(), "record length")?;
     Ok(start..end)
 }
 
-/// Iterates the records of one batch. Stops after the first error.
+/// The records buffer of `batch`: its bytes from 61 on, as they are (no
+/// copy) or decompressed, at most `BATCH_BYTES_LIMIT` of them.
+fn records_buffer(batch: &Bytes, header: &BatchHeader) -> Result<Bytes, ProtocolError> {
+    let region = BATCH_HEADER_BYTES.min(batch.len())..;
+    match header.codec()? {
+        Compression::None => Ok(batch.slice(region)),
+        codec => decompress(codec, &batch[region], BATCH_BYTES_LIMIT).map(Bytes::from),
+    }
+}
+
+/// Iterates the records of one batch, compressed or not. Stops after the
+/// first error; a batch whose records do not decompress yields that error
+/// first.
 pub struct RecordIter {
-    batch: Bytes,
+    records: Bytes,
     header: BatchHeader,
     position: usize,
     remaining: u32,
+    /// Why the records buffer could not be had, until `next` reports it
+    /// (`failed` is set from the start then).
+    pending: Option<ProtocolError>,
     failed: bool,
 }
 
 impl RecordIter {
     pub fn new(batch: Bytes, header: BatchHeader) -> RecordIter {
+        let (records, pending) = match records_buffer(&batch, &header) {
+            Ok(records) => (records, None),
+            Err(err) => (Bytes::new(), Some(err)),
+        };
         RecordIter {
-            position: BATCH_HEADER_BYTES,
-            remaining: header.record_count,
-            batch,
+            records,
             header,
-            failed: false,
+            position: 0,
+            remaining: header.record_count,
+            failed: pending.is_some(),
+            pending,
         }
     }
 
@@ -203,10 +229,13 @@ impl RecordIter {
     /// the next `next()` returns it. Relies on offset deltas 0, 1, 2, ...,
     /// which `validate_batch` guarantees for stored batches.
     pub fn seek(&mut self, offset: u64) -> Result<(), ProtocolError> {
+        if let Some(err) = &self.pending {
+            return Err(err.clone());
+        }
         let target = offset.saturating_sub(self.header.base_offset);
         let mut index = u64::from(self.header.record_count - self.remaining);
         while index < target && self.remaining > 0 {
-            self.position = record_bounds(&self.batch, self.position)?.end;
+            self.position = record_bounds(&self.records, self.position)?.end;
             self.remaining -= 1;
             index += 1;
         }
@@ -214,13 +243,13 @@ impl RecordIter {
     }
 
     fn decode_next(&mut self) -> Result<Record, ProtocolError> {
-        let batch = &self.batch;
-        let raw = RawRecord::parse(batch, self.position)?;
+        let records = &self.records;
+        let raw = RawRecord::parse(records, self.position)?;
         let mut headers = Vec::with_capacity(raw.header_capacity());
-        raw.for_each_header(batch, |key, value| {
+        raw.for_each_header(records, |key, value| {
             headers.push(RecordHeader {
                 key: key.to_owned(),
-                value: value.map(|range| batch.slice(range)),
+                value: value.map(|range| records.slice(range)),
             })
         })?;
         debug_assert_eq!(headers.len(), raw.header_count);
@@ -232,8 +261,8 @@ impl RecordIter {
                 .header
                 .base_timestamp_ms
                 .wrapping_add(raw.timestamp_delta),
-            key: raw.key.map(|range| batch.slice(range)),
-            value: raw.value.map(|range| batch.slice(range)),
+            key: raw.key.map(|range| records.slice(range)),
+            value: raw.value.map(|range| records.slice(range)),
             headers,
         };
         self.position = raw.end;
@@ -246,16 +275,16 @@ impl Iterator for RecordIter {
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
-            return None;
+            return self.pending.take().map(Err);
         }
         if self.remaining == 0 {
-            if self.position != self.batch.len() {
+            if self.position != self.records.len() {
                 self.failed = true;
                 return Some(Err(ProtocolError::Malformed("bytes after the last record")));
             }
             return None;
         }
-        if self.position >= self.batch.len() {
+        if self.position >= self.records.len() {
             self.failed = true;
             return Some(Err(ProtocolError::Malformed(
                 "fewer records than record_count",

@@ -1,7 +1,10 @@
-//! The append path: under the writer lock, roll the active segment if it is
-//! due, `pwritev` the batch with its new base offset and leader epoch (the
-//! front bytes outside its CRC), add its index entries (see `cursor.rs`),
-//! then publish the new size and end offset.
+//! The append path: under the writer lock, check an idempotent producer's
+//! batch against its recent ones (a retry is answered with the stored
+//! offsets and not written; see `producers.rs`), roll the active segment if
+//! it is due (snapshotting the producers' state), `pwritev` the batch with
+//! its new base offset and leader epoch (the front bytes outside its CRC),
+//! add its index entries (see `cursor.rs`), then publish the new size and
+//! end offset.
 
 use std::sync::Arc;
 
@@ -14,6 +17,8 @@ use crate::clock::now_ms;
 use crate::config::FsyncPolicy;
 use crate::cursor::Indexed;
 use crate::error::{IoContext, Result, StorageError};
+use crate::producer_snapshot;
+use crate::producers::{BatchIdentity, Check, ProducerStates};
 use crate::segment::{Segment, SegmentState};
 use crate::STORED_LEADER_EPOCH;
 
@@ -35,9 +40,37 @@ impl LogInner {
         let mut writer = self.writer.lock();
         self.health.check_writable(&self.name)?;
         let now = now_ms();
+        let producer = producer_snapshot::identity(&header);
+        if let Some(identity) = &producer {
+            if let Some(stored) = check_producer(&writer.producers, identity, &header)? {
+                return Ok(stored);
+            }
+        }
         if self.should_roll(&writer, batch.len() as u64, header.record_count, now) {
             self.roll(&mut writer, now)?;
         }
+        let info = self.write(&mut writer, batch, &header)?;
+        if let Some(identity) = &producer {
+            let now_ms = now as i64;
+            let producers = &mut writer.producers;
+            producers.record(identity, info.base_offset, info.last_offset, now_ms);
+            self.expire_producers(&mut writer, now_ms, false);
+        }
+        drop(writer);
+        if self.config.fsync == FsyncPolicy::Always && request_sync {
+            self.flusher.request(self);
+        }
+        Ok(info)
+    }
+
+    /// Writes `batch` at the end of the active segment, indexes and
+    /// publishes it.
+    fn write(
+        &self,
+        writer: &mut Writer,
+        batch: &Bytes,
+        header: &BatchHeader,
+    ) -> Result<AppendInfo> {
         let segment = writer.active.clone();
         let base_offset = writer.cursor.next_offset();
         let position = segment.size_bytes();
@@ -46,7 +79,7 @@ impl LogInner {
         let indexed = writer.cursor.index_batch(
             &segment,
             position,
-            &header,
+            header,
             self.config.index_interval_bytes,
         )?;
         assert_eq!(
@@ -62,15 +95,28 @@ impl LogInner {
             header.max_timestamp_ms,
         );
         self.end_tx.send_replace(next_offset);
-        drop(writer);
-        if self.config.fsync == FsyncPolicy::Always && request_sync {
-            self.flusher.request(self);
-        }
         Ok(AppendInfo {
             base_offset,
             last_offset: base_offset + u64::from(header.record_count) - 1,
             max_timestamp_ms: header.max_timestamp_ms,
+            duplicate: false,
+            offsets_known: true,
         })
+    }
+
+    /// Forgets producers idle past `producer_expiry_ms`: at most once per
+    /// [`PRODUCER_EXPIRY_SCAN_MS`] unless `now` (the walk is over every
+    /// producer of the partition).
+    pub(super) fn expire_producers(&self, writer: &mut Writer, now_ms: i64, now: bool) {
+        if !now && now_ms - writer.producers_expired_at_ms < PRODUCER_EXPIRY_SCAN_MS {
+            return;
+        }
+        writer.producers_expired_at_ms = now_ms;
+        let expiry_ms = self.config.producer_expiry_ms as i64;
+        let expired = writer.producers.expire(now_ms, expiry_ms);
+        if expired > 0 {
+            tracing::debug!(partition = %self.name, expired, "idle producers forgotten");
+        }
     }
 
     /// Whether the active segment must be sealed before a batch of
@@ -117,6 +163,10 @@ impl LogInner {
             now_ms,
         )?);
         new.preallocate_indexes()?;
+        // Only saves recovery work: a failure costs a longer rebuild.
+        if let Err(error) = producer_snapshot::write(&self.home, &writer.producers, next_offset) {
+            tracing::warn!(partition = %self.name, %error, "could not write the producer snapshot");
+        }
         // The new names must be durable before anything in them is acked.
         self.vfs.sync_dir(&self.dir).at(&self.dir)?;
         tracing::debug!(partition = %self.name, base_offset = new.base_offset, "rolled segment");
@@ -128,5 +178,52 @@ impl LogInner {
         self.segments.write().push(new);
         self.flusher.request(self);
         Ok(())
+    }
+}
+
+/// How often an append may walk the partition's producers to expire idle
+/// ones.
+pub(super) const PRODUCER_EXPIRY_SCAN_MS: i64 = 1000;
+
+/// `None` to append an idempotent producer's batch; the stored offsets for
+/// a retry of a batch already stored; an error for a gap or a stale epoch.
+fn check_producer(
+    producers: &ProducerStates,
+    identity: &BatchIdentity,
+    header: &BatchHeader,
+) -> Result<Option<AppendInfo>> {
+    match producers.check(identity) {
+        Check::Append => Ok(None),
+        Check::Duplicate {
+            base_offset,
+            last_offset,
+        } => Ok(Some(AppendInfo {
+            base_offset,
+            last_offset,
+            max_timestamp_ms: header.max_timestamp_ms,
+            duplicate: true,
+            offsets_known: true,
+        })),
+        Check::DuplicateOlder { before_offset } => {
+            debug_assert!(before_offset > 0, "something was stored before it");
+            let below = before_offset.saturating_sub(1);
+            Ok(Some(AppendInfo {
+                base_offset: below,
+                last_offset: below,
+                max_timestamp_ms: header.max_timestamp_ms,
+                duplicate: true,
+                offsets_known: false,
+            }))
+        }
+        Check::OutOfOrder { expected, got } => Err(StorageError::OutOfOrderSequence {
+            producer_id: identity.producer_id,
+            expected,
+            got,
+        }),
+        Check::Fenced { current_epoch } => Err(StorageError::ProducerFenced {
+            producer_id: identity.producer_id,
+            epoch: identity.producer_epoch,
+            current_epoch,
+        }),
     }
 }

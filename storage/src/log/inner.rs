@@ -15,6 +15,7 @@ use crate::config::LogConfig;
 use crate::cursor::IndexCursor;
 use crate::flusher::FlusherShared;
 use crate::health::HealthCell;
+use crate::producers::ProducerStates;
 use crate::recovery::Recovered;
 use crate::segment::{Segment, SegmentHome};
 use crate::vfs::Vfs;
@@ -26,6 +27,11 @@ pub(super) struct Writer {
     pub cursor: IndexCursor,
     /// Sealed segments the next group commit must fsync.
     pub unsynced_sealed: Vec<Arc<Segment>>,
+    /// Idempotent producers' recent batches: checked and updated with
+    /// each append, under this lock, so a retry can never be written twice.
+    pub producers: ProducerStates,
+    /// When idle producers were last expired (ms since the epoch).
+    pub producers_expired_at_ms: i64,
 }
 
 /// The last recovery checkpoint written, under the sync lock.
@@ -66,6 +72,7 @@ impl LogInner {
         config: LogConfig,
         flusher: Arc<FlusherShared>,
         recovered: Recovered,
+        producers: ProducerStates,
         now_ms: u64,
     ) -> LogInner {
         let Recovered {
@@ -99,6 +106,8 @@ impl LogInner {
                 active,
                 cursor,
                 unsynced_sealed: Vec::new(),
+                producers,
+                producers_expired_at_ms: now_ms as i64,
             }),
             sync_progress: Mutex::new(SyncProgress {
                 checkpoint,

@@ -33,6 +33,7 @@ use crate::config::LogConfig;
 use crate::error::Result;
 use crate::flusher::Flusher;
 use crate::health::Health;
+use crate::producer_snapshot;
 use crate::recovery;
 use crate::segment::SegmentHome;
 use crate::segment_cache::SegmentCache;
@@ -46,6 +47,15 @@ pub struct AppendInfo {
     pub base_offset: u64,
     pub last_offset: u64,
     pub max_timestamp_ms: i64,
+    /// The batch was an idempotent producer's retry of a batch already
+    /// stored: nothing was written, and the offsets are the stored batch's
+    /// (if `offsets_known`).
+    pub duplicate: bool,
+    /// False for a retry of a batch stored before the producer's last five:
+    /// its offsets are unknown, and `base_offset` and `last_offset` are
+    /// both the offset before the oldest kept batch (everything the batch
+    /// holds is below it: wait for that to be durable).
+    pub offsets_known: bool,
 }
 
 /// Whole batches read from the log.
@@ -78,6 +88,8 @@ pub struct LogStats {
     pub segment_count: u64,
     /// Group commits run so far (each covers every append before it).
     pub fsyncs: u64,
+    /// Idempotent producers remembered (see `producers.rs`).
+    pub producers: u64,
 }
 
 /// A partition log. Cheap to clone; all clones share the log.
@@ -117,6 +129,13 @@ impl Log {
             cache,
         });
         let recovered = recovery::open_dir(&home, name, &config, now_ms)?;
+        let producers = producer_snapshot::rebuild(
+            &home,
+            name,
+            &recovered.segments,
+            recovered.cursor.next_offset(),
+            now_ms as i64,
+        )?;
         let flusher = flusher.shared();
         let inner = Arc::new(LogInner::new(
             name,
@@ -124,6 +143,7 @@ impl Log {
             config,
             flusher.clone(),
             recovered,
+            producers,
             now_ms,
         ));
         flusher.register(&inner);
@@ -218,6 +238,8 @@ impl Log {
     }
 
     pub fn stats(&self) -> LogStats {
+        // Before the segments' lock: an append takes the writer's first.
+        let producers = self.inner.writer.lock().producers.len() as u64;
         let segments = self.inner.segments.read();
         LogStats {
             start_offset: segments[0].base_offset,
@@ -226,6 +248,7 @@ impl Log {
             size_bytes: segments.iter().map(|s| s.size_bytes()).sum(),
             segment_count: segments.len() as u64,
             fsyncs: self.inner.fsyncs.load(Ordering::Relaxed),
+            producers,
         }
     }
 

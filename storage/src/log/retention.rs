@@ -1,6 +1,6 @@
 //! Retention: deleting whole sealed segments from the front of the log, by
 //! age, by size, or below an offset. Never the recovery checkpoint's segment
-//! or a later one.
+//! or a later one. The periodic retention pass also forgets idle producers.
 
 use std::sync::atomic::Ordering;
 
@@ -12,6 +12,10 @@ impl LogInner {
     /// Deletes sealed segments past the age and size limits (see
     /// `Log::apply_retention`).
     pub(super) fn apply_retention(&self, now_ms: u64) -> Result<usize> {
+        {
+            let mut writer = self.writer.lock();
+            self.expire_producers(&mut writer, now_ms as i64, true);
+        }
         let config = &self.config;
         if config.retention_ms.is_none() && config.retention_bytes.is_none() {
             return Ok(0);
