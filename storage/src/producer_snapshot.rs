@@ -16,12 +16,13 @@
 //! Layout (integers big-endian):
 //!
 //! ```text
-//! magic          8   "FRYPRD01"
+//! magic          8   "FRYPRD02"
 //! offset         8   the state covers every batch below this offset
 //! count          4   producers, at most PRODUCERS_PER_PARTITION_LIMIT
 //! per producer:
 //!   producer_id  8
 //!   epoch        2
+//!   floor        4   the first sequence taken in this epoch
 //!   last_write   8   ms since the epoch
 //!   batches      1   at most PRODUCER_BATCHES_KEPT, oldest first
 //!   per batch:   first_sequence 4, last_sequence 4, base_offset 8, last_offset 8
@@ -49,9 +50,9 @@ pub const PRODUCERS_SUFFIX: &str = ".producers";
 /// Snapshots kept after a roll: the newest, and one before it in case a
 /// tail recovery cuts the log below the newest.
 pub const PRODUCER_SNAPSHOTS_KEPT: usize = 2;
-const MAGIC: &[u8; 8] = b"FRYPRD01";
+const MAGIC: &[u8; 8] = b"FRYPRD02";
 const HEADER_BYTES: usize = 8 + 8 + 4;
-const PRODUCER_BYTES: usize = 8 + 2 + 8 + 1;
+const PRODUCER_BYTES: usize = 8 + 2 + 4 + 8 + 1;
 const BATCH_BYTES: usize = 4 + 4 + 8 + 8;
 /// The largest snapshot a partition can have.
 pub const SNAPSHOT_BYTES_LIMIT: usize = HEADER_BYTES
@@ -78,6 +79,7 @@ pub fn encode(states: &ProducerStates, offset: u64) -> Vec<u8> {
     for (producer_id, entry) in states.iter() {
         out.extend_from_slice(&producer_id.to_be_bytes());
         out.extend_from_slice(&entry.epoch.to_be_bytes());
+        out.extend_from_slice(&entry.floor_sequence.to_be_bytes());
         out.extend_from_slice(&entry.last_write_ms.to_be_bytes());
         out.push(entry.batches.len() as u8);
         for kept in &entry.batches {
@@ -140,6 +142,7 @@ impl Reader<'_> {
     fn producer(&mut self) -> Option<(i64, ProducerEntry)> {
         let producer_id = self.take().map(i64::from_be_bytes)?;
         let epoch = self.take().map(i16::from_be_bytes)?;
+        let floor_sequence = self.take().map(i32::from_be_bytes)?;
         let last_write_ms = self.take().map(i64::from_be_bytes)?;
         let [count] = self.take::<1>()?;
         if producer_id < 0 || usize::from(count) > PRODUCER_BATCHES_KEPT {
@@ -163,6 +166,7 @@ impl Reader<'_> {
         }
         let entry = ProducerEntry {
             epoch,
+            floor_sequence,
             batches,
             last_write_ms,
         };
@@ -198,36 +202,52 @@ pub(crate) fn write(home: &SegmentHome, states: &ProducerStates, offset: u64) ->
     Ok(())
 }
 
-/// The newest usable snapshot at or below `end_offset`; removes the ones
-/// above it and the corrupt ones met on the way.
+/// The newest usable snapshot at or below `end_offset`. Removes the ones
+/// above it and the unusable ones met on the way (and makes the removals
+/// durable: a snapshot above the end must not come back after another
+/// power loss, once the log has grown past it again). A snapshot that
+/// cannot be read or removed is skipped with a warning: it only saves work.
 fn load_newest(home: &SegmentHome, name: &str, end_offset: u64) -> Result<(u64, ProducerStates)> {
+    let mut removed = false;
+    let mut found = None;
     for offset in list(home)? {
         let path = home.dir.join(segment::file_name(offset, PRODUCERS_SUFFIX));
-        if offset > end_offset {
+        if offset <= end_offset {
+            let bytes = read_small_file(&*home.vfs, &path, SNAPSHOT_BYTES_LIMIT as u64);
+            match bytes.ok().flatten().as_deref().and_then(decode) {
+                Some((stored, states)) if stored == offset => {
+                    found = Some((offset, states));
+                    break;
+                }
+                _ => {
+                    tracing::warn!(partition = name, path = %path.display(), "unusable producer snapshot: removing it")
+                }
+            }
+        } else {
             tracing::info!(
                 partition = name,
                 offset,
                 "removing producer snapshot past the recovered end"
             );
-            remove(home, offset)?;
-            continue;
         }
-        let bytes = read_small_file(&*home.vfs, &path, SNAPSHOT_BYTES_LIMIT as u64).at(&path)?;
-        match bytes.as_deref().and_then(decode) {
-            Some((stored, states)) if stored == offset => return Ok((offset, states)),
-            _ => {
-                tracing::warn!(partition = name, path = %path.display(), "corrupt producer snapshot: removing it");
-                remove(home, offset)?;
+        match remove(home, offset) {
+            Ok(()) => removed = true,
+            Err(error) => {
+                tracing::warn!(partition = name, %error, "could not remove a producer snapshot")
             }
         }
     }
-    Ok((0, ProducerStates::new()))
+    if removed {
+        home.vfs.sync_dir(&home.dir).at(&home.dir)?;
+    }
+    Ok(found.unwrap_or_else(|| (0, ProducerStates::new())))
 }
 
 /// The producers' state at the end of the opened log: the newest snapshot,
 /// then every idempotent batch from its offset to `end_offset` replayed.
-/// `now_ms` caps the replayed batches' timestamps (their producers' clocks)
-/// as last-write times.
+/// Replayed producers count as having written at `now_ms` (the open): a
+/// batch's own timestamps are its producer's clock, and could expire it
+/// at once.
 pub(crate) fn rebuild(
     home: &SegmentHome,
     name: &str,
@@ -254,8 +274,7 @@ pub(crate) fn rebuild(
                 continue;
             }
             if let Some(batch) = identity(&header) {
-                let written_ms = header.max_timestamp_ms.min(now_ms);
-                states.record(&batch, header.base_offset, header.last_offset(), written_ms);
+                states.record(&batch, header.base_offset, header.last_offset(), now_ms);
                 replayed += 1;
             }
         }

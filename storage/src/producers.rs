@@ -9,9 +9,11 @@
 //!   as it comes): append it;
 //! - the same sequence range as one of the kept batches: a retry of a batch
 //!   already stored: answer with that batch's offsets, write nothing;
-//! - a sequence range wholly before the oldest kept batch (same epoch): a
-//!   retry of a batch stored earlier still (batches are only ever taken in
-//!   sequence order, so everything before the kept ones was stored):
+//! - a sequence range wholly before the oldest kept batch but at or after
+//!   the first sequence this partition took from the producer in its epoch
+//!   (same epoch): a retry of a batch stored earlier still (from that first
+//!   batch on, batches are only ever taken in sequence order, so everything
+//!   between it and the kept ones was stored):
 //!   `DuplicateOlder`, acknowledged without its offsets (Kafka's
 //!   `DUPLICATE_SEQUENCE_NUMBER`), so a producer may keep more than five
 //!   batches in flight and stay exactly-once;
@@ -92,6 +94,9 @@ pub struct KeptBatch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerEntry {
     pub epoch: i16,
+    /// The first sequence this partition took in this epoch: from it on,
+    /// every sequence below the kept batches was stored.
+    pub floor_sequence: i32,
     /// Oldest first; at most [`PRODUCER_BATCHES_KEPT`].
     pub batches: VecDeque<KeptBatch>,
     /// When it last appended (ms since the epoch), for expiry.
@@ -148,8 +153,12 @@ impl ProducerStates {
             };
         }
         if let Some(oldest) = entry.batches.front() {
-            // No wrap inside the batch, and wholly before the oldest kept.
-            if batch.base_sequence <= last && last < oldest.first_sequence {
+            // Sequences wrap: "before" is a distance of less than half
+            // the sequence space, counted modulo 2^31.
+            let within = distance(entry.floor_sequence, batch.base_sequence)
+                < distance(entry.floor_sequence, oldest.first_sequence);
+            let ends_before = (1..SEQUENCE_HALF).contains(&distance(last, oldest.first_sequence));
+            if within && ends_before {
                 return Check::DuplicateOlder {
                     before_offset: oldest.base_offset,
                 };
@@ -183,11 +192,13 @@ impl ProducerStates {
             .entry(batch.producer_id)
             .or_insert_with(|| ProducerEntry {
                 epoch: batch.producer_epoch,
+                floor_sequence: batch.base_sequence,
                 batches: VecDeque::with_capacity(PRODUCER_BATCHES_KEPT),
                 last_write_ms: now_ms,
             });
         if batch.producer_epoch != entry.epoch {
             entry.epoch = batch.producer_epoch;
+            entry.floor_sequence = batch.base_sequence;
             entry.batches.clear();
         }
         if entry.batches.len() == PRODUCER_BATCHES_KEPT {
@@ -251,6 +262,17 @@ fn expect(expected: i32, got: i32) -> Check {
         true => Check::Append,
         false => Check::OutOfOrder { expected, got },
     }
+}
+
+/// Half the sequence space: sequences closer than this compare as
+/// before/after across the wrap.
+const SEQUENCE_HALF: i64 = 1 << 30;
+
+/// How far `to` is after `from`, modulo 2^31 (sequences wrap to 0 after
+/// `i32::MAX`).
+fn distance(from: i32, to: i32) -> i64 {
+    let modulus = i64::from(i32::MAX) + 1;
+    (i64::from(to) - i64::from(from)).rem_euclid(modulus)
 }
 
 /// `sequence + count`, wrapping from `i32::MAX` to 0 as Kafka's do.
@@ -351,6 +373,57 @@ mod tests {
         assert_eq!(states.check(&near_end), Check::Append);
         states.record(&near_end, 1, 2, 0);
         assert_eq!(states.check(&batch(1, 0, 0, 1)), Check::Append);
+    }
+
+    #[test]
+    fn an_older_retry_is_recognised_across_the_wrap_and_never_below_the_floor() {
+        let mut states = ProducerStates::new();
+        let start = i32::MAX - 6;
+        let mut sequence = start;
+        for offset in 0..8u64 {
+            let next = batch(1, 0, sequence, 1);
+            assert_eq!(states.check(&next), Check::Append, "sequence {sequence}");
+            states.record(&next, offset, offset, 0);
+            sequence = wrap_add(sequence, 1);
+        }
+        // Kept: MAX-3 ..= 0 (offsets 3..=7); the floor is MAX-6.
+        assert_eq!(sequence, 1);
+        assert_eq!(
+            states.check(&batch(1, 0, i32::MAX - 5, 1)),
+            Check::DuplicateOlder { before_offset: 3 }
+        );
+        assert_eq!(
+            states.check(&batch(1, 0, 1, 3)),
+            Check::Append,
+            "after the wrap"
+        );
+        assert!(
+            matches!(
+                states.check(&batch(1, 0, i32::MAX - 9, 1)),
+                Check::OutOfOrder { .. }
+            ),
+            "below the floor: never taken, not a duplicate"
+        );
+        assert!(matches!(
+            states.check(&batch(1, 0, 500, 2)),
+            Check::OutOfOrder { .. }
+        ));
+    }
+
+    #[test]
+    fn a_producer_taken_as_it_came_has_no_duplicates_below_its_first_batch() {
+        let mut states = ProducerStates::new();
+        for (n, sequence) in (10..17).enumerate() {
+            states.record(&batch(4, 0, sequence, 1), n as u64, n as u64, 0);
+        }
+        assert_eq!(
+            states.check(&batch(4, 0, 11, 1)),
+            Check::DuplicateOlder { before_offset: 2 }
+        );
+        assert!(matches!(
+            states.check(&batch(4, 0, 9, 1)),
+            Check::OutOfOrder { .. }
+        ));
     }
 
     #[test]

@@ -205,7 +205,6 @@ fn check_producer(
             offsets_known: true,
         })),
         Check::DuplicateOlder { before_offset } => {
-            debug_assert!(before_offset > 0, "something was stored before it");
             let below = before_offset.saturating_sub(1);
             Ok(Some(AppendInfo {
                 base_offset: below,
