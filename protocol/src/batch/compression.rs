@@ -226,8 +226,10 @@ pub fn decompress(
         Compression::Lz4 => {
             let mut decoder = lz4_flex::frame::FrameDecoder::new(compressed);
             let out = read_bounded(&mut decoder, limit_bytes, CORRUPT_LZ4)?;
-            // The decoder stops at the frame's end mark: nothing may follow.
-            if !decoder.get_ref().is_empty() {
+            // The decoder stops at the frame's end mark: nothing may follow,
+            // and the end mark must be there (the decoder takes the end of
+            // its input inside the end mark as the end of the frame).
+            if !decoder.get_ref().is_empty() || !lz4_frame_is_whole(compressed) {
                 return Err(ProtocolError::Malformed(CORRUPT_LZ4));
             }
             Ok(out)
@@ -253,6 +255,36 @@ fn zstd_window_log_max(limit: usize) -> u32 {
 
 /// Reads `reader` to its end, growing the output by doubling steps capped
 /// so that it never holds more than `limit + 1` bytes.
+/// Whether `frame` is one whole LZ4 frame: its header, blocks, end mark
+/// and (if its flags say so) content checksum, and nothing else. Reads only
+/// the framing (sizes and flags), after the decoder has checked the rest.
+fn lz4_frame_is_whole(frame: &[u8]) -> bool {
+    const MAGIC_BYTES: usize = 4;
+    let Some(&flags) = frame.get(MAGIC_BYTES) else {
+        return false;
+    };
+    let block_checksum = flags & 0x10 != 0;
+    let content_size = flags & 0x08 != 0;
+    let content_checksum = flags & 0x04 != 0;
+    let dictionary = flags & 0x01 != 0;
+    // Magic, FLG, BD, optional content size and dictionary id, HC.
+    let mut at =
+        MAGIC_BYTES + 2 + if content_size { 8 } else { 0 } + if dictionary { 4 } else { 0 } + 1;
+    loop {
+        let Some(size) = at.checked_add(4).and_then(|end| frame.get(at..end)) else {
+            return false;
+        };
+        let size = u32::from_le_bytes([size[0], size[1], size[2], size[3]]);
+        at += 4;
+        if size == 0 {
+            break;
+        }
+        let data = (size & 0x7fff_ffff) as usize;
+        at = at.saturating_add(data + if block_checksum { 4 } else { 0 });
+    }
+    at.checked_add(if content_checksum { 4 } else { 0 }) == Some(frame.len())
+}
+
 fn read_bounded(
     mut reader: impl Read,
     limit: usize,

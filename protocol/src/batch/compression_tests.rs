@@ -79,30 +79,7 @@ fn arb_codec() -> impl Strategy<Value = Compression> {
 }
 
 fn arb_record() -> impl Strategy<Value = NewRecord> {
-    (
-        0i64..1_000_000_000,
-        proptest::option::of(proptest::collection::vec(0u8..4, 0..40)),
-        proptest::option::of(proptest::collection::vec(any::<u8>(), 0..300)),
-        proptest::collection::vec(
-            (
-                "[a-z-]{0,8}",
-                proptest::option::of(proptest::collection::vec(any::<u8>(), 0..10)),
-            ),
-            0..3,
-        ),
-    )
-        .prop_map(|(timestamp_ms, key, value, headers)| NewRecord {
-            timestamp_ms,
-            key: key.map(Bytes::from),
-            value: value.map(Bytes::from),
-            headers: headers
-                .into_iter()
-                .map(|(key, value)| RecordHeader {
-                    key,
-                    value: value.map(Bytes::from),
-                })
-                .collect(),
-        })
+    super::tests::arb_record_keyed(0..=3)
 }
 
 fn build_with(codec: Compression, records: &[NewRecord]) -> Bytes {

@@ -7,9 +7,17 @@ use proptest::prelude::*;
 use super::*;
 
 fn arb_record() -> impl Strategy<Value = NewRecord> {
+    arb_record_keyed(0..=u8::MAX)
+}
+
+/// Records whose key bytes are drawn from `key_bytes` (a narrow range
+/// makes them compressible).
+pub(super) fn arb_record_keyed(
+    key_bytes: std::ops::RangeInclusive<u8>,
+) -> impl Strategy<Value = NewRecord> {
     (
         0i64..1_000_000_000,
-        proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
+        proptest::option::of(proptest::collection::vec(key_bytes, 0..40)),
         proptest::option::of(proptest::collection::vec(any::<u8>(), 0..300)),
         proptest::collection::vec(
             (
