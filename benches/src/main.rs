@@ -154,6 +154,9 @@ struct E2eArgs {
     /// How far the consumer reads: durable (default) or written.
     #[arg(long, default_value = "durable")]
     isolation: Isolation,
+    /// The producer's linger (1 is the client's default).
+    #[arg(long, default_value_t = 0)]
+    linger_ms: u64,
 }
 
 #[tokio::main]
@@ -252,6 +255,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 size: args.size,
                 acks: args.acks,
                 isolation: args.isolation,
+                linger_ms: args.linger_ms,
             };
             emit(scenarios::e2e(&target, &spec, quiet).await?, cli.json);
         }
@@ -388,6 +392,7 @@ async fn run_workload(
             size: workload.message_size,
             acks,
             isolation: workload.isolation,
+            linger_ms: 0,
         };
         reports.push(scenarios::e2e(target, &spec, quiet).await?);
     }

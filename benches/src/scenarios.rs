@@ -350,6 +350,9 @@ pub struct E2eSpec {
     pub acks: Acks,
     /// How far the tailing consumer reads.
     pub isolation: Isolation,
+    /// The producer's `linger_ms` (0 in the workloads; 1 is the client's
+    /// default).
+    pub linger_ms: u64,
 }
 
 /// A producer at a fixed rate and a consumer tailing the topic; latency is
@@ -407,7 +410,7 @@ pub async fn e2e(target: &Target, spec: &E2eSpec, quiet: bool) -> Result<Report,
     let client = target.connect().await?;
     let config = ProducerConfig {
         acks: spec.acks,
-        linger_ms: 0,
+        linger_ms: spec.linger_ms,
         ..ProducerConfig::default()
     };
     let producer = Producer::with_config(&client, &spec.topic, config)

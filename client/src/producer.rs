@@ -1,7 +1,9 @@
 //! [`Producer`]: accumulates records per partition into batches and sends
-//! them pipelined. A batch goes out when it reaches `batch_bytes`, when it
-//! has waited `linger_ms`, or at once with `linger_ms = 0` (then whatever
-//! queued up meanwhile rides along). Keyed records go to
+//! them pipelined. Batching is adaptive: a partition with no produce
+//! request in flight gets its batch sent at once (so a low rate sees no
+//! linger); while one is out, records accumulate until the batch reaches
+//! `batch_bytes`, has waited `linger_ms` (an upper bound), or the partition
+//! is idle again. With `linger_ms = 0` whatever queued up is sent at once. Keyed records go to
 //! `partition_for_key`; keyless ones stick to one partition per batch and
 //! move round robin to the next when it is sent.
 //!
@@ -19,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,7 +51,8 @@ use crate::record::{now_ms, partition_for_key, ProducerRecord, RecordMetadata};
 pub struct ProducerConfig {
     /// When a send counts as done.
     pub acks: Acks,
-    /// How long a batch may wait for more records.
+    /// How long a batch may wait for more records while its partition has
+    /// a request in flight (a partition with none sends at once).
     pub linger_ms: u64,
     /// Send a batch once it reaches this size (of records before
     /// compression).
@@ -182,6 +185,7 @@ impl Producer {
             batch_bytes: config.batch_bytes.clamp(1024, max_batch),
             max_batch_bytes: max_batch,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+            busy: HashMap::new(),
             config,
             open: HashMap::new(),
             sticky: 0,
@@ -291,6 +295,8 @@ struct Accumulator {
     batch_bytes: usize,
     max_batch_bytes: usize,
     in_flight: Arc<Semaphore>,
+    /// Produce requests in flight per partition.
+    busy: HashMap<u32, Arc<AtomicUsize>>,
     config: ProducerConfig,
     open: HashMap<u32, OpenBatch>,
     sticky: u32,
@@ -298,6 +304,10 @@ struct Accumulator {
 }
 
 type Sending = futures::future::BoxFuture<'static, ()>;
+
+/// Below this many requests in flight on a partition, its batch is sent at
+/// once instead of lingering.
+const EAGER_IN_FLIGHT: usize = 8;
 
 impl Accumulator {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -408,10 +418,21 @@ impl Accumulator {
         batch.replies.push(reply);
         // A full batch goes now, waiting for room in flight if need be
         // (measured: letting it grow while its lane is full instead makes
-        // fewer, larger batches and costs durable throughput).
-        if batch.builder.size_bytes() >= self.batch_bytes {
+        // fewer, larger batches and costs durable throughput). So does any
+        // batch of a partition with nothing in flight: lingering is only
+        // worth it while an earlier request is out (adaptive batching).
+        let full = batch.builder.size_bytes() >= self.batch_bytes;
+        if full || self.idle(partition) {
             self.send_partition(partition, sending).await;
         }
+    }
+
+    /// Whether `partition` has fewer than [`EAGER_IN_FLIGHT`] produce
+    /// requests in flight: then a batch need not wait for more records.
+    fn idle(&self, partition: u32) -> bool {
+        self.busy
+            .get(&partition)
+            .is_none_or(|count| count.load(Ordering::Acquire) < EAGER_IN_FLIGHT)
     }
 
     /// Whether `partition` may have another batch in flight (always, for a
@@ -425,7 +446,8 @@ impl Accumulator {
     }
 
     /// Sends the batches whose lane has room and that are due: full, past
-    /// their linger, or (`all_due`) any.
+    /// their linger, of a partition with nothing in flight, or (`all_due`)
+    /// any.
     async fn send_ready(&mut self, sending: &mut FuturesUnordered<Sending>, all_due: bool) {
         let now = Instant::now();
         let ready: Vec<u32> = self
@@ -435,6 +457,12 @@ impl Accumulator {
                 all_due || b.deadline <= now || b.builder.size_bytes() >= self.batch_bytes
             })
             .map(|(p, _)| *p)
+            .chain(
+                self.open
+                    .keys()
+                    .copied()
+                    .filter(|p| self.idle(*p) && !all_due),
+            )
             .filter(|p| self.lane_has_room(*p))
             .collect();
         for partition in ready {
@@ -468,6 +496,8 @@ impl Accumulator {
         let bytes = batch.builder.finish();
         let request = self.request(partition, bytes, sequenced);
         let replies = batch.replies;
+        let busy = self.busy.entry(partition).or_default().clone();
+        busy.fetch_add(1, Ordering::AcqRel);
         // Queue the request on the connection now, in partition order.
         let mut request = Box::pin(request);
         let first_poll = futures::poll!(request.as_mut());
@@ -477,6 +507,7 @@ impl Accumulator {
                 std::task::Poll::Pending => request.await,
             };
             drop(permit);
+            busy.fetch_sub(1, Ordering::AcqRel);
             answer(result, partition, replies);
         }));
     }

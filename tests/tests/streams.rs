@@ -398,3 +398,32 @@ async fn time_and_offset_lookups_and_bad_offsets() {
         .unwrap_err();
     assert_eq!(unknown_partition.code(), Some(ErrorCode::UnknownPartition));
 }
+
+/// Batching is adaptive: with nothing in flight on its partition, a record
+/// goes at once, whatever `linger_ms` says (it bounds waiting only while
+/// earlier requests are out).
+#[tokio::test]
+async fn a_lone_record_does_not_wait_for_the_linger() {
+    let broker = Broker::start();
+    let client = broker.client().await;
+    client.create_topic("eager", 1).await.unwrap();
+    let config = ferry_client::ProducerConfig {
+        linger_ms: 10_000,
+        ..ferry_client::ProducerConfig::default()
+    };
+    let producer = Producer::with_config(&client, "eager", config)
+        .await
+        .unwrap();
+    for i in 0..5 {
+        let started = Instant::now();
+        producer
+            .send(ProducerRecord::new(format!("r{i}")))
+            .await
+            .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "record {i} waited {:?}",
+            started.elapsed()
+        );
+    }
+}
