@@ -184,109 +184,161 @@ async fn run(cli: Cli) -> Result<(), String> {
     std::fs::create_dir_all(&baseline_dir)
         .map_err(|e| format!("{}: {e}", baseline_dir.display()))?;
     let quiet = cli.json || !std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let measure = |chunk: usize| {
-        let dir = baseline_dir.clone();
-        async move {
-            Baseline::measure(&dir, chunk)
-                .await
-                .map_err(|e| format!("baseline: {e}"))
-        }
-    };
+    let baseline = |chunk: usize| optional_baseline(cli.baseline, baseline_dir.clone(), chunk);
+    let json = cli.json;
     match cli.command {
         Command::Disk => {
-            let baseline = measure(256 * 1024).await?;
-            if cli.json {
-                print_json(&serde_json::to_value(baseline).map_err(|e| e.to_string())?);
-            } else {
-                print_baseline(&baseline);
+            let baseline = optional_baseline(true, baseline_dir.clone(), 256 * 1024).await?;
+            match (baseline, json) {
+                (Some(b), true) => print_json(&serde_json::to_value(b).map_err(|e| e.to_string())?),
+                (Some(b), false) => print_baseline(&b),
+                (None, _) => {}
             }
         }
         Command::Produce(args) => {
-            let baseline = if cli.baseline {
-                Some(measure(args.batch_bytes).await?)
-            } else {
-                None
-            };
-            let spec = ProduceSpec {
-                topic: args.topic,
-                partitions: args.partitions,
-                producers: args.producers,
-                messages: args.messages,
-                size: args.size,
-                batch_bytes: args.batch_bytes,
-                linger_ms: args.linger_ms,
-                acks: args.acks,
-                rate: args.rate,
-                max_in_flight: args.max_in_flight,
-                idempotent: args.idempotent,
-                compression: args.compression,
-                payload: args.payload,
-            };
-            let report = scenarios::produce(&target, &spec, quiet).await?;
+            let baseline = baseline(args.batch_bytes).await?;
+            let acks = args.acks;
+            let report = scenarios::produce(&target, &args.spec(), quiet).await?;
             emit(
-                with_baseline(report, baseline, produce_baseline(args.acks)),
-                cli.json,
+                with_baseline(report, baseline, produce_baseline(acks)),
+                json,
             );
         }
         Command::Consume(args) => {
-            if args.group.is_some() || args.queue.is_some() {
-                return Err("--group and --queue need consumer groups and queues, which this broker does not have yet".into());
-            }
-            let baseline = if cli.baseline {
-                Some(measure(256 * 1024).await?)
-            } else {
-                None
-            };
-            let spec = ConsumeSpec {
-                topic: args.topic,
-                consumers: args.consumers,
-                messages: args.messages,
-                isolation: args.isolation,
-            };
-            let report = scenarios::consume(&target, &spec, quiet).await?;
-            emit(with_baseline(report, baseline, "loopback_tcp"), cli.json);
+            let baseline = baseline(256 * 1024).await?;
+            let report = consume_by(&target, &args.spec(), &args.how(), quiet).await?;
+            emit(with_baseline(report, baseline, "loopback_tcp"), json);
         }
-        Command::E2e(args) => {
-            let spec = E2eSpec {
-                topic: args.topic,
-                partitions: args.partitions,
-                rate: args.rate,
-                duration_s: args.duration_s,
-                size: args.size,
-                acks: args.acks,
-                isolation: args.isolation,
-                linger_ms: args.linger_ms,
-            };
-            emit(scenarios::e2e(&target, &spec, quiet).await?, cli.json);
-        }
-        Command::Compression(args) => {
-            let rows = ferry_bench::compression::compare(
-                &target,
-                args.messages,
-                args.size,
-                args.acks,
-                quiet,
-            )
-            .await?;
-            if cli.json {
-                print_json(&serde_json::to_value(&rows).map_err(|e| e.to_string())?);
-            } else {
-                ferry_bench::compression::print(&rows);
-            }
-        }
+        Command::E2e(args) => emit(scenarios::e2e(&target, &args.spec(), quiet).await?, json),
+        Command::Compression(args) => compression(&target, &args, quiet, json).await?,
         Command::Run { workload } => {
             let workload = Workload::load(&workload)?;
-            run_workload(
-                &target,
-                &workload,
-                quiet,
-                cli.json,
-                measure(workload.batch_bytes),
-            )
-            .await?;
+            let measure = optional_baseline(true, baseline_dir.clone(), workload.batch_bytes);
+            let measure = async move { measure.await?.ok_or_else(String::new) };
+            run_workload(&target, &workload, quiet, json, measure).await?;
         }
     }
     drop(spawned);
+    Ok(())
+}
+
+/// The disk and loopback baselines in `dir`, if `wanted`.
+async fn optional_baseline(
+    wanted: bool,
+    dir: PathBuf,
+    chunk: usize,
+) -> Result<Option<Baseline>, String> {
+    if !wanted {
+        return Ok(None);
+    }
+    let baseline = Baseline::measure(&dir, chunk)
+        .await
+        .map_err(|e| format!("baseline: {e}"))?;
+    Ok(Some(baseline))
+}
+
+impl ConsumeArgs {
+    fn spec(&self) -> ConsumeSpec {
+        ConsumeSpec {
+            topic: self.topic.clone(),
+            consumers: self.consumers,
+            messages: self.messages,
+            isolation: self.isolation,
+        }
+    }
+
+    fn how(&self) -> ConsumeBy<'_> {
+        ConsumeBy {
+            group: self.group.as_deref(),
+            queue: self.queue.as_deref(),
+            prefetch: self.prefetch,
+        }
+    }
+}
+
+impl ProduceArgs {
+    fn spec(self) -> ProduceSpec {
+        ProduceSpec {
+            topic: self.topic,
+            partitions: self.partitions,
+            producers: self.producers,
+            messages: self.messages,
+            size: self.size,
+            batch_bytes: self.batch_bytes,
+            linger_ms: self.linger_ms,
+            acks: self.acks,
+            rate: self.rate,
+            max_in_flight: self.max_in_flight,
+            idempotent: self.idempotent,
+            compression: self.compression,
+            payload: self.payload,
+        }
+    }
+}
+
+impl E2eArgs {
+    fn spec(self) -> E2eSpec {
+        E2eSpec {
+            topic: self.topic,
+            partitions: self.partitions,
+            rate: self.rate,
+            duration_s: self.duration_s,
+            size: self.size,
+            acks: self.acks,
+            isolation: self.isolation,
+            linger_ms: self.linger_ms,
+        }
+    }
+}
+
+/// How a consume phase reads: as plain consumers, group members, or a
+/// queue's consumers.
+struct ConsumeBy<'a> {
+    group: Option<&'a str>,
+    queue: Option<&'a str>,
+    prefetch: u32,
+}
+
+async fn consume_by(
+    target: &Target,
+    spec: &ConsumeSpec,
+    how: &ConsumeBy<'_>,
+    quiet: bool,
+) -> Result<ferry_bench::stats::Report, String> {
+    match (how.group, how.queue) {
+        (Some(group), _) => scenarios::consume_group(target, spec, group, quiet).await,
+        (_, Some(queue)) => {
+            let (topic, consumers, messages) = (&spec.topic, spec.consumers, spec.messages);
+            scenarios::consume_queue(
+                target,
+                topic,
+                queue,
+                consumers,
+                how.prefetch,
+                messages,
+                quiet,
+            )
+            .await
+        }
+        (None, None) => scenarios::consume(target, spec, quiet).await,
+    }
+}
+
+/// `ferry-bench compression`: every codec against none, as a table or JSON.
+async fn compression(
+    target: &Target,
+    args: &CompressionArgs,
+    quiet: bool,
+    json: bool,
+) -> Result<(), String> {
+    let rows =
+        ferry_bench::compression::compare(target, args.messages, args.size, args.acks, quiet)
+            .await?;
+    if json {
+        print_json(&serde_json::to_value(&rows).map_err(|e| e.to_string())?);
+    } else {
+        ferry_bench::compression::print(&rows);
+    }
     Ok(())
 }
 
@@ -364,22 +416,12 @@ async fn run_workload(
                 messages: workload.messages,
                 isolation: workload.isolation,
             };
-            let report = match (&workload.group, &workload.queue) {
-                (Some(group), _) => scenarios::consume_group(target, &spec, group, quiet).await?,
-                (_, Some(queue)) => {
-                    scenarios::consume_queue(
-                        target,
-                        &workload.topic,
-                        queue,
-                        workload.consumers,
-                        workload.prefetch,
-                        workload.messages,
-                        quiet,
-                    )
-                    .await?
-                }
-                _ => scenarios::consume(target, &spec, quiet).await?,
+            let how = ConsumeBy {
+                group: workload.group.as_deref(),
+                queue: workload.queue.as_deref(),
+                prefetch: workload.prefetch,
             };
+            let report = consume_by(target, &spec, &how, quiet).await?;
             reports.push(with_baseline(report, baseline, "loopback_tcp"));
         }
     }

@@ -41,10 +41,16 @@ struct InFlight {
     connection: Option<u64>,
 }
 
+/// The unanswered batches, oldest first, and the next ticket.
+#[derive(Default)]
+struct Tickets {
+    in_flight: VecDeque<InFlight>,
+    next: u64,
+}
+
 #[derive(Default)]
 pub(crate) struct Lane {
-    in_flight: Mutex<VecDeque<InFlight>>,
-    next_ticket: Mutex<u64>,
+    tickets: Mutex<Tickets>,
     /// Serializes "check the order, queue the request" so that two batches
     /// never pass each other between the check and the queueing.
     queueing: tokio::sync::Mutex<()>,
@@ -52,46 +58,43 @@ pub(crate) struct Lane {
 }
 
 impl Lane {
-    /// Unanswered batches.
-    pub fn len(&self) -> usize {
-        self.in_flight.lock().len()
-    }
-
     /// A ticket for the next batch, which is now unanswered.
     pub fn take_ticket(&self) -> u64 {
-        let mut next = self.next_ticket.lock();
-        let ticket = *next;
-        *next += 1;
-        let mut in_flight = self.in_flight.lock();
-        in_flight.push_back(InFlight {
+        let mut tickets = self.tickets.lock();
+        let ticket = tickets.next;
+        tickets.next += 1;
+        tickets.in_flight.push_back(InFlight {
             ticket,
             connection: None,
         });
-        debug_assert!(in_flight.len() <= LANE_BATCHES_LIMIT + 1);
+        debug_assert!(tickets.in_flight.len() <= LANE_BATCHES_LIMIT);
         ticket
     }
 
     /// Whether every batch older than `ticket` went out on `connection`.
     fn older_all_on(&self, ticket: u64, connection: u64) -> bool {
-        self.in_flight
+        self.tickets
             .lock()
+            .in_flight
             .iter()
             .take_while(|batch| batch.ticket < ticket)
             .all(|batch| batch.connection == Some(connection))
     }
 
     fn mark_sent(&self, ticket: u64, connection: u64) {
-        let mut in_flight = self.in_flight.lock();
-        if let Some(batch) = in_flight.iter_mut().find(|b| b.ticket == ticket) {
+        let mut tickets = self.tickets.lock();
+        if let Some(batch) = tickets.in_flight.iter_mut().find(|b| b.ticket == ticket) {
             batch.connection = Some(connection);
         }
-        drop(in_flight);
+        drop(tickets);
         self.changed.notify_waiters();
     }
 
     /// The batch is answered (or has failed for good).
     fn resolve(&self, ticket: u64) {
-        self.in_flight.lock().retain(|batch| batch.ticket != ticket);
+        let mut tickets = self.tickets.lock();
+        tickets.in_flight.retain(|batch| batch.ticket != ticket);
+        drop(tickets);
         self.changed.notify_waiters();
     }
 

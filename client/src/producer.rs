@@ -438,11 +438,15 @@ impl Accumulator {
     /// Whether `partition` may have another batch in flight (always, for a
     /// producer that is not idempotent).
     fn lane_has_room(&self, partition: u32) -> bool {
-        let lane = self
-            .idempotence
-            .as_ref()
-            .and_then(|idempotence| idempotence.lanes.get(&partition));
-        lane.is_none_or(|lane| lane.len() < LANE_BATCHES_LIMIT)
+        self.lane_count(partition)
+            .is_none_or(|count| count.load(Ordering::Acquire) < LANE_BATCHES_LIMIT)
+    }
+
+    /// An idempotent producer's count of `partition`'s requests in flight
+    /// (its lane's unanswered batches): what bounds the lane.
+    fn lane_count(&self, partition: u32) -> Option<&Arc<AtomicUsize>> {
+        self.idempotence.as_ref()?;
+        self.busy.get(&partition)
     }
 
     /// Sends the batches whose lane has room and that are due: full, past
@@ -484,10 +488,7 @@ impl Accumulator {
         if partition == self.sticky {
             self.sticky = (self.sticky + 1) % self.partitions;
         }
-        let lane = self
-            .idempotence
-            .as_ref()
-            .and_then(|idempotence| idempotence.lanes.get(&partition).cloned());
+        let lane = self.lane_count(partition).cloned();
         let permit = in_flight_permit(&self.in_flight, lane, sending).await;
         let sequenced = match self.sequence(partition, &mut batch.builder).await {
             Ok(sequenced) => sequenced,
@@ -595,13 +596,13 @@ fn new_builder(compression: Compression) -> BatchBuilder {
 /// lane; earlier requests keep completing meanwhile.
 async fn in_flight_permit(
     in_flight: &Arc<Semaphore>,
-    lane: Option<Arc<Lane>>,
+    lane: Option<Arc<AtomicUsize>>,
     sending: &mut FuturesUnordered<Sending>,
 ) -> tokio::sync::OwnedSemaphorePermit {
     loop {
         let lane_full = lane
             .as_ref()
-            .is_some_and(|lane| lane.len() >= LANE_BATCHES_LIMIT);
+            .is_some_and(|count| count.load(Ordering::Acquire) >= LANE_BATCHES_LIMIT);
         if !lane_full {
             if let Ok(permit) = in_flight.clone().try_acquire_owned() {
                 return permit;

@@ -24,7 +24,7 @@ type Settle = BoxFuture<'static, ferry_client::Result<()>>;
 pub async fn run(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResult {
     let queue = args.queue.clone().unwrap_or_default();
     // Never take more than --count messages' worth of credit.
-    let prefetch = args.count.map_or(args.prefetch, |n| {
+    let mut prefetch = args.count.map_or(args.prefetch, |n| {
         args.prefetch.min(n.clamp(1, u64::from(u32::MAX)) as u32)
     });
     let mut consumer = QueueConsumer::subscribe(&client, &args.topic, &queue, prefetch).await?;
@@ -50,9 +50,14 @@ pub async fn run(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResu
             out.flush()?;
         }
         printed += 1;
-        if args.count.is_some_and(|n| printed >= n) {
-            // Pause before the last settle frees credit for more deliveries.
-            consumer.set_prefetch(0).await?;
+        // Before a settle frees credit: never more credit than messages
+        // still wanted (each extra delivery would be requeued, and count
+        // as a delivery).
+        if let Some(wanted) = args.count.map(|n| n.saturating_sub(printed)) {
+            if wanted < u64::from(prefetch) {
+                prefetch = wanted as u32;
+                consumer.set_prefetch(prefetch).await?;
+            }
         }
         settles.push(if args.nack {
             delivery.nack(false).boxed()

@@ -344,6 +344,10 @@ messages! {
         /// Empty when healthy, else why the partition is fenced or read-only.
         #[prost(string, tag = "7")]
         pub problem: String,
+        /// Idempotent producers the partition remembers (idle ones expire;
+        /// at most 10,000).
+        #[prost(uint64, tag = "8")]
+        pub producers: u64,
     }
 
     pub struct DescribeTopicResponse {

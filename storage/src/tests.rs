@@ -123,14 +123,7 @@ proptest! {
 #[test]
 fn reading_mid_batch_returns_the_whole_batch() {
     let flusher = Flusher::start(1);
-    let log = Log::open(
-        Arc::new(SimFs::new(3)),
-        &dir(),
-        "t-0",
-        small_config(),
-        &flusher,
-    )
-    .unwrap();
+    let log = open_small(&SimFs::new(3), &flusher);
     log.append(&batch_of(&[vec![1], vec![2], vec![3]], 0))
         .unwrap();
     let read = log.read(1, 10).unwrap();
@@ -150,14 +143,7 @@ fn reading_mid_batch_returns_the_whole_batch() {
 #[test]
 fn appends_stamp_offset_and_leader_epoch_over_what_the_producer_sent() {
     let flusher = Flusher::start(1);
-    let log = Log::open(
-        Arc::new(SimFs::new(3)),
-        &dir(),
-        "t-0",
-        small_config(),
-        &flusher,
-    )
-    .unwrap();
+    let log = open_small(&SimFs::new(3), &flusher);
     log.append(&batch_of(&[vec![1]], 0)).unwrap();
     let mut sent = batch_of(&[vec![2], vec![3]], 0).to_vec();
     // A Kafka client may send 0 (or anything) where Ferry's sends -1.

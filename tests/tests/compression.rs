@@ -123,10 +123,22 @@ async fn every_codec_round_trips_through_consumers_queues_and_ferryctl() {
 async fn ferryctl_produces_compressed_and_refuses_an_unknown_codec() {
     let broker = Broker::start();
     let lines: String = (0..100).map(|n| line(n) + "\n").collect();
-    let (code, _, err) = broker.ferryctl(&["topic", "create", "c", "--partitions", "1"], "");
-    assert_eq!(code, 0, "{err}");
-    let (code, _, err) = broker.ferryctl(&["produce", "c", "--compression", "zstd"], &lines);
-    assert_eq!(code, 0, "{err}");
+    for (topic, codec) in [("c", "zstd"), ("plain", "none")] {
+        let (code, _, err) = broker.ferryctl(&["topic", "create", topic, "--partitions", "1"], "");
+        assert_eq!(code, 0, "{err}");
+        let (code, _, err) = broker.ferryctl(&["produce", topic, "--compression", codec], &lines);
+        assert_eq!(code, 0, "{err}");
+    }
+    let client = broker.client().await;
+    let size = |topic: &'static str| {
+        let client = client.clone();
+        async move { client.describe_topic(topic).await.unwrap().partitions[0].size_bytes }
+    };
+    let (compressed, plain) = (size("c").await, size("plain").await);
+    assert!(
+        compressed * 2 < plain,
+        "zstd: {compressed} bytes on disk vs {plain}"
+    );
     let (code, out, err) = broker.ferryctl(
         &["consume", "c", "--count", "100", "--timeout-ms", "5000"],
         "",

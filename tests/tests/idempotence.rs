@@ -4,6 +4,8 @@
 //! - a retried batch is acknowledged with its original offsets and not
 //!   written again; a gap is refused (`OutOfOrderSequence`), an older epoch
 //!   fenced (`ProducerFenced`); all of it after `kill -9` too;
+//! - a partition remembers at most 10,000 producers, and forgets idle ones
+//!   after `--producer-expiry-ms`;
 //! - the client's default `Producer`, while a proxy cuts its connections at
 //!   random and the broker is `kill -9`ed and restarted, stores every
 //!   acknowledged record exactly once, in order per producer and partition,
@@ -142,6 +144,49 @@ async fn retries_get_their_offsets_gaps_and_old_epochs_are_refused_even_after_ki
         ["a", "b", "c", "d", "f", "f", "f", "f", "f"],
         "every batch once"
     );
+}
+
+/// The producers partition 0 of `idem` remembers, as DescribeTopic says.
+async fn producers_remembered(client: &Client) -> u64 {
+    let description = client.describe_topic("idem").await.unwrap();
+    description.partitions[0].producers
+}
+
+#[tokio::test]
+async fn producers_are_bounded_per_partition_and_idle_ones_expire() {
+    let broker = Broker::start_with(&[
+        "--producer-expiry-ms",
+        "1000",
+        "--retention-check-ms",
+        "100",
+    ]);
+    let mut raw = RawClient::handshaken(&broker.addr).await;
+    create_topic(&mut raw).await;
+    // 10,001 producers, one batch each, 1,000 batches a request.
+    let ids: Vec<i64> = (1..=10_001).collect();
+    for chunk in ids.chunks(1000) {
+        let mut records = Vec::new();
+        for id in chunk {
+            records.extend_from_slice(&batch(*id, 0, 0, &["x"]));
+        }
+        let answer = produce(&mut raw, Bytes::from(records)).await;
+        assert_eq!(answer.error_code, 0, "{}", answer.error_message);
+    }
+    let client = broker.client().await;
+    assert_eq!(producers_remembered(&client).await, 10_000, "the bound");
+    // Idle past the expiry, they are forgotten by the periodic pass.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while producers_remembered(&client).await > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        producers_remembered(&client).await,
+        0,
+        "idle producers expire"
+    );
+    // What expiry costs: a retry that late is a new batch to the partition.
+    let late = produce(&mut raw, batch(10_001, 0, 0, &["x"])).await;
+    assert_eq!((late.error_code, late.base_offset), (0, 10_001));
 }
 
 /// A TCP proxy to the broker whose connections can all be cut at once.

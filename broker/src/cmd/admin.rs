@@ -113,6 +113,7 @@ fn partition_info(index: usize, log: &Log) -> PartitionInfo {
         segments: stats.segment_count,
         durable_offset: stats.durable_offset,
         problem: log.health_problem().unwrap_or_default(),
+        producers: stats.producers,
     }
 }
 

@@ -76,6 +76,7 @@ fn partition_info(p: wire::PartitionInfo) -> PartitionInfo {
         segments: p.segments,
         durable_offset: p.durable_offset,
         problem: non_empty(p.problem),
+        producers: p.producers,
     }
 }
 

@@ -89,6 +89,9 @@ pub struct PartitionInfo {
     pub durable_offset: u64,
     /// Why the partition is fenced or read-only; `None` when healthy.
     pub problem: Option<String>,
+    /// Idempotent producers the partition remembers (idle ones expire
+    /// after the broker's `--producer-expiry-ms`; at most 10,000).
+    pub producers: u64,
 }
 
 /// A consumer group's state, as the broker sees it.

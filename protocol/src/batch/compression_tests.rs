@@ -179,10 +179,7 @@ proptest! {
         region in proptest::collection::vec(any::<u8>(), 0..300),
     ) {
         let mut bytes = batch_around(&[NewRecord::default()], codec, &region);
-        bytes[OFFSET_RECORD_COUNT..OFFSET_RECORD_COUNT + 4].copy_from_slice(&count.to_be_bytes());
-        bytes[OFFSET_LAST_OFFSET_DELTA..OFFSET_LAST_OFFSET_DELTA + 4]
-            .copy_from_slice(&(count - 1).to_be_bytes());
-        update_crc(&mut bytes);
+        super::tests::set_record_count(&mut bytes, count);
         let bytes = Bytes::from(bytes);
         let validated = validate_batch(&bytes, BATCH_BYTES_LIMIT);
         if let Ok(header) = check_batch(&bytes, BATCH_BYTES_LIMIT) {

@@ -10,6 +10,15 @@ fn arb_record() -> impl Strategy<Value = NewRecord> {
     arb_record_keyed(0..=u8::MAX)
 }
 
+/// Rewrites a batch's record count (and last offset delta to match), then
+/// its CRC: a header that lies only about its records.
+pub(super) fn set_record_count(bytes: &mut [u8], count: u32) {
+    bytes[OFFSET_RECORD_COUNT..OFFSET_RECORD_COUNT + 4].copy_from_slice(&count.to_be_bytes());
+    bytes[OFFSET_LAST_OFFSET_DELTA..OFFSET_LAST_OFFSET_DELTA + 4]
+        .copy_from_slice(&(count - 1).to_be_bytes());
+    update_crc(bytes);
+}
+
 /// Records whose key bytes are drawn from `key_bytes` (a narrow range
 /// makes them compressible).
 pub(super) fn arb_record_keyed(
@@ -127,10 +136,7 @@ proptest! {
         bytes.extend_from_slice(&body);
         let length = (bytes.len() - BATCH_LENGTH_PREFIX_BYTES) as u32;
         bytes[OFFSET_LENGTH..OFFSET_LENGTH + 4].copy_from_slice(&length.to_be_bytes());
-        bytes[OFFSET_RECORD_COUNT..OFFSET_RECORD_COUNT + 4].copy_from_slice(&count.to_be_bytes());
-        bytes[OFFSET_LAST_OFFSET_DELTA..OFFSET_LAST_OFFSET_DELTA + 4]
-            .copy_from_slice(&(count - 1).to_be_bytes());
-        update_crc(&mut bytes);
+        set_record_count(&mut bytes, count);
         let bytes = Bytes::from(bytes);
         let validated = validate_batch(&bytes, BATCH_BYTES_LIMIT);
         let header = check_batch(&bytes, BATCH_BYTES_LIMIT).unwrap();
