@@ -78,21 +78,15 @@ impl SpawnedBroker {
             .args(extra_args)
             .env("FERRY_LOG", "warn,ferry_broker=info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
+        // Brokers log to stderr (older builds to stdout): watch both.
         let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("ferry broker ready") {
-                    let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-                    if let Some(listen) = parsed["fields"]["listen"].as_str() {
-                        let _ = tx.send(listen.to_string());
-                    }
-                }
-            }
-        });
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        watch_for_ready(stdout, tx.clone());
+        watch_for_ready(stderr, tx);
         let addr = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(addr) => addr,
             Err(_) => {
@@ -127,4 +121,22 @@ impl Drop for SpawnedBroker {
         }
         let _ = self.child.wait();
     }
+}
+
+/// Sends the address of the broker's "ready" line, and passes its warnings
+/// and errors (and anything not JSON, such as a panic) through to stderr.
+fn watch_for_ready(stream: impl std::io::Read + Send + 'static, ready: mpsc::Sender<String>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if line.contains("ferry broker ready") {
+                if let Some(listen) = parsed["fields"]["listen"].as_str() {
+                    let _ = ready.send(listen.to_string());
+                }
+            }
+            if !matches!(parsed["level"].as_str(), Some("INFO" | "DEBUG" | "TRACE")) {
+                eprintln!("{line}");
+            }
+        }
+    });
 }

@@ -10,10 +10,24 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use ferry_storage::{FsyncPolicy, LogConfig};
 use serde::Deserialize;
 
+use crate::units;
+
 pub const STATE_SNAPSHOT_BYTES_MIN: u64 = 4096;
 pub const STATE_SNAPSHOT_BYTES_LIMIT: u64 = 1024 * 1024 * 1024;
 pub const HANDSHAKE_TIMEOUT_MS_MIN: u64 = 100;
 pub const HANDSHAKE_TIMEOUT_MS_LIMIT: u64 = 600_000;
+pub const MAX_FRAME_BYTES_MIN: u64 = 4096;
+/// The shortest idle and frame-read timeouts: below this a connection
+/// could not send its next request.
+pub const CONNECTION_TIMEOUT_MS_MIN: u64 = 100;
+pub const IDLE_TIMEOUT_MS_LIMIT: u64 = 7 * DAY_MS;
+pub const FRAME_READ_TIMEOUT_MS_LIMIT: u64 = 3_600_000;
+pub const SHUTDOWN_TIMEOUT_MS_LIMIT: u64 = 3_600_000;
+pub const RETENTION_CHECK_MS_MIN: u64 = 100;
+pub const RETENTION_CHECK_MS_LIMIT: u64 = DAY_MS;
+pub const GROUP_RETENTION_MS_MIN: u64 = 100;
+pub const GROUP_RETENTION_MS_LIMIT: u64 = 3650 * DAY_MS;
+const DAY_MS: u64 = 86_400_000;
 
 /// Whether clients must authenticate (`--auth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
@@ -39,13 +53,19 @@ pub enum LogFormat {
 
 /// Ferry message broker.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "ferry-broker", version, about)]
+#[command(
+    name = "ferry-broker",
+    version,
+    about,
+    after_help = "Sizes (*-bytes) take a number of bytes or units: 1GiB, 64MiB, 512KiB, 16MB, 2kB.\nDurations (*-ms) take a number of milliseconds or units: 500ms, 30s, 10m, 1h, 7d.\nThe same forms work in the --config file (`segment_bytes = \"1GiB\"`)."
+)]
 pub struct Config {
     /// TOML file with any of the settings below (keys as the flags, with `_`).
     #[arg(long, env = "FERRY_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Address to listen on.
-    #[arg(long, env = "FERRY_LISTEN", default_value = "127.0.0.1:7171")]
+    /// Address to listen on: `host:port`, a host alone (port 7171), or a
+    /// DNS name, resolved once at start.
+    #[arg(long, env = "FERRY_LISTEN", value_parser = units::parse_listen, default_value = "127.0.0.1:7171")]
     pub listen: SocketAddr,
     /// Directory for all data (topics, metadata).
     #[arg(long, env = "FERRY_DATA_DIR", default_value = "./data")]
@@ -54,13 +74,13 @@ pub struct Config {
     #[arg(long, env = "FERRY_LOG_FORMAT", value_enum, default_value = "human")]
     pub log_format: LogFormat,
     /// Address for the Prometheus metrics endpoint (`GET /metrics`); off if unset.
-    #[arg(long, env = "FERRY_METRICS_LISTEN")]
+    #[arg(long, env = "FERRY_METRICS_LISTEN", value_parser = units::parse_address_with_port)]
     pub metrics_listen: Option<SocketAddr>,
     /// Largest frame accepted; larger declared lengths close the connection.
-    #[arg(long, env = "FERRY_MAX_FRAME_BYTES", default_value_t = 16 * 1024 * 1024)]
+    #[arg(long, env = "FERRY_MAX_FRAME_BYTES", value_parser = units::parse_size_bytes_usize, default_value_t = 16 * 1024 * 1024)]
     pub max_frame_bytes: usize,
     /// Largest record batch accepted.
-    #[arg(long, env = "FERRY_MAX_BATCH_BYTES", default_value_t = 8 * 1024 * 1024)]
+    #[arg(long, env = "FERRY_MAX_BATCH_BYTES", value_parser = units::parse_size_bytes_usize, default_value_t = 8 * 1024 * 1024)]
     pub max_batch_bytes: usize,
     /// Connections beyond this are refused with an error.
     #[arg(long, env = "FERRY_MAX_CONNECTIONS", default_value_t = 4096)]
@@ -79,58 +99,58 @@ pub struct Config {
     pub max_connections_per_ip: usize,
     /// Close a connection that has not completed its handshake this long
     /// after it was accepted (ms).
-    #[arg(long, env = "FERRY_HANDSHAKE_TIMEOUT_MS", default_value_t = 5_000)]
+    #[arg(long, env = "FERRY_HANDSHAKE_TIMEOUT_MS", value_parser = units::parse_duration_ms, default_value_t = 5_000)]
     pub handshake_timeout_ms: u64,
     /// Request and response bytes in flight per connection before the broker
     /// stops reading it (backpressure).
-    #[arg(long, env = "FERRY_MAX_IN_FLIGHT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    #[arg(long, env = "FERRY_MAX_IN_FLIGHT_BYTES", value_parser = units::parse_size_bytes_usize, default_value_t = 64 * 1024 * 1024)]
     pub max_in_flight_bytes: usize,
     /// Close a connection with nothing in flight after this long without a request.
-    #[arg(long, env = "FERRY_IDLE_TIMEOUT_MS", default_value_t = 600_000)]
+    #[arg(long, env = "FERRY_IDLE_TIMEOUT_MS", value_parser = units::parse_duration_ms, default_value_t = 600_000)]
     pub idle_timeout_ms: u64,
     /// Close a connection that takes longer than this to send one frame.
-    #[arg(long, env = "FERRY_FRAME_READ_TIMEOUT_MS", default_value_t = 30_000)]
+    #[arg(long, env = "FERRY_FRAME_READ_TIMEOUT_MS", value_parser = units::parse_duration_ms, default_value_t = 30_000)]
     pub frame_read_timeout_ms: u64,
     /// Partitions of a topic created without saying.
     #[arg(long, env = "FERRY_DEFAULT_PARTITIONS", default_value_t = 1)]
     pub default_partitions: u32,
     /// Segment size in bytes.
-    #[arg(long, env = "FERRY_SEGMENT_BYTES", default_value_t = ferry_storage::config::DEFAULT_SEGMENT_BYTES)]
+    #[arg(long, env = "FERRY_SEGMENT_BYTES", value_parser = units::parse_size_bytes, default_value_t = ferry_storage::config::DEFAULT_SEGMENT_BYTES)]
     pub segment_bytes: u64,
     /// Roll segments older than this (ms); off if unset.
-    #[arg(long, env = "FERRY_SEGMENT_MS")]
+    #[arg(long, env = "FERRY_SEGMENT_MS", value_parser = units::parse_duration_ms)]
     pub segment_ms: Option<u64>,
     /// Delete segments whose newest record is older than this (ms); off if unset.
-    #[arg(long, env = "FERRY_RETENTION_MS")]
+    #[arg(long, env = "FERRY_RETENTION_MS", value_parser = units::parse_duration_ms)]
     pub retention_ms: Option<u64>,
     /// Keep each partition under about this many bytes; off if unset.
-    #[arg(long, env = "FERRY_RETENTION_BYTES")]
+    #[arg(long, env = "FERRY_RETENTION_BYTES", value_parser = units::parse_size_bytes)]
     pub retention_bytes: Option<u64>,
     /// How often retention runs (ms).
-    #[arg(long, env = "FERRY_RETENTION_CHECK_MS", default_value_t = 60_000)]
+    #[arg(long, env = "FERRY_RETENTION_CHECK_MS", value_parser = units::parse_duration_ms, default_value_t = 60_000)]
     pub retention_check_ms: u64,
     /// Default fsync policy: always, never, or an interval in ms.
-    #[arg(long, env = "FERRY_FSYNC", default_value = "always")]
+    #[arg(long, env = "FERRY_FSYNC", value_parser = units::parse_fsync, default_value = "always")]
     pub fsync: FsyncPolicy,
     /// Threads that run fsyncs (group commit).
     #[arg(long, env = "FERRY_FSYNC_THREADS", default_value_t = 2)]
     pub fsync_threads: usize,
     /// Session timeout of group members that do not choose one (ms).
-    #[arg(long, env = "FERRY_GROUP_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(long, env = "FERRY_GROUP_SESSION_TIMEOUT_MS", value_parser = units::parse_duration_ms_u32, default_value_t = 10_000)]
     pub group_session_timeout_ms: u32,
     /// Groups without members are deleted, with their offsets, after this long (ms).
-    #[arg(long, env = "FERRY_GROUP_RETENTION_MS", default_value_t = 7 * 24 * 3600 * 1000)]
+    #[arg(long, env = "FERRY_GROUP_RETENTION_MS", value_parser = units::parse_duration_ms, default_value_t = 7 * 24 * 3600 * 1000)]
     pub group_retention_ms: u64,
     /// An idempotent producer that has not written to a partition for this
     /// long is forgotten there (ms, at least 1000).
-    #[arg(long, env = "FERRY_PRODUCER_EXPIRY_MS", default_value_t = ferry_storage::config::DEFAULT_PRODUCER_EXPIRY_MS)]
+    #[arg(long, env = "FERRY_PRODUCER_EXPIRY_MS", value_parser = units::parse_duration_ms, default_value_t = ferry_storage::config::DEFAULT_PRODUCER_EXPIRY_MS)]
     pub producer_expiry_ms: u64,
     /// Internal state logs (group offsets, queue acks) are snapshotted once
     /// this large, by housekeeping and at shutdown.
-    #[arg(long, env = "FERRY_STATE_SNAPSHOT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    #[arg(long, env = "FERRY_STATE_SNAPSHOT_BYTES", value_parser = units::parse_size_bytes, default_value_t = 64 * 1024 * 1024)]
     pub state_snapshot_bytes: u64,
     /// How long a graceful shutdown waits for in-flight requests (ms).
-    #[arg(long, env = "FERRY_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(long, env = "FERRY_SHUTDOWN_TIMEOUT_MS", value_parser = units::parse_duration_ms, default_value_t = 10_000)]
     pub shutdown_timeout_ms: u64,
     /// PEM certificate chain the broker presents. With `--tls-key`, every
     /// client connection must speak TLS; without both, plaintext.
@@ -146,7 +166,7 @@ pub struct Config {
     /// Listen on an address other than loopback without TLS and client
     /// authentication. Refused without this flag; logged at every start
     /// with it.
-    #[arg(long, env = "FERRY_ALLOW_INSECURE")]
+    #[arg(long, env = "FERRY_ALLOW_INSECURE", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_insecure: bool,
     /// `required`: every connection authenticates and every request is
     /// checked against the ACLs; `off`: anyone who connects may do anything.
@@ -166,32 +186,51 @@ pub struct Config {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    #[serde(default, deserialize_with = "units::listen")]
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     log_format: Option<LogFormat>,
+    #[serde(default, deserialize_with = "units::address_with_port")]
     metrics_listen: Option<SocketAddr>,
+    #[serde(default, deserialize_with = "units::size_bytes")]
     max_frame_bytes: Option<usize>,
+    #[serde(default, deserialize_with = "units::size_bytes")]
     max_batch_bytes: Option<usize>,
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
     max_open_files: Option<u64>,
+    #[serde(default, deserialize_with = "units::duration_ms")]
     handshake_timeout_ms: Option<u64>,
     max_in_flight_requests: Option<usize>,
+    #[serde(default, deserialize_with = "units::size_bytes")]
     max_in_flight_bytes: Option<usize>,
+    #[serde(default, deserialize_with = "units::duration_ms")]
     idle_timeout_ms: Option<u64>,
+    #[serde(default, deserialize_with = "units::duration_ms")]
     frame_read_timeout_ms: Option<u64>,
     default_partitions: Option<u32>,
+    #[serde(default, deserialize_with = "units::size_bytes")]
     segment_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "units::duration_ms")]
     segment_ms: Option<u64>,
+    #[serde(default, deserialize_with = "units::duration_ms")]
     retention_ms: Option<u64>,
+    #[serde(default, deserialize_with = "units::size_bytes")]
     retention_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "units::duration_ms")]
     retention_check_ms: Option<u64>,
-    fsync: Option<String>,
+    #[serde(default, deserialize_with = "units::fsync")]
+    fsync: Option<FsyncPolicy>,
     fsync_threads: Option<usize>,
+    #[serde(default, deserialize_with = "units::duration_ms")]
     shutdown_timeout_ms: Option<u64>,
+    #[serde(default, deserialize_with = "units::size_bytes")]
     state_snapshot_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "units::duration_ms")]
     group_session_timeout_ms: Option<u32>,
+    #[serde(default, deserialize_with = "units::duration_ms")]
     group_retention_ms: Option<u64>,
+    #[serde(default, deserialize_with = "units::duration_ms")]
     producer_expiry_ms: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -217,8 +256,6 @@ pub enum ConfigError {
         path: PathBuf,
         source: toml::de::Error,
     },
-    #[error("fsync must be always, never or an interval in ms, not {0:?}")]
-    Fsync(String),
     #[error("{key} must be in [{min}, {max}], not {value}")]
     OutOfRange {
         key: &'static str,
@@ -275,13 +312,13 @@ impl Config {
             })?;
             let file: FileConfig =
                 toml::from_str(&text).map_err(|source| ConfigError::Toml { path, source })?;
-            config.merge(matches, file)?;
+            config.merge(matches, file);
         }
         config.validate()?;
         Ok(config)
     }
 
-    fn merge(&mut self, matches: &ArgMatches, file: FileConfig) -> Result<(), ConfigError> {
+    fn merge(&mut self, matches: &ArgMatches, file: FileConfig) {
         let defaulted = |id: &str| {
             matches!(
                 matches.value_source(id),
@@ -335,12 +372,7 @@ impl Config {
             group_retention_ms,
             producer_expiry_ms
         );
-        if defaulted("fsync") {
-            if let Some(fsync) = file.fsync {
-                self.fsync = fsync.parse().map_err(|_| ConfigError::Fsync(fsync))?;
-            }
-        }
-        Ok(())
+        take!(fsync);
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -349,7 +381,7 @@ impl Config {
         check_range(
             "max_frame_bytes",
             max_frame_bytes,
-            1024,
+            MAX_FRAME_BYTES_MIN,
             MAX_FRAME_BYTES_LIMIT as u64,
         )?;
         // Room for the frame header and the request around a batch.
@@ -366,12 +398,7 @@ impl Config {
                 why: "a whole frame must fit",
             });
         }
-        check_range(
-            "handshake_timeout_ms",
-            self.handshake_timeout_ms,
-            HANDSHAKE_TIMEOUT_MS_MIN,
-            HANDSHAKE_TIMEOUT_MS_LIMIT,
-        )?;
+        self.validate_timeouts()?;
         let partitions = u64::from(crate::topics::MAX_PARTITIONS_PER_TOPIC);
         check_range(
             "default_partitions",
@@ -397,6 +424,66 @@ impl Config {
             });
         }
         self.log_defaults().validate_for_topics()?;
+        Ok(())
+    }
+
+    /// Every timeout and period within a range where the broker still
+    /// works: none is zero, none is so long it could not be meant.
+    fn validate_timeouts(&self) -> Result<(), ConfigError> {
+        use crate::groups::coordinator::{SESSION_TIMEOUT_MAX_MS, SESSION_TIMEOUT_MIN_MS};
+        let checks = [
+            (
+                "handshake_timeout_ms",
+                self.handshake_timeout_ms,
+                HANDSHAKE_TIMEOUT_MS_MIN,
+                HANDSHAKE_TIMEOUT_MS_LIMIT,
+            ),
+            (
+                "idle_timeout_ms",
+                self.idle_timeout_ms,
+                CONNECTION_TIMEOUT_MS_MIN,
+                IDLE_TIMEOUT_MS_LIMIT,
+            ),
+            (
+                "frame_read_timeout_ms",
+                self.frame_read_timeout_ms,
+                CONNECTION_TIMEOUT_MS_MIN,
+                FRAME_READ_TIMEOUT_MS_LIMIT,
+            ),
+            (
+                "shutdown_timeout_ms",
+                self.shutdown_timeout_ms,
+                0,
+                SHUTDOWN_TIMEOUT_MS_LIMIT,
+            ),
+            (
+                "retention_check_ms",
+                self.retention_check_ms,
+                RETENTION_CHECK_MS_MIN,
+                RETENTION_CHECK_MS_LIMIT,
+            ),
+            (
+                "group_retention_ms",
+                self.group_retention_ms,
+                GROUP_RETENTION_MS_MIN,
+                GROUP_RETENTION_MS_LIMIT,
+            ),
+            (
+                "group_session_timeout_ms",
+                u64::from(self.group_session_timeout_ms),
+                u64::from(SESSION_TIMEOUT_MIN_MS),
+                u64::from(SESSION_TIMEOUT_MAX_MS),
+            ),
+            (
+                "fsync_threads",
+                self.fsync_threads as u64,
+                1,
+                ferry_storage::FLUSHER_THREADS_LIMIT as u64,
+            ),
+        ];
+        for (key, value, min, max) in checks {
+            check_range(key, value, min, max)?;
+        }
         Ok(())
     }
 
@@ -479,6 +566,28 @@ mod tests {
         // Authentication without TLS would send tokens in the clear.
         let plain = ["--listen", "0.0.0.0:7171", "--auth", "required"];
         assert!(matches!(parse(&plain), Err(ConfigError::Insecure { .. })));
+    }
+
+    #[test]
+    fn absurd_timeouts_and_counts_are_refused_by_name() {
+        for (flag, value) in [
+            ("--idle-timeout-ms", "0"),
+            ("--frame-read-timeout-ms", "0"),
+            ("--retention-check-ms", "0"),
+            ("--group-session-timeout-ms", "0"),
+            ("--group-session-timeout-ms", "1h"),
+            ("--fsync-threads", "0"),
+            ("--fsync-threads", "1000"),
+            ("--shutdown-timeout-ms", "30d"),
+            ("--max-frame-bytes", "1024"),
+        ] {
+            let key = flag.trim_start_matches("--").replace('-', "_");
+            match parse(&[flag, value]) {
+                Err(ConfigError::OutOfRange { key: named, .. }) => assert_eq!(named, key),
+                other => panic!("{flag} {value}: {other:?}"),
+            }
+        }
+        assert!(parse(&["--idle-timeout-ms", "10m", "--fsync", "1s"]).is_ok());
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod server;
 pub mod statelog;
 pub mod tls;
 pub mod topics;
+pub mod units;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,28 +34,37 @@ pub use broker::Broker;
 pub use config::Config;
 pub use error::BrokerError;
 
-/// Binds `--metrics-listen` and serves `/metrics`, `/health` and `/ready`.
+/// The broker once it has opened its data dir; empty while it recovers.
+type Opened = Arc<std::sync::OnceLock<Arc<Broker>>>;
+
+/// Binds `--metrics-listen` and serves `/metrics`, `/health` and `/ready`
+/// from before recovery until the broker has stopped: `/health` answers
+/// throughout, `/ready` only while recovered and serving, `/metrics` once
+/// the data dir is open. Returns the bound address and the token that ends it.
 async fn start_metrics(
-    broker: &Arc<Broker>,
+    opened: &Opened,
     addr: std::net::SocketAddr,
     readiness: metrics::Readiness,
-) -> Result<(), BrokerError> {
-    let listener = metrics::bind(addr)
-        .await
-        .map_err(|source| BrokerError::Listen {
-            what: "metrics",
-            addr,
-            source,
-        })?;
-    let scraped = broker.clone();
-    let render = move || {
-        let mut text = scraped.metrics.render(scraped.topics.fsyncs());
-        metrics::render_quotas(&mut text, &scraped.security.quotas.metrics());
-        text
+) -> Result<(std::net::SocketAddr, tokio_util::sync::CancellationToken), BrokerError> {
+    let cannot_listen = |source| BrokerError::Listen {
+        what: "metrics",
+        addr,
+        source,
     };
-    let shutdown = broker.shutdown.clone();
-    tokio::spawn(metrics::serve(render, readiness, listener, shutdown));
-    Ok(())
+    let listener = metrics::bind(addr).await.map_err(cannot_listen)?;
+    let local = listener.local_addr().map_err(cannot_listen)?;
+    let scraped = opened.clone();
+    let render = move || match scraped.get() {
+        Some(broker) => {
+            let mut text = broker.metrics.render(broker.topics.fsyncs());
+            metrics::render_quotas(&mut text, &broker.security.quotas.metrics());
+            text
+        }
+        None => String::new(),
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(metrics::serve(render, readiness, listener, stop.clone()));
+    Ok((local, stop))
 }
 
 /// Runs the broker until SIGINT/SIGTERM, then shuts down gracefully: stop
@@ -63,7 +73,14 @@ async fn start_metrics(
 pub async fn run(config: Config) -> Result<(), BrokerError> {
     let listen = config.listen;
     let tls = tls::Tls::from_config(&config)?;
+    let readiness = metrics::Readiness::default();
+    let opened = Opened::default();
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(start_metrics(&opened, addr, readiness.clone()).await?),
+        None => None,
+    };
     let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
+    let _ = opened.set(broker.clone());
     let cannot_listen = |what| {
         move |source| BrokerError::Listen {
             what,
@@ -75,11 +92,6 @@ pub async fn run(config: Config) -> Result<(), BrokerError> {
         .await
         .map_err(cannot_listen("clients"))?;
     let local = listener.local_addr().map_err(cannot_listen("clients"))?;
-    let readiness = metrics::Readiness::default();
-    // Metrics are served before "ready" is said: whoever waits for it can scrape.
-    if let Some(metrics_addr) = broker.config.metrics_listen {
-        start_metrics(&broker, metrics_addr, readiness.clone()).await?;
-    }
     if broker.config.insecure() {
         tracing::warn!(listen = %local, "--allow-insecure: clients off this host connect without TLS and authentication, and may read, write and delete everything");
     }
@@ -88,8 +100,14 @@ pub async fn run(config: Config) -> Result<(), BrokerError> {
             "--super-users has no effect with --auth off: every client may do everything"
         );
     }
-    tracing::info!(listen = %local, tls = tls.is_some(), auth = ?broker.config.auth, data_dir = %broker.config.data_dir.display(), "ferry broker ready");
+    let metrics_listen = metrics.as_ref().map(|(addr, _)| *addr);
+    log_ready(&broker.config, local, metrics_listen, tls.is_some());
     readiness.set(true);
+    let draining = (broker.shutdown.clone(), readiness.clone());
+    tokio::spawn(async move {
+        draining.0.cancelled().await;
+        draining.1.set(false);
+    });
     tokio::spawn(retention_loop(broker.clone()));
     tokio::spawn(group_sweeper(broker.clone()));
     for (topic, name) in broker.queues.list() {
@@ -114,7 +132,33 @@ pub async fn run(config: Config) -> Result<(), BrokerError> {
     })
     .await?;
     tracing::info!("ferry broker stopped cleanly");
+    if let Some((_, stop)) = metrics {
+        stop.cancel();
+    }
     Ok(())
+}
+
+/// The one start-up line an operator reads: what runs, where, on which
+/// data, and how durable a default topic is.
+fn log_ready(
+    config: &Config,
+    listen: std::net::SocketAddr,
+    metrics_listen: Option<std::net::SocketAddr>,
+    tls: bool,
+) {
+    let metrics = metrics_listen.map_or_else(|| "off".to_owned(), |addr| addr.to_string());
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        listen = %listen,
+        metrics_listen = %metrics,
+        data_dir = %config.data_dir.display(),
+        fsync = %config.fsync,
+        fsync_threads = config.fsync_threads,
+        segment_bytes = config.segment_bytes,
+        tls,
+        auth = ?config.auth,
+        "ferry broker ready"
+    );
 }
 
 async fn wait_for_signal(broker: Arc<Broker>) {

@@ -34,34 +34,42 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let filter = EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    match config.log_format {
-        LogFormat::Json => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .json()
-            .init(),
-        LogFormat::Human => tracing_subscriber::fmt().with_env_filter(filter).init(),
-    }
+    init_logging(config.log_format);
     if let Err(message) = budget_open_files(&mut config) {
-        tracing::error!("{message}");
-        eprintln!("ferry-broker: {message}");
-        std::process::exit(2);
+        fail(2, &message);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("ferry-broker: cannot start the runtime: {error}");
-            std::process::exit(1);
-        }
+        Err(error) => fail(1, &format!("cannot start the runtime: {error}")),
     };
     if let Err(message) = runtime.block_on(ferry_broker::run(config)) {
-        tracing::error!("{message}");
-        eprintln!("ferry-broker: {message}");
-        std::process::exit(1);
+        fail(1, &message.to_string());
     }
+}
+
+/// Logs go to stderr (stdout stays free for anything a supervisor pipes),
+/// coloured only when stderr is a terminal and `NO_COLOR` is unset.
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.with_ansi(ansi).init(),
+    }
+}
+
+/// Reports a fatal error once, through the log (which is on stderr), and
+/// exits with `code`.
+fn fail(code: i32, message: &str) -> ! {
+    tracing::error!("ferry-broker: {message}");
+    std::process::exit(code);
 }
 
 /// Sets the open-files limit, fits `max_connections` under it, and reserves

@@ -288,7 +288,7 @@ pub async fn serve<R>(
             continue;
         };
         let render = render.clone();
-        let ready = readiness.is_ready() && !shutdown.is_cancelled();
+        let ready = readiness.is_ready();
         tokio::spawn(async move {
             answer(stream, render, ready).await;
             drop(slot);

@@ -87,6 +87,23 @@ pub struct Connection {
     pub info: BrokerInfo,
 }
 
+/// `addr` with `:7171` added when it names no port: `localhost`,
+/// `broker.example`, `10.0.0.5` or `::1` (a bare IPv6 address has colons but
+/// no brackets; it becomes `[::1]:7171`).
+fn with_default_port(addr: &str) -> String {
+    let port = ferry_protocol::DEFAULT_PORT;
+    let bracketed = addr.starts_with('[');
+    let has_port = match bracketed {
+        true => addr.contains("]:"),
+        false => addr.matches(':').count() == 1,
+    };
+    match (has_port, bracketed, addr.contains(':')) {
+        (true, _, _) => addr.to_owned(),
+        (false, false, true) => format!("[{addr}]:{port}"),
+        (false, _, _) => format!("{addr}:{port}"),
+    }
+}
+
 impl Connection {
     /// Connects, sets `TCP_NODELAY`, performs the TLS handshake when
     /// `options.tls` is set, then the protocol handshake, then the SASL
@@ -96,6 +113,7 @@ impl Connection {
         options: &ClientOptions,
         push: Option<mpsc::UnboundedSender<Frame>>,
     ) -> Result<Connection> {
+        let addr = &with_default_port(addr);
         let timeout = options.connect_timeout;
         let unreachable = |reason: String| ClientError::Unreachable {
             addr: addr.to_string(),
@@ -406,4 +424,24 @@ async fn read_loop<R: AsyncRead + Unpin>(
     closed.close();
     // Dropping the senders wakes every waiter with "disconnected".
     waiters.lock().take();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_default_port;
+
+    #[test]
+    fn an_address_without_a_port_gets_the_default_one() {
+        for (given, used) in [
+            ("localhost", "localhost:7171"),
+            ("broker.example:9000", "broker.example:9000"),
+            ("10.0.0.5", "10.0.0.5:7171"),
+            ("127.0.0.1:0", "127.0.0.1:0"),
+            ("::1", "[::1]:7171"),
+            ("[::1]", "[::1]:7171"),
+            ("[::1]:9000", "[::1]:9000"),
+        ] {
+            assert_eq!(with_default_port(given), used, "{given}");
+        }
+    }
 }

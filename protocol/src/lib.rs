@@ -18,5 +18,9 @@ pub mod schema;
 pub mod scram;
 pub mod varint;
 
+/// The TCP port a broker listens on, and clients connect to, when an
+/// address names none.
+pub const DEFAULT_PORT: u16 = 7171;
+
 pub use api::{Api, ApiKey, Request};
 pub use error::{ErrorCode, ProtocolError};

@@ -25,7 +25,7 @@ pub mod vfs;
 pub use clock::now_ms;
 pub use config::{FsyncPolicy, LogConfig};
 pub use error::{Result, StorageError};
-pub use flusher::Flusher;
+pub use flusher::{Flusher, FLUSHER_THREADS_LIMIT};
 pub use log::{AppendInfo, Durable, EndWatch, Isolation, Log, LogGone, LogStats, ReadResult};
 pub use segment_cache::{
     SegmentCache, SegmentCacheStats, OPEN_SEALED_SEGMENTS_LIMIT, UNSYNCED_SEALED_SEGMENTS_LIMIT,

@@ -128,15 +128,16 @@ impl Broker {
             .arg("json")
             .args(&self.extra_args)
             .env("FERRY_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start ferry-broker");
-        let stdout = child.stdout.take().expect("stdout");
+        // The broker logs to stderr; the log is kept for `log_contains`.
+        let stderr = child.stderr.take().expect("stderr");
         let (ready_tx, ready_rx) = mpsc::channel();
         let log = self.log.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("ferry broker ready") {
                     let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
                     if let Some(listen) = parsed["fields"]["listen"].as_str() {
