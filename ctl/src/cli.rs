@@ -7,7 +7,11 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand};
+
+use crate::error::CliError;
+use crate::record_format::{EscapedBytes, RecordFormat};
+use crate::start_at::StartAt;
 use ferry_client::{Acks, AclOperation, Compression, FsyncPolicy, Isolation, SeekTo};
 
 #[derive(Parser)]
@@ -278,6 +282,14 @@ pub fn parse_principal(text: &str) -> Result<String, String> {
 
 /// A lifetime: a positive whole number and a unit, `d`, `h`, `m` or `s`
 /// (`30d`, `12h`, `15m`, `10s`).
+/// `KEY=VALUE` of `-H`: the key non-empty, the value anything (even empty).
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("expected KEY=VALUE, not {text:?}")),
+    }
+}
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("expected a number and a unit d, h, m or s (e.g. 30d), not {text:?}");
     let split = text.len().saturating_sub(1);
@@ -380,9 +392,22 @@ pub struct ProduceArgs {
     /// Send every message to this partition (default: by key, else round robin).
     #[arg(long)]
     pub partition: Option<u32>,
-    /// Split each line into key and value at the first SEP.
-    #[arg(long)]
-    pub key_separator: Option<String>,
+    /// Split each message into key and value at the first SEP (escapes
+    /// \t \0 ... allowed).
+    #[arg(long, value_name = "SEP")]
+    pub key_separator: Option<EscapedBytes>,
+    /// Add this header to every message; repeatable (-H a=1 -H b=2).
+    #[arg(short = 'H', long = "header", value_name = "KEY=VALUE", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// Messages in standard input are separated by these bytes instead of
+    /// newlines (escapes \n \t \r \0 \\ allowed). Empty: all of
+    /// standard input is one message.
+    #[arg(short = 'D', long, value_name = "BYTES", conflicts_with = "files")]
+    pub delimiter: Option<EscapedBytes>,
+    /// Send the whole content of this file as one message; repeatable.
+    /// Standard input is not read.
+    #[arg(long = "file", value_name = "PATH")]
+    pub files: Vec<PathBuf>,
     #[arg(long, default_value = "durable")]
     pub acks: Acks,
     /// Compress batches: none, gzip, snappy, lz4 or zstd (consumers
@@ -395,30 +420,53 @@ pub struct ProduceArgs {
     pub deliver_at: Option<String>,
 }
 
-/// How `consume` prints each message.
-#[derive(Clone, Copy, ValueEnum)]
-pub enum Format {
-    Value,
-    Json,
-}
-
 #[derive(Args)]
 pub struct ConsumeArgs {
     pub topic: String,
     /// Read only this partition (default: all).
     #[arg(long)]
     pub partition: Option<u32>,
-    /// earliest, latest, an offset, or @TIMESTAMP_MS.
-    #[arg(long, default_value = "earliest")]
-    pub from: SeekTo,
+    /// Where to start: earliest, latest, an offset, @TIMESTAMP_MS, -N (N
+    /// records before each partition's end), or a time before now such as
+    /// -1h, -30m, -2d. With --group only earliest or latest (for
+    /// partitions the group has no offset for).
+    #[arg(
+        long,
+        default_value = "earliest",
+        allow_hyphen_values = true,
+        value_name = "WHERE"
+    )]
+    pub from: StartAt,
     /// Stop after this many messages.
     #[arg(long)]
     pub count: Option<u64>,
-    /// Stop when nothing arrives for this long.
-    #[arg(long)]
+    /// Stop when nothing arrives for this long (ms). 0: do not wait, print
+    /// what is there now and stop (like --exit-at-end).
+    #[arg(long, value_name = "MS")]
     pub timeout_ms: Option<u64>,
-    #[arg(long, value_enum, default_value = "value")]
-    pub format: Format,
+    /// Stop at each partition's end as it was at start.
+    #[arg(long, conflicts_with_all = ["group", "queue"])]
+    pub exit_at_end: bool,
+    /// value (the raw value and a newline), json (one object a line;
+    /// bytes that are not UTF-8 as {"base64": ...}), or a format string:
+    /// %t topic, %p partition, %o offset, %T timestamp (ms), %k key, %s
+    /// value, %K and %S their lengths (-1 if null), %h headers (k=v,...),
+    /// %% a percent; escapes \n \t \r \0 \\. Example: -f '%p:%o %k=%s\n'.
+    #[arg(short = 'f', long, default_value = "value", value_name = "FORMAT")]
+    pub format: RecordFormat,
+    /// In value format, print each key before its value, separated by
+    /// --key-separator.
+    #[arg(long)]
+    pub print_key: bool,
+    /// With --print-key: what goes between key and value (escapes \t \0
+    /// ... allowed).
+    #[arg(
+        long,
+        default_value = "\\t",
+        requires = "print_key",
+        value_name = "SEP"
+    )]
+    pub key_separator: EscapedBytes,
     /// Consume as a member of this consumer group (commits as it goes;
     /// --from applies to partitions the group has no offset for).
     #[arg(long, conflicts_with = "partition")]
@@ -442,13 +490,29 @@ pub struct ConsumeArgs {
 }
 
 impl ConsumeArgs {
-    /// The record format: `--json` forces JSON lines, else `--format`.
-    pub fn record_format(&self, json_lines: bool) -> Format {
-        if json_lines {
-            Format::Json
-        } else {
-            self.format
+    /// The record format: `--json` forces JSON lines, else `--format`, with
+    /// the key printed first if `--print-key` (value format only).
+    pub fn record_format(&self, json_lines: bool) -> Result<RecordFormat, CliError> {
+        let format = match json_lines {
+            true => RecordFormat::Json,
+            false => self.format.clone(),
+        };
+        match (format, self.print_key) {
+            (format, false) => Ok(format),
+            (RecordFormat::Value { .. }, true) => Ok(RecordFormat::Value {
+                key_separator: Some(self.key_separator.0.clone()),
+            }),
+            (_, true) => Err(CliError::InvalidValue {
+                flag: "--print-key",
+                value: "with --format json or a format string".into(),
+                expected: "the value format (use %k in a format string)",
+            }),
         }
+    }
+
+    /// Whether to stop at the ends as they were at start.
+    pub fn stops_at_end(&self) -> bool {
+        self.exit_at_end || self.timeout_ms == Some(0)
     }
 }
 

@@ -1,40 +1,54 @@
 //! `ferryctl consume TOPIC` without `--group` or `--queue`: reads the
-//! topic (or one partition) from `--from` and prints each record, until
-//! `--count` records or `--timeout-ms` without any; up to the durable end
-//! unless `--isolation written`. Across a broker restart it waits for the
-//! broker and resumes at the next offset.
+//! topic (or one partition) from `--from` and writes each record in
+//! `--format`, until `--count` records, `--timeout-ms` without any, or
+//! (`--exit-at-end`, `--timeout-ms 0`) the partitions' ends as they were at
+//! start; up to the durable end unless `--isolation written`. Across a
+//! broker restart it waits for the broker and resumes at the next offset.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
-use ferry_client::{Client, Consumer, ConsumerConfig};
+use ferry_client::{Client, Consumer, ConsumerConfig, ConsumerRecord};
 
 use crate::cli::ConsumeArgs;
 use crate::error::CliResult;
-use crate::output::print_record;
+use crate::record_format::write_record;
+use crate::start_at::{bounds, seek_all};
 
-/// Reads and prints records until `--count` or `--timeout-ms` says stop.
+/// The longest a poll waits for records before `--timeout-ms` is checked.
+const POLL_WAIT_MS_LIMIT: u32 = 500;
+
+/// Reads and writes records until `--count`, `--timeout-ms` or the end.
 pub async fn run(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResult {
+    let format = args.record_format(json_lines)?;
     let timeout = args.timeout_ms.map(Duration::from_millis);
     let config = ConsumerConfig {
-        max_wait_ms: timeout.map_or(500, |t| t.as_millis().clamp(1, 500) as u32),
+        max_wait_ms: timeout.map_or(POLL_WAIT_MS_LIMIT, |t| {
+            t.as_millis().min(u128::from(POLL_WAIT_MS_LIMIT)) as u32
+        }),
         isolation: args.isolation,
         ..ConsumerConfig::default()
     };
     let mut consumer = Consumer::with_config(&client, &args.topic, config).await?;
-    match args.partition {
-        Some(p) => consumer.assign(&[p], args.from).await?,
-        None => consumer.assign_all(args.from).await?,
-    }
-    let format = args.record_format(json_lines);
+    let partitions: Vec<u32> = match args.partition {
+        Some(partition) => vec![partition],
+        None => (0..consumer.partitions()).collect(),
+    };
+    let bounds = bounds(&client, &args.topic, args.isolation).await?;
+    seek_all(&mut consumer, &partitions, args.from, &bounds).await?;
+    let mut ends = match args.stops_at_end() {
+        true => Some(Ends::new(&consumer, &partitions, &bounds)),
+        false => None,
+    };
     let mut printed: u64 = 0;
     let mut last_record = tokio::time::Instant::now();
     let stdout = std::io::stdout();
     loop {
-        if args.count.is_some_and(|n| printed >= n) {
-            return Ok(());
-        }
-        if timeout.is_some_and(|t| last_record.elapsed() >= t) {
+        let done = args.count.is_some_and(|n| printed >= n)
+            || ends.as_ref().is_some_and(Ends::all_reached)
+            || (ends.is_none() && timeout.is_some_and(|t| last_record.elapsed() >= t));
+        if done {
             return Ok(());
         }
         let records = consumer.poll().await?;
@@ -46,9 +60,50 @@ pub async fn run(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResu
             if args.count.is_some_and(|n| printed >= n) {
                 break;
             }
-            print_record(&mut out, &record, format)?;
+            if let Some(ends) = ends.as_mut() {
+                if !ends.take(&record) {
+                    continue;
+                }
+            }
+            write_record(&mut out, &record, &format)?;
             printed += 1;
         }
         out.flush()?;
+    }
+}
+
+/// Each partition's end as it was at start, and whether it was reached.
+struct Ends {
+    /// Partitions still short of their end, with that end.
+    open: BTreeMap<u32, u64>,
+}
+
+impl Ends {
+    fn new(consumer: &Consumer, partitions: &[u32], bounds: &BTreeMap<u32, (u64, u64)>) -> Ends {
+        let open = partitions
+            .iter()
+            .filter_map(|&partition| {
+                let end = bounds.get(&partition).map_or(0, |&(_, end)| end);
+                let position = consumer.position(partition).unwrap_or(end);
+                (position < end).then_some((partition, end))
+            })
+            .collect();
+        Ends { open }
+    }
+
+    fn all_reached(&self) -> bool {
+        self.open.is_empty()
+    }
+
+    /// Whether `record` is before its partition's end (to be written);
+    /// the partition is closed once its last record before the end is seen.
+    fn take(&mut self, record: &ConsumerRecord) -> bool {
+        let Some(&end) = self.open.get(&record.partition) else {
+            return false;
+        };
+        if record.offset + 1 >= end {
+            self.open.remove(&record.partition);
+        }
+        record.offset < end
     }
 }

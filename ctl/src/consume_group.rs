@@ -9,31 +9,38 @@ use std::time::Duration;
 
 use ferry_client::{Client, ConsumerRecord, GroupConfig, GroupConsumer, OffsetReset, SeekTo};
 
-use crate::cli::{ConsumeArgs, Format};
+use crate::cli::ConsumeArgs;
 use crate::error::{CliError, CliResult};
-use crate::output::print_record;
+use crate::record_format::{write_record, RecordFormat};
 
 /// Consumes as a group member; commits every second and on exit.
 pub async fn run(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResult {
     let timeout = args.timeout_ms.map(Duration::from_millis);
+    let format = args.record_format(json_lines)?;
     let mut consumer = GroupConsumer::join(&client, group_config(&args, timeout)?).await?;
-    let format = args.record_format(json_lines);
     let mut printed: u64 = 0;
     let mut last_record = tokio::time::Instant::now();
+    let mut last_poll_empty: Option<bool> = None;
     loop {
-        if args.count.is_some_and(|n| printed >= n)
-            || timeout.is_some_and(|t| last_record.elapsed() >= t)
-        {
+        // --timeout-ms 0 prints what is there: it stops at the first poll
+        // that finds nothing.
+        let quiet = match (timeout, last_poll_empty) {
+            (_, None) | (None, _) => false,
+            (Some(t), Some(empty)) if t.is_zero() => empty,
+            (Some(t), Some(_)) => last_record.elapsed() >= t,
+        };
+        if args.count.is_some_and(|n| printed >= n) || quiet {
             break;
         }
         let records = tokio::select! {
             records = consumer.poll() => records?,
             _ = tokio::signal::ctrl_c() => break,
         };
+        last_poll_empty = Some(records.is_empty());
         if !records.is_empty() {
             last_record = tokio::time::Instant::now();
         }
-        let unprinted = print_up_to(&records, format, args.count, &mut printed)?;
+        let unprinted = print_up_to(&records, &format, args.count, &mut printed)?;
         // Records past --count were not printed: rewind so they stay uncommitted.
         for ((topic, partition), offset) in unprinted {
             consumer.seek(&topic, partition, offset).await?;
@@ -53,18 +60,18 @@ fn group_config(args: &ConsumeArgs, timeout: Option<Duration>) -> Result<GroupCo
     let mut config = GroupConfig::new(&group, &[args.topic.as_str()]);
     config.auto_commit_interval_ms = Some(1000);
     config.session_timeout_ms = args.session_timeout_ms;
-    config.offset_reset = match args.from {
-        SeekTo::Earliest => OffsetReset::Earliest,
-        SeekTo::Latest => OffsetReset::Latest,
-        other => {
+    config.offset_reset = match args.from.as_seek() {
+        Some(SeekTo::Earliest) => OffsetReset::Earliest,
+        Some(SeekTo::Latest) => OffsetReset::Latest,
+        _ => {
             return Err(CliError::InvalidValue {
                 flag: "--from",
-                value: other.to_string(),
+                value: format!("{:?}", args.from),
                 expected: "earliest or latest with --group",
             })
         }
     };
-    config.consumer.max_wait_ms = timeout.map_or(500, |t| t.as_millis().clamp(1, 500) as u32);
+    config.consumer.max_wait_ms = timeout.map_or(500, |t| t.as_millis().min(500) as u32);
     config.consumer.isolation = args.isolation;
     Ok(config)
 }
@@ -73,7 +80,7 @@ fn group_config(args: &ConsumeArgs, timeout: Option<Duration>) -> Result<GroupCo
 /// partition with records left over, the offset of its first unprinted one.
 fn print_up_to(
     records: &[ConsumerRecord],
-    format: Format,
+    format: &RecordFormat,
     count: Option<u64>,
     printed: &mut u64,
 ) -> Result<BTreeMap<(String, u32), u64>, CliError> {
@@ -86,7 +93,7 @@ fn print_up_to(
                 .or_insert(record.offset);
             continue;
         }
-        print_record(&mut out, record, format)?;
+        write_record(&mut out, record, format)?;
         *printed += 1;
     }
     out.flush()?;

@@ -15,7 +15,11 @@ use ferry_client::{Client, ClientError, ConsumerRecord, Delivery, QueueConsumer}
 
 use crate::cli::ConsumeArgs;
 use crate::error::CliResult;
-use crate::output::print_record;
+use crate::record_format::write_record;
+
+/// With `--timeout-ms 0`: pushes of ready messages follow each other
+/// within this; none for this long means the queue is drained.
+const QUEUE_DRAINED_AFTER_MS: u64 = 200;
 
 /// A pending ack or nack.
 type Settle = BoxFuture<'static, ferry_client::Result<()>>;
@@ -29,11 +33,13 @@ pub async fn run(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResu
     });
     let mut consumer = QueueConsumer::subscribe(&client, &args.topic, &queue, prefetch).await?;
     crate::connection::report_reconnects(consumer.connection_state(), client.addr().to_string());
-    let format = args.record_format(json_lines);
-    let idle = args
-        .timeout_ms
-        .map(Duration::from_millis)
-        .unwrap_or(Duration::from_secs(3600 * 24 * 365));
+    let format = args.record_format(json_lines)?;
+    let idle = match args.timeout_ms {
+        // "Do not wait": stop once the ready messages stop arriving.
+        Some(0) => Duration::from_millis(QUEUE_DRAINED_AFTER_MS),
+        Some(ms) => Duration::from_millis(ms),
+        None => Duration::from_secs(3600 * 24 * 365),
+    };
     let mut printed: u64 = 0;
     let settles: FuturesUnordered<Settle> = FuturesUnordered::new();
     let stdout = std::io::stdout();
@@ -46,7 +52,7 @@ pub async fn run(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResu
         let delivery = delivery?;
         {
             let mut out = stdout.lock();
-            print_record(&mut out, &as_record(&delivery), format)?;
+            write_record(&mut out, &as_record(&delivery), &format)?;
             out.flush()?;
         }
         printed += 1;

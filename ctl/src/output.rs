@@ -1,14 +1,9 @@
 //! Everything that writes to standard output on behalf of a subcommand:
-//! aligned tables, JSON documents, the one-line `outcome` of a change, and
-//! consumed records in either `--format`.
+//! aligned tables, JSON documents and the one-line `outcome` of a change.
+//! (Consumed records are written by `record_format`.)
 
 use std::io::Write;
 
-use bytes::Bytes;
-use ferry_client::ConsumerRecord;
-use serde_json::json;
-
-use crate::cli::Format;
 use crate::error::{CliError, CliResult};
 
 /// Prints a one-line outcome: `value` with --json, `text` otherwise.
@@ -53,39 +48,4 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) -> CliResult {
         writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
     }
     Ok(())
-}
-
-/// Writes one consumed record as a line: its raw value, or a JSON object.
-pub fn print_record(out: &mut impl Write, record: &ConsumerRecord, format: Format) -> CliResult {
-    match format {
-        Format::Value => {
-            out.write_all(record.value.as_deref().unwrap_or_default())?;
-            out.write_all(b"\n")?;
-        }
-        Format::Json => {
-            serde_json::to_writer(&mut *out, &record_json(record))
-                .map_err(|e| CliError::Io(e.into()))?;
-            out.write_all(b"\n")?;
-        }
-    }
-    Ok(())
-}
-
-/// A record as JSON; keys, values and headers are shown as (lossy) UTF-8.
-fn record_json(record: &ConsumerRecord) -> serde_json::Value {
-    let text = |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned());
-    let headers: serde_json::Map<String, serde_json::Value> = record
-        .headers
-        .iter()
-        .map(|h| (h.key.clone(), json!(text(&h.value))))
-        .collect();
-    json!({
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "timestamp_ms": record.timestamp_ms,
-        "key": text(&record.key),
-        "value": text(&record.value),
-        "headers": headers,
-    })
 }

@@ -1,21 +1,22 @@
-//! `ferryctl produce`: sends each line of standard input as one record,
-//! many in flight at once, and waits for every ack before it exits. It
+//! `ferryctl produce`: sends each message of its input (lines of standard
+//! input by default; see `produce_input`) as one record, with any `-H`
+//! headers, many in flight at once, and waits for every ack before it exits. It
 //! rides through a broker restart (batches whose answer was lost are sent
 //! again); a run that fails part-way says how many records were
 //! acknowledged.
 
-use std::io::BufRead;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use ferry_client::{Callback, Client, ClientError, Producer, ProducerConfig, ProducerRecord};
 use serde_json::json;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::cli::ProduceArgs;
 use crate::error::{CliError, CliResult};
 use crate::output::print_json;
+use crate::produce_input::read_messages;
 
 /// Most records sent but not yet acked.
 const MAX_UNACKED: usize = 50_000;
@@ -67,11 +68,11 @@ async fn send_lines(
     deliver_at: Option<i64>,
     in_flight: &InFlight,
 ) -> (u64, CliResult) {
-    let mut lines = read_stdin_lines();
+    let mut messages = read_messages(args);
     let mut sent: u64 = 0;
-    while let Some(line) = lines.recv().await {
+    while let Some(message) = messages.recv().await {
         let step = async {
-            let record = record_for(line?, args, deliver_at);
+            let record = record_for(message?, args, deliver_at);
             in_flight.first_failure()?;
             let callback = in_flight.track().await?;
             producer.send_with_callback(record, callback).await?;
@@ -97,30 +98,24 @@ fn check_partition(producer: &Producer, args: &ProduceArgs) -> CliResult {
     }
 }
 
-/// Reads standard input on its own thread, one line per message.
-fn read_stdin_lines() -> mpsc::Receiver<std::io::Result<String>> {
-    let (lines_tx, lines_rx) = mpsc::channel(10_000);
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            if lines_tx.blocking_send(line).is_err() {
-                break;
-            }
-        }
+/// The record for one message: split at `--key-separator` when given,
+/// with the `-H` headers, pinned to `--partition` and held back by
+/// `--deliver-at` when given.
+fn record_for(message: Bytes, args: &ProduceArgs, deliver_at: Option<i64>) -> ProducerRecord {
+    let split = args.key_separator.as_ref().and_then(|separator| {
+        let separator = &separator.0;
+        let at = message
+            .windows(separator.len().max(1))
+            .position(|window| window == separator.as_slice())?;
+        Some((message.slice(..at), message.slice(at + separator.len()..)))
     });
-    lines_rx
-}
-
-/// The record for one input line: split at `--key-separator` when given,
-/// pinned to `--partition` and held back by `--deliver-at` when given.
-fn record_for(line: String, args: &ProduceArgs, deliver_at: Option<i64>) -> ProducerRecord {
-    let mut record = match &args.key_separator {
-        Some(sep) => match line.split_once(sep.as_str()) {
-            Some((key, value)) => ProducerRecord::new(Bytes::from(value.to_string()))
-                .with_key(Bytes::from(key.to_string())),
-            None => ProducerRecord::new(Bytes::from(line)),
-        },
-        None => ProducerRecord::new(Bytes::from(line)),
+    let mut record = match split {
+        Some((key, value)) => ProducerRecord::new(value).with_key(key),
+        None => ProducerRecord::new(message),
     };
+    for (key, value) in &args.headers {
+        record = record.with_header(key, Bytes::from(value.clone()));
+    }
     if let Some(p) = args.partition {
         record = record.with_partition(p);
     }
