@@ -18,6 +18,7 @@ use ferry_protocol::messages::{
     ResetOffsetsRequest, RevokeTokenRequest, ScramCredentials, SetQuotaRequest, WhoAmIRequest,
 };
 use ferry_protocol::scram::{StoredCredentials, ITERATIONS_MIN};
+use ferry_protocol::ErrorCode;
 
 pub use self::types::{
     AclOperation, AclPermission, AclRule, AuthMethod, BrokerStatus, CommittedOffset, FsyncPolicy,
@@ -43,6 +44,26 @@ impl Client {
             ..TopicConfig::default()
         };
         self.create_topic_with(name, &config).await
+    }
+
+    /// Creates a topic unless one of that name exists (whatever its
+    /// settings): `true` if this call created it. For programs that run
+    /// more than once.
+    pub async fn ensure_topic(&self, name: &str, partitions: u32) -> Result<bool> {
+        let config = TopicConfig {
+            partitions,
+            ..TopicConfig::default()
+        };
+        self.ensure_topic_with(name, &config).await
+    }
+
+    /// [`Client::ensure_topic`] with the topic's own settings (an existing
+    /// topic keeps its own).
+    pub async fn ensure_topic_with(&self, name: &str, config: &TopicConfig) -> Result<bool> {
+        already_exists(
+            self.create_topic_with(name, config).await,
+            ErrorCode::TopicAlreadyExists,
+        )
     }
 
     /// Creates a topic with its own settings.
@@ -174,6 +195,20 @@ impl Client {
     pub async fn create_queue(&self, topic: &str, queue: &str, config: &QueueConfig) -> Result<()> {
         let request = convert::create_queue_request(topic, queue, config);
         self.call(&request).await.map(drop)
+    }
+
+    /// Creates a queue unless one of that name exists on `topic`: `true` if
+    /// this call created it.
+    pub async fn ensure_queue(
+        &self,
+        topic: &str,
+        queue: &str,
+        config: &QueueConfig,
+    ) -> Result<bool> {
+        already_exists(
+            self.create_queue(topic, queue, config).await,
+            ErrorCode::QueueAlreadyExists,
+        )
     }
 
     /// Deletes a queue and its ack state.
@@ -357,4 +392,13 @@ async fn stored_credentials(password: &str) -> Result<ScramCredentials> {
             reason: e.to_string(),
         })?;
     Ok(convert::scram_credentials(&stored))
+}
+
+/// `Ok(true)` for created, `Ok(false)` for the `exists` error.
+fn already_exists(created: Result<()>, exists: ErrorCode) -> Result<bool> {
+    match created {
+        Ok(()) => Ok(true),
+        Err(error) if error.code() == Some(exists) => Ok(false),
+        Err(error) => Err(error),
+    }
 }
