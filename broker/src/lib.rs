@@ -54,13 +54,11 @@ async fn start_metrics(
     let listener = metrics::bind(addr).await.map_err(cannot_listen)?;
     let local = listener.local_addr().map_err(cannot_listen)?;
     let scraped = opened.clone();
-    let render = move || match scraped.get() {
-        Some(broker) => {
-            let mut text = broker.metrics.render(broker.topics.fsyncs());
-            metrics::render_quotas(&mut text, &broker.security.quotas.metrics());
-            text
-        }
-        None => String::new(),
+    let render = move || {
+        let broker = scraped.get()?;
+        let mut text = broker.metrics.render(broker.topics.fsyncs());
+        metrics::render_quotas(&mut text, &broker.security.quotas.metrics());
+        Some(text)
     };
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(metrics::serve(render, readiness, listener, stop.clone()));
@@ -79,6 +77,8 @@ pub async fn run(config: Config) -> Result<(), BrokerError> {
         Some(addr) => Some(start_metrics(&opened, addr, readiness.clone()).await?),
         None => None,
     };
+    // The endpoint stops when `run` returns, whichever way it returns.
+    let _stop_metrics = metrics.as_ref().map(|(_, stop)| stop.clone().drop_guard());
     let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
     let _ = opened.set(broker.clone());
     let cannot_listen = |what| {
@@ -103,11 +103,6 @@ pub async fn run(config: Config) -> Result<(), BrokerError> {
     let metrics_listen = metrics.as_ref().map(|(addr, _)| *addr);
     log_ready(&broker.config, local, metrics_listen, tls.is_some());
     readiness.set(true);
-    let draining = (broker.shutdown.clone(), readiness.clone());
-    tokio::spawn(async move {
-        draining.0.cancelled().await;
-        draining.1.set(false);
-    });
     tokio::spawn(retention_loop(broker.clone()));
     tokio::spawn(group_sweeper(broker.clone()));
     for (topic, name) in broker.queues.list() {
@@ -115,7 +110,7 @@ pub async fn run(config: Config) -> Result<(), BrokerError> {
             tokio::spawn(queues::drive(broker.queue_handles(), queue));
         }
     }
-    tokio::spawn(wait_for_signal(broker.clone()));
+    tokio::spawn(wait_for_signal(broker.clone(), readiness));
     server::serve(broker.clone(), listener, tls.map(Arc::new)).await;
     tracing::info!("closing partition logs");
     let closing = broker.clone();
@@ -132,9 +127,6 @@ pub async fn run(config: Config) -> Result<(), BrokerError> {
     })
     .await?;
     tracing::info!("ferry broker stopped cleanly");
-    if let Some((_, stop)) = metrics {
-        stop.cancel();
-    }
     Ok(())
 }
 
@@ -161,7 +153,9 @@ fn log_ready(
     );
 }
 
-async fn wait_for_signal(broker: Arc<Broker>) {
+/// At SIGTERM or SIGINT: not ready any more (before anything stops), then
+/// shut down.
+async fn wait_for_signal(broker: Arc<Broker>, readiness: metrics::Readiness) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -174,6 +168,7 @@ async fn wait_for_signal(broker: Arc<Broker>) {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = int.recv() => tracing::info!("SIGINT: shutting down"),
     }
+    readiness.set(false);
     broker.shutdown.cancel();
 }
 

@@ -65,10 +65,14 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Reports a fatal error once, through the log (which is on stderr), and
-/// exits with `code`.
+/// Reports a fatal error once, through the log (which is on stderr), or
+/// straight to stderr when `FERRY_LOG` filters errors out; exits with `code`.
 fn fail(code: i32, message: &str) -> ! {
-    tracing::error!("ferry-broker: {message}");
+    if tracing::enabled!(tracing::Level::ERROR) {
+        tracing::error!("ferry-broker: {message}");
+    } else {
+        eprintln!("ferry-broker: {message}");
+    }
     std::process::exit(code);
 }
 

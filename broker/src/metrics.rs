@@ -258,7 +258,7 @@ pub async fn serve<R>(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) where
-    R: Fn() -> String + Clone + Send + Sync + 'static,
+    R: Fn() -> Option<String> + Clone + Send + Sync + 'static,
 {
     let mut backoff = ACCEPT_BACKOFF_MIN;
     let slots = Arc::new(Semaphore::new(METRICS_CONNECTIONS_LIMIT));
@@ -307,16 +307,17 @@ fn get_path(head: &[u8]) -> Option<&[u8]> {
 /// request head within 5 s.
 async fn answer<R>(mut stream: tokio::net::TcpStream, render: R, ready: bool)
 where
-    R: Fn() -> String + Send + 'static,
+    R: Fn() -> Option<String> + Send + 'static,
 {
     let mut head = vec![0u8; METRICS_REQUEST_MAX_BYTES];
     let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut head)).await;
     let Ok(Ok(n)) = read else { return };
     let (status, body) = match get_path(&head[..n]) {
-        Some(b"/metrics") => {
-            let body = tokio::task::spawn_blocking(render).await;
-            ("200 OK", body.unwrap_or_default())
-        }
+        Some(b"/metrics") => match tokio::task::spawn_blocking(render).await {
+            Ok(Some(body)) => ("200 OK", body),
+            // The data dir is still being recovered.
+            _ => ("503 Service Unavailable", "recovering\n".to_string()),
+        },
         Some(b"/health") => ("200 OK", "ok\n".to_string()),
         Some(b"/ready") if ready => ("200 OK", "ready\n".to_string()),
         Some(b"/ready") => ("503 Service Unavailable", "not ready\n".to_string()),

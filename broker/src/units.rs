@@ -124,6 +124,7 @@ fn parse_address(text: &str, default_port: Option<u16>) -> Result<SocketAddr, St
     }
     let with_port = match (has_port(text), default_port) {
         (true, _) => text.to_owned(),
+        (false, Some(port)) if text.starts_with('[') => format!("{text}:{port}"),
         (false, Some(port)) if text.contains(':') => format!("[{text}]:{port}"),
         (false, Some(port)) => format!("{text}:{port}"),
         (false, None) => return Err(format!("{text:?} needs a port (host:port)")),
@@ -148,7 +149,7 @@ fn has_port(text: &str) -> bool {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum NumberOrText {
-    Number(u64),
+    Number(i64),
     Text(String),
 }
 
@@ -172,7 +173,9 @@ fn with_units<'de, D: Deserializer<'de>, T: TryFrom<u64>>(
 ) -> Result<Option<T>, D::Error> {
     use serde::de::Error;
     let value = match NumberOrText::deserialize(deserializer)? {
-        NumberOrText::Number(value) => value,
+        NumberOrText::Number(value) => {
+            u64::try_from(value).map_err(|_| D::Error::custom(format!("{value} is negative")))?
+        }
         NumberOrText::Text(text) => parse(&text).map_err(D::Error::custom)?,
     };
     T::try_from(value)
@@ -251,6 +254,7 @@ mod tests {
         );
         assert_eq!(parse_listen("::1").map(|a| a.port()), Ok(DEFAULT_PORT));
         assert_eq!(parse_listen("[::1]:9000").map(|a| a.port()), Ok(9000));
+        assert_eq!(parse_listen("[::1]").map(|a| a.port()), Ok(DEFAULT_PORT));
         let named = parse_listen("localhost").expect("localhost resolves");
         assert!(named.ip().is_loopback());
         assert_eq!(named.port(), DEFAULT_PORT);
@@ -288,5 +292,7 @@ mod tests {
             "past u32"
         );
         assert!(toml::from_str::<File>("size = \"big\"").is_err());
+        let negative = toml::from_str::<File>("size = -1").err().expect("refused");
+        assert!(negative.to_string().contains("negative"), "{negative}");
     }
 }

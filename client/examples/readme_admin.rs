@@ -1,3 +1,5 @@
+//! Create a topic with its own fsync policy, describe it, list group lags.
+
 use ferry_client::{Client, FsyncPolicy, TopicConfig};
 
 #[tokio::main]

@@ -1,3 +1,5 @@
+//! Read five records as a member of the consumer group "greeters".
+
 use ferry_client::{Client, GroupConfig, GroupConsumer};
 use futures::StreamExt;
 

@@ -1,3 +1,5 @@
+//! Take three messages from the queue "replies" and acknowledge each.
+
 use ferry_client::{Client, QueueConfig, QueueConsumer};
 use futures::StreamExt;
 

@@ -1,3 +1,5 @@
+//! Connect with a reconnect deadline and watch the connection state.
+
 use std::time::Duration;
 
 use ferry_client::{Client, ClientOptions, ReconnectPolicy};

@@ -1,3 +1,5 @@
+//! Create a topic, produce ten records and read them back.
+
 use ferry_client::{Client, Consumer, Producer, ProducerRecord, SeekTo};
 
 #[tokio::main]

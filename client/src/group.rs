@@ -279,6 +279,33 @@ impl GroupConsumer {
             .map(|i| i.shared.membership.lock().member_id.clone())
     }
 
+    /// The offset of the next record [`GroupConsumer::poll`] returns for an
+    /// owned partition (`None` if not owned or not positioned yet).
+    pub fn position(&self, topic: &str, partition: u32) -> Option<u64> {
+        let buffered = self
+            .buffer
+            .iter()
+            .find(|r| r.topic == topic && r.partition == partition);
+        match buffered {
+            Some(record) => Some(record.offset),
+            None => self
+                .inner
+                .as_ref()?
+                .consumers
+                .get(topic)?
+                .position(partition),
+        }
+    }
+
+    /// Whether this member holds every partition the broker assigned it
+    /// (no hand-over in progress). A member assigned nothing is settled.
+    pub fn assignment_settled(&self) -> bool {
+        self.inner.as_ref().is_some_and(|inner| {
+            let membership = inner.shared.membership.lock();
+            membership.owned == membership.target
+        })
+    }
+
     /// Partitions this member is consuming now.
     pub fn assignment(&self) -> Vec<(String, u32)> {
         self.inner

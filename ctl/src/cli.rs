@@ -280,9 +280,8 @@ pub fn parse_principal(text: &str) -> Result<String, String> {
     }
 }
 
-/// A lifetime: a positive whole number and a unit, `d`, `h`, `m` or `s`
-/// (`30d`, `12h`, `15m`, `10s`).
-/// `KEY=VALUE` of `-H`: the key non-empty, the value anything (even empty).
+/// `KEY=VALUE` of `-H`: the key non-empty (split at the first `=`, so the
+/// value may hold more), the value anything (even empty).
 fn parse_header(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
@@ -290,6 +289,8 @@ fn parse_header(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A lifetime: a positive whole number and a unit, `d`, `h`, `m` or `s`
+/// (`30d`, `12h`, `15m`, `10s`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("expected a number and a unit d, h, m or s (e.g. 30d), not {text:?}");
     let split = text.len().saturating_sub(1);
@@ -400,7 +401,7 @@ pub struct ProduceArgs {
     #[arg(short = 'H', long = "header", value_name = "KEY=VALUE", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
     /// Messages in standard input are separated by these bytes instead of
-    /// newlines (escapes \n \t \r \0 \\ allowed). Empty: all of
+    /// newlines (escapes \n \t \r \0 \\ \xHH allowed). Empty: all of
     /// standard input is one message.
     #[arg(short = 'D', long, value_name = "BYTES", conflicts_with = "files")]
     pub delimiter: Option<EscapedBytes>,
@@ -444,14 +445,16 @@ pub struct ConsumeArgs {
     /// what is there now and stop (like --exit-at-end).
     #[arg(long, value_name = "MS")]
     pub timeout_ms: Option<u64>,
-    /// Stop at each partition's end as it was at start.
-    #[arg(long, conflicts_with_all = ["group", "queue"])]
+    /// Stop at each partition's end as it was at start (with --group, of
+    /// the partitions this member owns).
+    #[arg(long, conflicts_with = "queue")]
     pub exit_at_end: bool,
     /// value (the raw value and a newline), json (one object a line;
     /// bytes that are not UTF-8 as {"base64": ...}), or a format string:
     /// %t topic, %p partition, %o offset, %T timestamp (ms), %k key, %s
     /// value, %K and %S their lengths (-1 if null), %h headers (k=v,...),
-    /// %% a percent; escapes \n \t \r \0 \\. Example: -f '%p:%o %k=%s\n'.
+    /// %% a percent; escapes \n \t \r \0 \\ \xHH. Example: -f '%p:%o
+    /// %k=%s\n'.
     #[arg(short = 'f', long, default_value = "value", value_name = "FORMAT")]
     pub format: RecordFormat,
     /// In value format, print each key before its value, separated by

@@ -12,7 +12,8 @@ use std::time::Duration;
 use ferry_client::{Client, Consumer, ConsumerConfig, ConsumerRecord};
 
 use crate::cli::ConsumeArgs;
-use crate::error::CliResult;
+use crate::error::{CliError, CliResult};
+use crate::interrupt::Interrupt;
 use crate::record_format::write_record;
 use crate::start_at::{bounds, seek_all};
 
@@ -21,6 +22,7 @@ const POLL_WAIT_MS_LIMIT: u32 = 500;
 
 /// Reads and writes records until `--count`, `--timeout-ms` or the end.
 pub async fn run(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResult {
+    let mut interrupt = Interrupt::listen();
     let format = args.record_format(json_lines)?;
     let timeout = args.timeout_ms.map(Duration::from_millis);
     let config = ConsumerConfig {
@@ -45,13 +47,21 @@ pub async fn run(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResu
     let mut last_record = tokio::time::Instant::now();
     let stdout = std::io::stdout();
     loop {
+        if let Some(ends) = ends.as_mut() {
+            ends.close_reached(&consumer);
+        }
+        // A zero timeout means "stop at the end", not "stop at once".
+        let quiet = timeout.is_some_and(|t| !t.is_zero() && last_record.elapsed() >= t);
         let done = args.count.is_some_and(|n| printed >= n)
             || ends.as_ref().is_some_and(Ends::all_reached)
-            || (ends.is_none() && timeout.is_some_and(|t| last_record.elapsed() >= t));
+            || quiet;
         if done {
             return Ok(());
         }
-        let records = consumer.poll().await?;
+        let records = tokio::select! {
+            records = consumer.poll() => records?,
+            _ = interrupt.recv() => return Err(CliError::Interrupted),
+        };
         if !records.is_empty() {
             last_record = tokio::time::Instant::now();
         }
@@ -95,15 +105,20 @@ impl Ends {
         self.open.is_empty()
     }
 
-    /// Whether `record` is before its partition's end (to be written);
-    /// the partition is closed once its last record before the end is seen.
+    /// Closes the partitions the consumer has read up to their end (its
+    /// position can pass offsets no record holds).
+    fn close_reached(&mut self, consumer: &Consumer) {
+        self.open.retain(|&partition, &mut end| {
+            consumer
+                .position(partition)
+                .is_none_or(|position| position < end)
+        });
+    }
+
+    /// Whether `record` is before its partition's end (to be written).
     fn take(&mut self, record: &ConsumerRecord) -> bool {
-        let Some(&end) = self.open.get(&record.partition) else {
-            return false;
-        };
-        if record.offset + 1 >= end {
-            self.open.remove(&record.partition);
-        }
-        record.offset < end
+        self.open
+            .get(&record.partition)
+            .is_some_and(|&end| record.offset < end)
     }
 }

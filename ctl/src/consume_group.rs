@@ -11,32 +11,39 @@ use ferry_client::{Client, ConsumerRecord, GroupConfig, GroupConsumer, OffsetRes
 
 use crate::cli::ConsumeArgs;
 use crate::error::{CliError, CliResult};
+use crate::interrupt::Interrupt;
 use crate::record_format::{write_record, RecordFormat};
+use crate::start_at::bounds;
 
-/// Consumes as a group member; commits every second and on exit.
+/// Consumes as a group member; commits every second and on exit (also
+/// on Ctrl-C or SIGTERM, then exits 130).
 pub async fn run(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResult {
+    let mut interrupt = Interrupt::listen();
     let timeout = args.timeout_ms.map(Duration::from_millis);
     let format = args.record_format(json_lines)?;
+    let ends = match args.stops_at_end() {
+        true => Some(bounds(&client, &args.topic, args.isolation).await?),
+        false => None,
+    };
     let mut consumer = GroupConsumer::join(&client, group_config(&args, timeout)?).await?;
     let mut printed: u64 = 0;
     let mut last_record = tokio::time::Instant::now();
-    let mut last_poll_empty: Option<bool> = None;
+    let mut interrupted = false;
     loop {
-        // --timeout-ms 0 prints what is there: it stops at the first poll
-        // that finds nothing.
-        let quiet = match (timeout, last_poll_empty) {
-            (_, None) | (None, _) => false,
-            (Some(t), Some(empty)) if t.is_zero() => empty,
-            (Some(t), Some(_)) => last_record.elapsed() >= t,
+        let done = match &ends {
+            Some(ends) => reached_ends(&consumer, ends),
+            None => timeout.is_some_and(|t| last_record.elapsed() >= t),
         };
-        if args.count.is_some_and(|n| printed >= n) || quiet {
+        if args.count.is_some_and(|n| printed >= n) || done {
             break;
         }
         let records = tokio::select! {
             records = consumer.poll() => records?,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => {
+                interrupted = true;
+                break;
+            }
         };
-        last_poll_empty = Some(records.is_empty());
         if !records.is_empty() {
             last_record = tokio::time::Instant::now();
         }
@@ -48,7 +55,23 @@ pub async fn run(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResu
     }
     // Commits what was printed and leaves, so the partitions move at once.
     consumer.close().await?;
-    Ok(())
+    match interrupted {
+        true => Err(CliError::Interrupted),
+        false => Ok(()),
+    }
+}
+
+/// With `--exit-at-end` or `--timeout-ms 0`: whether this member holds
+/// what the broker assigned it and has read every partition of it up to
+/// its end as it was at start (a member assigned none has nothing to read).
+fn reached_ends(consumer: &GroupConsumer, ends: &BTreeMap<u32, (u64, u64)>) -> bool {
+    consumer.assignment_settled()
+        && consumer.assignment().iter().all(|(topic, partition)| {
+            let end = ends.get(partition).map_or(0, |&(_, end)| end);
+            consumer
+                .position(topic, *partition)
+                .is_some_and(|position| position >= end)
+        })
 }
 
 /// The membership: auto-commit every second, `--from` for partitions
@@ -66,7 +89,7 @@ fn group_config(args: &ConsumeArgs, timeout: Option<Duration>) -> Result<GroupCo
         _ => {
             return Err(CliError::InvalidValue {
                 flag: "--from",
-                value: format!("{:?}", args.from),
+                value: args.from.to_string(),
                 expected: "earliest or latest with --group",
             })
         }

@@ -14,18 +14,23 @@ use futures::{FutureExt, StreamExt};
 use ferry_client::{Client, ClientError, ConsumerRecord, Delivery, QueueConsumer};
 
 use crate::cli::ConsumeArgs;
-use crate::error::CliResult;
+use crate::error::{CliError, CliResult};
+use crate::interrupt::Interrupt;
 use crate::record_format::write_record;
 
 /// With `--timeout-ms 0`: pushes of ready messages follow each other
-/// within this; none for this long means the queue is drained.
-const QUEUE_DRAINED_AFTER_MS: u64 = 200;
+/// within this; none for this long is taken to mean the queue is drained.
+/// (Credit freed by an ack returns only after the ack is durable, so a
+/// prefetch smaller than the ready messages makes for longer gaps: this
+/// leaves room for several fsyncs.)
+const QUEUE_DRAINED_AFTER_MS: u64 = 500;
 
 /// A pending ack or nack.
 type Settle = BoxFuture<'static, ferry_client::Result<()>>;
 
 /// Consumes from a queue, acking (or with --nack, rejecting) each printed message.
 pub async fn run(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResult {
+    let mut interrupt = Interrupt::listen();
     let queue = args.queue.clone().unwrap_or_default();
     // Never take more than --count messages' worth of credit.
     let mut prefetch = args.count.map_or(args.prefetch, |n| {
@@ -43,10 +48,14 @@ pub async fn run(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResu
     let mut printed: u64 = 0;
     let settles: FuturesUnordered<Settle> = FuturesUnordered::new();
     let stdout = std::io::stdout();
+    let mut interrupted = false;
     while args.count.is_none_or(|n| printed < n) {
         let next = tokio::select! {
             next = consumer.recv_timeout(idle) => next,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => {
+                interrupted = true;
+                break;
+            }
         };
         let Some(delivery) = next else { break };
         let delivery = delivery?;
@@ -71,7 +80,11 @@ pub async fn run(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResu
             delivery.ack().boxed()
         });
     }
-    finish(&mut consumer, settles).await
+    finish(&mut consumer, settles).await?;
+    match interrupted {
+        true => Err(CliError::Interrupted),
+        false => Ok(()),
+    }
 }
 
 /// A delivery as the record it carries, for printing.

@@ -60,6 +60,10 @@ pub enum CliError {
     /// `produce` could not wait for its acks (its bookkeeping was closed).
     #[error("waiting for acknowledgements failed: {0}")]
     AckTracking(#[from] tokio::sync::AcquireError),
+    /// Ctrl-C or SIGTERM ended a consumer (after it committed or settled
+    /// what it printed): exit 130, no message.
+    #[error("interrupted")]
+    Interrupted,
     /// `produce` failed part-way: how many of the records it sent the
     /// broker acknowledged before the failure.
     #[error("{error} ({acknowledged} of {sent} records acknowledged)")]
@@ -74,6 +78,9 @@ pub enum CliError {
     },
 }
 
+/// 128 + SIGINT, what shells report for a command stopped by Ctrl-C.
+pub const INTERRUPTED_EXIT_CODE: i32 = 130;
+
 /// What every subcommand returns.
 pub type CliResult = Result<(), CliError>;
 
@@ -87,7 +94,10 @@ impl CliError {
     /// Bad arguments clap could not see: reported like clap's own (with
     /// the usage line), exit code 2.
     pub fn is_usage(&self) -> bool {
-        matches!(self, CliError::MissingPassword { .. })
+        matches!(
+            self,
+            CliError::MissingPassword { .. } | CliError::InvalidValue { .. }
+        )
     }
 
     /// Advice printed after the error, if there is any.
@@ -101,19 +111,19 @@ impl CliError {
         }
     }
 
-    /// The exit code of a run that ends in this reported error: 1 (2 for
-    /// a usage error).
+    /// The exit code of a run that ends in this error: 1 (2 for a usage
+    /// error, 130 for an interrupted consumer).
     ///
     /// All of ferryctl's exit codes: 0 on success, and also on a broken
     /// pipe (which `main` does not report); 1 for any error printed as
     /// `ferryctl: error: ...` (a refused authentication included); 2 for
     /// bad arguments (clap exits with it before a subcommand runs, and
-    /// `main` for [`CliError::is_usage`]).
+    /// `main` for [`CliError::is_usage`]); 130 for Ctrl-C or SIGTERM.
     pub fn exit_code(&self) -> i32 {
-        if self.is_usage() {
-            2
-        } else {
-            1
+        match self {
+            CliError::Interrupted => INTERRUPTED_EXIT_CODE,
+            _ if self.is_usage() => 2,
+            _ => 1,
         }
     }
 }

@@ -16,6 +16,7 @@ mod consume_group;
 mod consume_queue;
 mod error;
 mod group;
+mod interrupt;
 mod output;
 mod password;
 mod produce;
@@ -44,6 +45,9 @@ async fn main() {
     if let Err(error) = result {
         if error.is_broken_pipe() {
             return;
+        }
+        if matches!(error, error::CliError::Interrupted) {
+            std::process::exit(error.exit_code());
         }
         if error.is_usage() {
             Cli::command()

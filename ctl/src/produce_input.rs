@@ -12,7 +12,9 @@ use tokio::sync::mpsc;
 
 use crate::cli::ProduceArgs;
 
-/// The largest message read (the broker's largest batch is 64 MiB).
+/// The largest message read: the broker refuses batches above its
+/// `--max-batch-bytes` (8 MiB by default, 64 MiB at most), so a larger
+/// message could never be stored.
 pub const MESSAGE_BYTES_LIMIT: usize = 64 * 1024 * 1024;
 /// Messages read ahead of the sends.
 const READ_AHEAD_MESSAGES: usize = 10_000;
@@ -115,6 +117,10 @@ fn split(
         let mut start = 0;
         while let Some(found) = find(&pending[scanned..], delimiter) {
             let end = scanned + found;
+            if end - start > MESSAGE_BYTES_LIMIT {
+                send(Err(too_large()));
+                return;
+            }
             if !send(Ok(message(&pending[start..end], lines))) {
                 return;
             }
@@ -176,17 +182,43 @@ mod tests {
         assert!(split_all(b"", b"\n").is_empty());
     }
 
+    /// Hands out 1, 2 or 3 bytes a read, so delimiters fall across reads
+    /// at every offset.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        reads: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            self.reads += 1;
+            let n = (self.reads % 3 + 1).min(self.bytes.len()).min(buffer.len());
+            buffer[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
     #[test]
     fn a_delimiter_across_reads_is_found() {
-        // More than one chunk, a two-byte delimiter at every offset.
         let mut input = Vec::new();
-        for i in 0..(3 * READ_CHUNK_BYTES / 7) {
-            input.extend_from_slice(&[b'a' + (i % 26) as u8; 5]);
-            input.extend_from_slice(b"|#");
+        for i in 0..200u8 {
+            input.extend_from_slice(&vec![b'a' + i % 26; usize::from(i % 7)]);
+            input.extend_from_slice(b"|#|");
         }
-        let messages = split_all(&input, b"|#");
-        assert_eq!(messages.len(), 3 * READ_CHUNK_BYTES / 7);
-        assert!(messages.iter().all(|m| m.len() == 5));
+        let mut found = Vec::new();
+        let mut reader = Trickle {
+            bytes: &input,
+            reads: 0,
+        };
+        split(&mut reader, b"|#|", |message| {
+            found.push(message.expect("read").to_vec());
+            true
+        });
+        assert_eq!(found.len(), 200);
+        for (i, message) in found.iter().enumerate() {
+            assert_eq!(message.len(), i % 7, "message {i}");
+        }
     }
 
     #[test]

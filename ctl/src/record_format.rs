@@ -1,6 +1,7 @@
 //! How `consume` writes each record: `value` (the raw value and a newline,
 //! with `--print-key` the key and a separator first), `json` (one object a
-//! line; bytes that are not UTF-8 as `{"base64": "..."}`), or a kcat-style
+//! line; headers a list of `{"key", "value"}` in order; bytes that are
+//! not UTF-8 as `{"base64": "..."}`), or a kcat-style
 //! format string:
 //!
 //! | field | | field | |
@@ -11,7 +12,7 @@
 //! | `%T` | timestamp, ms since the epoch | `%S` | value length (-1 if null) |
 //! | `%h` | headers, `key=value` joined by `,` | `%%` | a `%` |
 //!
-//! and the escapes `\n`, `\t`, `\r`, `\0` and `\\`. Keys and values are
+//! and the escapes `\n`, `\t`, `\r`, `\0`, `\\` and `\xHH`. Keys and values are
 //! written as raw bytes: `-f '%s'` reproduces a binary value exactly.
 
 use std::io::Write;
@@ -87,7 +88,7 @@ fn parse_template(text: &str) -> Result<Vec<Piece>, String> {
                 None => return Err("a format string ends with a lone %".into()),
             },
             '\\' => {
-                literal.push(unescape(chars.next())?);
+                literal.push(unescape(&mut chars)?);
                 continue;
             }
             _ => None,
@@ -130,16 +131,24 @@ fn field_piece(field: char) -> Result<Piece, String> {
     })
 }
 
-/// The byte of `\n`, `\t`, `\r`, `\0` or `\\`.
-fn unescape(escaped: Option<char>) -> Result<u8, String> {
-    match escaped {
+/// The byte of `\n`, `\t`, `\r`, `\0`, `\\` or `\xHH` (two hex
+/// digits: any byte).
+fn unescape(chars: &mut std::str::Chars<'_>) -> Result<u8, String> {
+    match chars.next() {
+        Some('x') => {
+            let digits: String = chars.by_ref().take(2).collect();
+            match u8::from_str_radix(&digits, 16) {
+                Ok(byte) if digits.len() == 2 => Ok(byte),
+                _ => Err(format!("\\x takes two hex digits, not {digits:?}")),
+            }
+        }
         Some('n') => Ok(b'\n'),
         Some('t') => Ok(b'\t'),
         Some('r') => Ok(b'\r'),
         Some('0') => Ok(0),
         Some('\\') => Ok(b'\\'),
         Some(other) => Err(format!(
-            "unknown escape \\{other} (known: \\n \\t \\r \\0 \\\\)"
+            "unknown escape \\{other} (known: \\n \\t \\r \\0 \\\\ \\xHH)"
         )),
         None => Err("a format string ends with a lone \\".into()),
     }
@@ -163,7 +172,7 @@ fn parse_escaped_bytes(text: &str) -> Result<Vec<u8>, String> {
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
         match c {
-            '\\' => bytes.push(unescape(chars.next())?),
+            '\\' => bytes.push(unescape(&mut chars)?),
             _ => {
                 let mut buffer = [0u8; 4];
                 bytes.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
@@ -242,10 +251,11 @@ fn bytes_json(bytes: &Option<Bytes>) -> serde_json::Value {
 
 /// A record as one JSON object.
 fn record_json(record: &ConsumerRecord) -> serde_json::Value {
-    let headers: serde_json::Map<String, serde_json::Value> = record
+    // A list, not an object: a key may repeat, and order is kept.
+    let headers: Vec<serde_json::Value> = record
         .headers
         .iter()
-        .map(|h| (h.key.clone(), bytes_json(&h.value)))
+        .map(|h| json!({ "key": h.key, "value": bytes_json(&h.value) }))
         .collect();
     json!({
         "topic": record.topic,
@@ -328,8 +338,11 @@ mod tests {
         let parsed: serde_json::Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(parsed["key"], "k");
         assert_eq!(parsed["value"]["base64"], "/wA=");
-        assert_eq!(parsed["headers"]["trace"], "abc");
-        assert_eq!(parsed["headers"]["empty"], serde_json::Value::Null);
+        assert_eq!(
+            parsed["headers"][0],
+            json!({"key": "trace", "value": "abc"})
+        );
+        assert_eq!(parsed["headers"][1], json!({"key": "empty", "value": null}));
     }
 
     #[test]
@@ -354,5 +367,8 @@ mod tests {
         assert_eq!(parse_escaped_bytes("\\0"), Ok(vec![0]));
         assert_eq!(parse_escaped_bytes("--\\n"), Ok(b"--\n".to_vec()));
         assert_eq!(parse_escaped_bytes(""), Ok(Vec::new()));
+        assert_eq!(parse_escaped_bytes("\\xff\\x00"), Ok(vec![0xff, 0]));
+        assert!(parse_escaped_bytes("\\xg1").is_err());
+        assert!(parse_escaped_bytes("\\x1").is_err());
     }
 }

@@ -42,6 +42,16 @@ impl std::str::FromStr for StartAt {
     }
 }
 
+impl std::fmt::Display for StartAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartAt::Seek(seek) => write!(f, "{seek}"),
+            StartAt::FromEnd(count) => write!(f, "-{count}"),
+            StartAt::Ago(age) => write!(f, "-{}s", age.as_secs()),
+        }
+    }
+}
+
 impl StartAt {
     /// Where a group starts partitions it has no offset for, if this is
     /// one of the two places a group can start.

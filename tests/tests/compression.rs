@@ -79,10 +79,15 @@ async fn every_codec_round_trips_through_consumers_queues_and_ferryctl() {
     for codec in Compression::ALL {
         let topic = format!("logs-{codec}");
         client.create_topic(&topic, 1).await.unwrap();
-        client
-            .create_queue(&topic, "q", &QueueConfig::default())
-            .await
-            .unwrap();
+        // Acks are awaited one by one (each durable) while up to 500
+        // deliveries wait their turn: on a loaded machine that can take
+        // longer than the default ack timeout, and a redelivery would
+        // arrive out of order.
+        let config = QueueConfig {
+            ack_timeout_ms: 600_000,
+            ..QueueConfig::default()
+        };
+        client.create_queue(&topic, "q", &config).await.unwrap();
         produce_lines(&client, &topic, codec).await;
         assert_eq!(consume_values(&client, &topic).await, expected, "{codec}");
         let mut queue = QueueConsumer::subscribe(&client, &topic, "q", 500)

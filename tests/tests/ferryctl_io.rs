@@ -2,7 +2,7 @@
 //! messages (`--delimiter`, `--file`) that come back byte for byte, format
 //! strings, headers, keys in value mode, base64 in JSON for bytes that are
 //! not UTF-8, `--exit-at-end`, `--timeout-ms 0`, and `--from` relative to
-//! the end or to now.
+//! the end or to now, and what Ctrl-C and SIGTERM do to a consumer.
 
 use std::io::Write;
 use std::process::Output;
@@ -108,7 +108,7 @@ fn delimiters_headers_keys_and_format_strings() {
         "-H",
         "trace=abc",
         "-H",
-        "n=1",
+        "n=1=x",
     ];
     ok(&ferryctl_bytes(&broker, &produce, input));
     let format = "%t|%p|%o|%k|%s|%K|%S|%h|%%\\n";
@@ -118,9 +118,9 @@ fn delimiters_headers_keys_and_format_strings() {
         b"",
     );
     let mut expected = Vec::new();
-    expected.extend_from_slice(b"fmt|0|0|k1|v1|2|2|trace=abc,n=1|%\n");
-    expected.extend_from_slice(b"fmt|0|1|k2|\xff\xfe|2|2|trace=abc,n=1|%\n");
-    expected.extend_from_slice(b"fmt|0|2|k3|v3|2|2|trace=abc,n=1|%\n");
+    expected.extend_from_slice(b"fmt|0|0|k1|v1|2|2|trace=abc,n=1=x|%\n");
+    expected.extend_from_slice(b"fmt|0|1|k2|\xff\xfe|2|2|trace=abc,n=1=x|%\n");
+    expected.extend_from_slice(b"fmt|0|2|k3|v3|2|2|trace=abc,n=1=x|%\n");
     assert_eq!(
         String::from_utf8_lossy(ok(&out)),
         String::from_utf8_lossy(&expected)
@@ -146,7 +146,8 @@ fn delimiters_headers_keys_and_format_strings() {
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["value"], "v1");
     assert_eq!(lines[1]["value"]["base64"], "//4=");
-    assert_eq!(lines[2]["headers"]["trace"], "abc");
+    assert_eq!(lines[2]["headers"][0]["key"], "trace");
+    assert_eq!(lines[2]["headers"][0]["value"], "abc");
     // A bad format is a usage error (exit 2), not a crash.
     let out = ferryctl_bytes(&broker, &["consume", "fmt", "-f", "%x"], b"");
     assert_eq!(out.status.code(), Some(2));
@@ -188,13 +189,18 @@ fn exit_at_end_relative_offsets_and_a_zero_timeout() {
         .collect();
     got.sort();
     assert_eq!(got, ["0:m17", "0:m18", "0:m19", "1:m17", "1:m18", "1:m19"]);
-    // -1h: everything produced in the last hour; --timeout-ms 0 does not wait.
-    let out = ferryctl_bytes(
-        &broker,
-        &["consume", "rel", "--from", "-1h", "--timeout-ms", "0"],
-        b"",
-    );
+    // -100: more than a partition holds starts at its first record.
+    let from_far = ["consume", "rel", "--from", "-100", "--exit-at-end"];
+    let out = ferryctl_bytes(&broker, &from_far, b"");
     assert_eq!(String::from_utf8_lossy(ok(&out)).lines().count(), 40);
+    // A position past the end: nothing to read, done at once.
+    let past_end = ["consume", "rel", "--from", "500", "--exit-at-end"];
+    assert!(ok(&ferryctl_bytes(&broker, &past_end, b"")).is_empty());
+    // --timeout-ms 0 does not wait for more.
+    let started = std::time::Instant::now();
+    let out = ferryctl_bytes(&broker, &["consume", "rel", "--timeout-ms", "0"], b"");
+    assert_eq!(String::from_utf8_lossy(ok(&out)).lines().count(), 40);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
     // latest with --timeout-ms 0: nothing there, exit 0 at once.
     let out = ferryctl_bytes(
         &broker,
@@ -202,8 +208,95 @@ fn exit_at_end_relative_offsets_and_a_zero_timeout() {
         b"",
     );
     assert!(ok(&out).is_empty());
-    // A group with --timeout-ms 0 prints what is there and commits it.
+    // A group with --timeout-ms 0 prints what is there and commits it:
+    // the next run finds nothing new.
     let group = ["consume", "rel", "--group", "g", "--timeout-ms", "0"];
     let out = ferryctl_bytes(&broker, &group, b"");
     assert_eq!(String::from_utf8_lossy(ok(&out)).lines().count(), 40);
+    let out = ferryctl_bytes(&broker, &group, b"");
+    assert!(
+        ok(&out).is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[tokio::test]
+async fn from_a_time_before_now_skips_older_records() {
+    use ferry_client::{Producer, ProducerRecord};
+    let broker = Broker::start();
+    let client = broker.client().await;
+    client.create_topic("aged", 1).await.unwrap();
+    let producer = Producer::new(&client, "aged").await.unwrap();
+    let two_hours_ago = ferry_client::now_ms() - 2 * 3_600_000;
+    for (value, timestamp_ms) in [("old", two_hours_ago), ("new", ferry_client::now_ms())] {
+        let record = ProducerRecord::new(value).with_timestamp(timestamp_ms);
+        producer.send(record).await.unwrap();
+    }
+    let hour = ["consume", "aged", "--from", "-1h", "--exit-at-end"];
+    assert_eq!(ok(&ferryctl_bytes(&broker, &hour, b"")), b"new\n");
+    let three_hours = ["consume", "aged", "--from", "-3h", "--exit-at-end"];
+    assert_eq!(
+        ok(&ferryctl_bytes(&broker, &three_hours, b"")),
+        b"old\nnew\n"
+    );
+}
+
+/// Reads `lines` lines of `child`'s stdout, then sends it `signal` and
+/// returns its exit code.
+fn interrupt_after(mut child: std::process::Child, lines: usize, signal: i32) -> Option<i32> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("stdout");
+    let mut reader = std::io::BufReader::new(stdout);
+    for _ in 0..lines {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).expect("read") > 0,
+            "ended early"
+        );
+    }
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, signal);
+    }
+    child.wait().expect("wait").code()
+}
+
+#[test]
+fn ctrl_c_or_sigterm_commits_leaves_and_exits_130() {
+    let broker = Broker::start();
+    ok(&broker_ctl(
+        &broker,
+        &["topic", "create", "sig", "--partitions", "2"],
+    ));
+    let lines: String = (0..30).map(|i| format!("s{i}\n")).collect();
+    ok(&ferryctl_bytes(
+        &broker,
+        &["produce", "sig"],
+        lines.as_bytes(),
+    ));
+    // A group member with nothing to stop it: interrupted after all 30.
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let group = format!("g{signal}");
+        let member =
+            ferry_e2e::spawn_ferryctl(&broker.addr, &["consume", "sig", "--group", &group]);
+        assert_eq!(
+            interrupt_after(member, 30, signal),
+            Some(130),
+            "signal {signal}"
+        );
+        // It committed before leaving: the group has nothing left to read.
+        let again = [
+            "consume",
+            "sig",
+            "--group",
+            group.as_str(),
+            "--timeout-ms",
+            "0",
+        ];
+        assert!(ok(&ferryctl_bytes(&broker, &again, b"")).is_empty());
+    }
+    // A plain consumer exits 130 too.
+    let plain = ferry_e2e::spawn_ferryctl(&broker.addr, &["consume", "sig"]);
+    assert_eq!(interrupt_after(plain, 30, libc::SIGINT), Some(130));
 }

@@ -103,14 +103,18 @@ fn the_readme_programs_run_and_run_again() {
     }
 }
 
-/// `target/<profile>/examples/<name>`, built if missing.
+/// `target/<profile>/examples/<name>`, built when it is missing or older
+/// than its source (`cargo test --workspace` builds examples; a test run
+/// of this package alone does not), so an edited example never runs stale.
 fn example_binary(name: &str) -> PathBuf {
     let broker = ferry_e2e::binary("ferry-broker");
     let profile_dir = broker.parent().expect("the profile dir");
     let path = profile_dir.join("examples").join(name);
-    if !path.exists() {
+    let source = repo_root().join(format!("client/examples/{name}.rs"));
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    if modified(&path) < modified(&source) {
         let mut build = Command::new(env!("CARGO"));
-        build.args(["build", "-p", "ferry-client", "--example", name]);
+        build.args(["build", "-q", "-p", "ferry-client", "--example", name]);
         if profile_dir.ends_with("release") {
             build.arg("--release");
         }
