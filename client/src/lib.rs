@@ -94,6 +94,7 @@ mod seek;
 mod tls;
 pub mod wire;
 
+pub use admin::ResetTarget;
 pub use admin::{
     AclOperation, AclPermission, AclRule, AuthMethod, BrokerStatus, CommittedOffset, FsyncPolicy,
     GroupDescription, GroupInfo, GroupPartitionInfo, GroupState, MemberInfo, NewToken,

@@ -127,6 +127,12 @@ pub enum Command {
     /// Set, list and delete per-principal quotas.
     #[command(subcommand)]
     Quota(QuotaCommand),
+    /// Print a completion script for a shell, e.g.
+    /// `ferryctl completions bash > /etc/bash_completion.d/ferryctl`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand)]
@@ -316,79 +322,138 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 #[derive(Subcommand)]
 pub enum QueueCommand {
+    /// Create a queue on a topic: messages pushed to competing consumers,
+    /// acknowledged one by one.
     Create {
+        /// The topic the queue reads.
         topic: String,
+        /// The queue's name (unique on its topic).
         queue: String,
-        /// Redeliver a message not acked within this long.
-        #[arg(long, default_value_t = 30_000)]
+        /// Redeliver a message not acked within this long (ms, at least 1).
+        #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u32).range(1..))]
         ack_timeout_ms: u32,
-        /// Dead-letter a message after this many deliveries.
-        #[arg(long, default_value_t = 5)]
+        /// Dead-letter a message after this many deliveries (at least 1).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
         max_deliveries: u32,
         /// earliest or latest.
         #[arg(long, default_value = "earliest")]
         from: String,
+        /// Succeed without a change if the queue exists.
+        #[arg(long)]
+        if_not_exists: bool,
     },
+    /// Every queue, by topic.
     List,
     /// Ready, in-flight, acked and dead-lettered counts, and the consumers.
     Describe {
+        /// The topic the queue reads.
         topic: String,
+        /// The queue.
         queue: String,
     },
+    /// Delete a queue and its acknowledgements (the topic's data stays).
     Delete {
+        /// The topic the queue reads.
         topic: String,
+        /// The queue.
         queue: String,
+        /// Succeed without a change if there is no such queue.
+        #[arg(long)]
+        if_exists: bool,
     },
 }
 
 #[derive(Subcommand)]
 pub enum GroupCommand {
+    /// Every group with live members or committed offsets.
     List,
     /// Members, assigned partitions, committed offsets, end offsets and lag.
     Describe {
+        /// The consumer group.
         group: String,
     },
-    /// Move the group's committed offsets (refused while it has live members).
+    /// Move the group's committed offsets for every partition of a topic
+    /// (refused while it has live members, unless --dry-run).
+    #[command(group(ArgGroup::new("target").required(true).args(["to", "shift_by"])))]
     ResetOffsets {
+        /// The consumer group.
         group: String,
+        /// The topic whose partitions move.
         #[arg(long)]
         topic: String,
         /// earliest, latest, an offset, or @TIMESTAMP_MS.
+        #[arg(long, value_name = "WHERE")]
+        to: Option<SeekTo>,
+        /// Move each partition N records from its committed offset (its
+        /// start if none): negative to read again, positive to skip; kept
+        /// within the partition.
+        #[arg(long, value_name = "N", allow_hyphen_values = true)]
+        shift_by: Option<i64>,
+        /// Show the current and new offsets, change nothing.
         #[arg(long)]
-        to: SeekTo,
+        dry_run: bool,
     },
+    /// Delete a group and its committed offsets (refused while it has
+    /// live members).
     Delete {
+        /// The consumer group.
         group: String,
     },
 }
 
 #[derive(Subcommand)]
 pub enum TopicCommand {
+    /// Create a topic (settings not given take the broker's defaults).
     Create {
+        /// The topic: 1-249 of A-Z a-z 0-9 . _ -
         name: String,
+        /// How many partitions (at least 1).
         #[arg(long, default_value_t = 1)]
         partitions: u32,
-        #[arg(long)]
+        /// Delete segments whose newest record is older than this (ms).
+        #[arg(long, value_name = "MS")]
         retention_ms: Option<u64>,
-        #[arg(long)]
+        /// Keep each partition under about this many bytes.
+        #[arg(long, value_name = "BYTES")]
         retention_bytes: Option<u64>,
-        #[arg(long)]
+        /// Roll to a new segment at this size (bytes, at least 1 MiB).
+        #[arg(long, value_name = "BYTES")]
         segment_bytes: Option<u64>,
+        /// Roll a partition's active segment once it is this old (ms).
+        #[arg(long, value_name = "MS")]
+        segment_ms: Option<u64>,
         /// always, never, or an fsync interval in ms.
         #[arg(long)]
         fsync: Option<FsyncPolicy>,
+        /// Succeed without a change if the topic exists (whatever its
+        /// settings).
+        #[arg(long)]
+        if_not_exists: bool,
     },
+    /// Every topic and its partition count.
     List,
+    /// Each partition's start, ends, size, segments and health.
     Describe {
+        /// The topic.
         name: String,
     },
+    /// Delete a topic with its data (refused if it has queues, unless
+    /// --force: they are deleted with it).
     Delete {
+        /// The topic.
         name: String,
+        /// Succeed without a change if there is no such topic.
+        #[arg(long)]
+        if_exists: bool,
+        /// Delete the topic's queues with it.
+        #[arg(long)]
+        force: bool,
     },
 }
 
 #[derive(Args)]
 pub struct ProduceArgs {
+    /// The topic to write to.
     pub topic: String,
     /// Send every message to this partition (default: by key, else round robin).
     #[arg(long)]
@@ -409,7 +474,9 @@ pub struct ProduceArgs {
     /// Standard input is not read.
     #[arg(long = "file", value_name = "PATH")]
     pub files: Vec<PathBuf>,
-    #[arg(long, default_value = "durable")]
+    /// When the broker answers: durable (after the fsync; survives power
+    /// loss), written (in the page cache) or none (no answer at all).
+    #[arg(long, default_value = "durable", value_name = "durable|written|none")]
     pub acks: Acks,
     /// Compress batches: none, gzip, snappy, lz4 or zstd (consumers
     /// decompress whatever they read).
@@ -423,6 +490,7 @@ pub struct ProduceArgs {
 
 #[derive(Args)]
 pub struct ConsumeArgs {
+    /// The topic to read.
     pub topic: String,
     /// Read only this partition (default: all).
     #[arg(long)]
@@ -528,6 +596,29 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every subcommand, flag and argument has help text.
+    #[test]
+    fn everything_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", command.get_name());
+            if command.get_about().is_none() {
+                missing.push(path.clone());
+            }
+            for arg in command.get_arguments() {
+                let builtin = ["help", "version"].contains(&arg.get_id().as_str());
+                if arg.get_help().is_none() && !builtin && !arg.is_hide_set() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
     }
 
     #[test]

@@ -44,6 +44,16 @@ pub enum CliError {
         /// Why it was refused.
         reason: String,
     },
+    /// `topic delete` of a topic with queues, without `--force`.
+    #[error(
+        "topic {topic} has queues ({queues}): deleting it deletes them and their acknowledgements"
+    )]
+    TopicHasQueues {
+        /// The topic.
+        topic: String,
+        /// Its queues, comma separated.
+        queues: String,
+    },
     /// `topic create --partitions 0`.
     #[error("--partitions must be at least 1")]
     NoPartitions,
@@ -107,6 +117,9 @@ impl CliError {
                 "before the command, give --user NAME with --password-file FILE (or \
                  FERRY_PASSWORD), or --token TOKEN (or FERRY_TOKEN)",
             ),
+            CliError::TopicHasQueues { .. } => {
+                Some("pass --force to delete the topic with its queues")
+            }
             _ => None,
         }
     }

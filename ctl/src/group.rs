@@ -1,7 +1,9 @@
 //! `ferryctl group`: list, describe, reset the offsets of and delete
 //! consumer groups. (Consuming as a member is `consume_group`.)
 
-use ferry_client::{Client, GroupDescription, SeekTo};
+use std::collections::BTreeMap;
+
+use ferry_client::{Client, GroupDescription, ResetTarget, SeekTo};
 use serde_json::json;
 
 use crate::cli::GroupCommand;
@@ -13,8 +15,25 @@ pub async fn run(client: &Client, command: GroupCommand, json_output: bool) -> C
     match command {
         GroupCommand::List => list(client, json_output).await,
         GroupCommand::Describe { group } => describe(client, &group, json_output).await,
-        GroupCommand::ResetOffsets { group, topic, to } => {
-            reset_offsets(client, &group, &topic, to, json_output).await
+        GroupCommand::ResetOffsets {
+            group,
+            topic,
+            to,
+            shift_by,
+            dry_run,
+        } => {
+            let target = match (to, shift_by) {
+                (_, Some(shift)) => ResetTarget::ShiftBy(shift),
+                (Some(to), None) => ResetTarget::To(to),
+                (None, None) => ResetTarget::To(SeekTo::Earliest),
+            };
+            let reset = Reset {
+                group: &group,
+                topic: &topic,
+                target,
+                dry_run,
+            };
+            reset_offsets(client, reset, json_output).await
         }
         GroupCommand::Delete { group } => delete(client, &group, json_output).await,
     }
@@ -114,32 +133,61 @@ fn describe_json(described: &GroupDescription) -> serde_json::Value {
     })
 }
 
-async fn reset_offsets(
-    client: &Client,
-    group: &str,
-    topic: &str,
-    to: SeekTo,
-    json_output: bool,
-) -> CliResult {
-    let offsets = client.reset_offsets(group, topic, to).await?;
+/// One `group reset-offsets`.
+struct Reset<'a> {
+    group: &'a str,
+    topic: &'a str,
+    target: ResetTarget,
+    dry_run: bool,
+}
+
+/// Resets (or with --dry-run previews) the offsets; prints each
+/// partition's committed offset before and its new one.
+async fn reset_offsets(client: &Client, reset: Reset<'_>, json_output: bool) -> CliResult {
+    let before: BTreeMap<(String, u32), Option<u64>> = client
+        .describe_group(reset.group)
+        .await
+        .map(|d| {
+            d.partitions
+                .into_iter()
+                .map(|p| ((p.topic, p.partition), p.committed))
+                .collect()
+        })
+        .unwrap_or_default();
+    let offsets = client
+        .reset_offsets_with(reset.group, reset.topic, reset.target, reset.dry_run)
+        .await?;
+    let current = |topic: &str, partition: u32| {
+        before
+            .get(&(topic.to_string(), partition))
+            .copied()
+            .flatten()
+    };
     if json_output {
         let list: Vec<_> = offsets
             .iter()
-            .map(|o| json!({"topic": o.topic, "partition": o.partition, "offset": o.offset}))
+            .map(|o| json!({"topic": o.topic, "partition": o.partition, "current": current(&o.topic, o.partition), "offset": o.offset}))
             .collect();
-        return print_json(json!({"group": group, "offsets": list}));
+        return print_json(
+            json!({"group": reset.group, "dry_run": reset.dry_run, "offsets": list}),
+        );
     }
+    let shown = |offset: Option<u64>| offset.map_or("-".into(), |v| v.to_string());
     let rows: Vec<Vec<String>> = offsets
         .iter()
         .map(|o| {
             vec![
                 o.topic.clone(),
                 o.partition.to_string(),
-                o.offset.map_or("-".into(), |v| v.to_string()),
+                shown(current(&o.topic, o.partition)),
+                shown(o.offset),
             ]
         })
         .collect();
-    print_table(&["TOPIC", "PARTITION", "NEW OFFSET"], &rows)
+    if reset.dry_run {
+        println!("dry run: nothing changed");
+    }
+    print_table(&["TOPIC", "PARTITION", "CURRENT", "NEW OFFSET"], &rows)
 }
 
 async fn delete(client: &Client, group: &str, json_output: bool) -> CliResult {

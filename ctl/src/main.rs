@@ -62,8 +62,16 @@ async fn main() {
     }
 }
 
-/// Connects, then runs the one subcommand.
+/// Connects, then runs the one subcommand (completions need no broker).
 async fn run(cli: Cli) -> CliResult {
+    if let Command::Completions { shell } = cli.command {
+        // Into memory first: the generator panics on a write error (a
+        // closed pipe), which must stay a quiet exit like everywhere else.
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "ferryctl", &mut script);
+        std::io::Write::write_all(&mut std::io::stdout().lock(), &script)?;
+        return Ok(());
+    }
     let client = Client::connect_with(&cli.broker, connection::client_options(&cli)?).await?;
     connection::report_reconnects(client.connection_state(), cli.broker.clone());
     match cli.command {
@@ -84,5 +92,6 @@ async fn run(cli: Cli) -> CliResult {
         Command::Token(command) => token::run(&client, command, cli.json).await,
         Command::Acl(command) => acl::run(&client, command, cli.json).await,
         Command::Quota(command) => quota::run(&client, command, cli.json).await,
+        Command::Completions { .. } => Ok(()),
     }
 }

@@ -2,6 +2,7 @@
 //! from a queue is `consume_queue`.)
 
 use ferry_client::{Client, QueueConfig, QueueDescription, StartFrom};
+use ferry_protocol::ErrorCode;
 use serde_json::json;
 
 use crate::cli::QueueCommand;
@@ -17,6 +18,7 @@ pub async fn run(client: &Client, command: QueueCommand, json_output: bool) -> C
             ack_timeout_ms,
             max_deliveries,
             from,
+            if_not_exists,
         } => {
             let config = QueueConfig {
                 ack_timeout_ms,
@@ -24,13 +26,23 @@ pub async fn run(client: &Client, command: QueueCommand, json_output: bool) -> C
                 start: parse_start(&from)?,
                 dead_letter_topic: None,
             };
-            create(client, &topic, &queue, &config, json_output).await
+            let create = Create {
+                topic: &topic,
+                queue: &queue,
+                config: &config,
+                if_not_exists,
+            };
+            create.run(client, json_output).await
         }
         QueueCommand::List => list(client, json_output).await,
         QueueCommand::Describe { topic, queue } => {
             describe(client, &topic, &queue, json_output).await
         }
-        QueueCommand::Delete { topic, queue } => delete(client, &topic, &queue, json_output).await,
+        QueueCommand::Delete {
+            topic,
+            queue,
+            if_exists,
+        } => delete(client, &topic, &queue, if_exists, json_output).await,
     }
 }
 
@@ -47,19 +59,37 @@ fn parse_start(from: &str) -> Result<StartFrom, CliError> {
     }
 }
 
-async fn create(
-    client: &Client,
-    topic: &str,
-    queue: &str,
-    config: &QueueConfig,
-    json_output: bool,
-) -> CliResult {
-    client.create_queue(topic, queue, config).await?;
-    outcome(
-        json_output,
-        json!({"created": {"topic": topic, "queue": queue}}),
-        format!("created queue {queue} on topic {topic}"),
-    )
+/// One `queue create`.
+struct Create<'a> {
+    topic: &'a str,
+    queue: &'a str,
+    config: &'a QueueConfig,
+    if_not_exists: bool,
+}
+
+impl Create<'_> {
+    async fn run(self, client: &Client, json_output: bool) -> CliResult {
+        let (topic, queue) = (self.topic, self.queue);
+        let created = match self.if_not_exists {
+            true => client.ensure_queue(topic, queue, self.config).await?,
+            false => client
+                .create_queue(topic, queue, self.config)
+                .await
+                .map(|()| true)?,
+        };
+        if !created {
+            return outcome(
+                json_output,
+                json!({"exists": {"topic": topic, "queue": queue}}),
+                format!("queue {queue} on topic {topic} exists: unchanged"),
+            );
+        }
+        outcome(
+            json_output,
+            json!({"created": {"topic": topic, "queue": queue}}),
+            format!("created queue {queue} on topic {topic}"),
+        )
+    }
 }
 
 async fn list(client: &Client, json_output: bool) -> CliResult {
@@ -135,11 +165,30 @@ fn describe_json(d: &QueueDescription) -> serde_json::Value {
     })
 }
 
-async fn delete(client: &Client, topic: &str, queue: &str, json_output: bool) -> CliResult {
-    client.delete_queue(topic, queue).await?;
-    outcome(
-        json_output,
-        json!({"deleted": {"topic": topic, "queue": queue}}),
-        format!("deleted queue {queue} on topic {topic}"),
-    )
+async fn delete(
+    client: &Client,
+    topic: &str,
+    queue: &str,
+    if_exists: bool,
+    json_output: bool,
+) -> CliResult {
+    let absent = |code| {
+        matches!(
+            code,
+            Some(ErrorCode::UnknownQueue | ErrorCode::UnknownTopic)
+        )
+    };
+    match client.delete_queue(topic, queue).await {
+        Err(error) if if_exists && absent(error.code()) => outcome(
+            json_output,
+            json!({"absent": {"topic": topic, "queue": queue}}),
+            format!("no queue {queue} on topic {topic}: nothing to delete"),
+        ),
+        Err(error) => Err(error.into()),
+        Ok(()) => outcome(
+            json_output,
+            json!({"deleted": {"topic": topic, "queue": queue}}),
+            format!("deleted queue {queue} on topic {topic}"),
+        ),
+    }
 }

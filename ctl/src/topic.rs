@@ -1,6 +1,7 @@
 //! `ferryctl topic`: create, list, describe and delete topics.
 
 use ferry_client::{Client, TopicConfig, TopicDescription};
+use ferry_protocol::ErrorCode;
 use serde_json::json;
 
 use crate::cli::TopicCommand;
@@ -16,7 +17,9 @@ pub async fn run(client: &Client, command: TopicCommand, json_output: bool) -> C
             retention_ms,
             retention_bytes,
             segment_bytes,
+            segment_ms,
             fsync,
+            if_not_exists,
         } => {
             let config = TopicConfig {
                 partitions,
@@ -24,22 +27,45 @@ pub async fn run(client: &Client, command: TopicCommand, json_output: bool) -> C
                 retention_bytes,
                 segment_bytes,
                 fsync,
-                segment_ms: None,
+                segment_ms,
             };
-            create(client, &name, &config, json_output).await
+            create(client, &name, &config, if_not_exists, json_output).await
         }
         TopicCommand::List => list(client, json_output).await,
         TopicCommand::Describe { name } => describe(client, &name, json_output).await,
-        TopicCommand::Delete { name } => delete(client, &name, json_output).await,
+        TopicCommand::Delete {
+            name,
+            if_exists,
+            force,
+        } => delete(client, &name, if_exists, force, json_output).await,
     }
 }
 
-async fn create(client: &Client, name: &str, config: &TopicConfig, json_output: bool) -> CliResult {
+async fn create(
+    client: &Client,
+    name: &str,
+    config: &TopicConfig,
+    if_not_exists: bool,
+    json_output: bool,
+) -> CliResult {
     let partitions = config.partitions;
     if partitions == 0 {
         return Err(CliError::NoPartitions);
     }
-    client.create_topic_with(name, config).await?;
+    let created = match if_not_exists {
+        true => client.ensure_topic_with(name, config).await?,
+        false => client
+            .create_topic_with(name, config)
+            .await
+            .map(|()| true)?,
+    };
+    if !created {
+        return outcome(
+            json_output,
+            json!({"exists": name}),
+            format!("topic {name} exists: unchanged"),
+        );
+    }
     outcome(
         json_output,
         json!({"created": name, "partitions": partitions}),
@@ -128,11 +154,38 @@ fn describe_json(topic: TopicDescription) -> serde_json::Value {
     })
 }
 
-async fn delete(client: &Client, name: &str, json_output: bool) -> CliResult {
-    client.delete_topic(name).await?;
-    outcome(
-        json_output,
-        json!({ "deleted": name }),
-        format!("deleted topic {name}"),
-    )
+/// Deletes a topic; one with queues only with `--force` (they go with it).
+async fn delete(
+    client: &Client,
+    name: &str,
+    if_exists: bool,
+    force: bool,
+    json_output: bool,
+) -> CliResult {
+    let queues: Vec<String> = client
+        .list_queues()
+        .await?
+        .into_iter()
+        .filter(|q| q.topic == name)
+        .map(|q| q.queue)
+        .collect();
+    if !queues.is_empty() && !force {
+        return Err(CliError::TopicHasQueues {
+            topic: name.to_string(),
+            queues: queues.join(", "),
+        });
+    }
+    match client.delete_topic(name).await {
+        Err(error) if if_exists && error.code() == Some(ErrorCode::UnknownTopic) => outcome(
+            json_output,
+            json!({ "absent": name }),
+            format!("no topic {name}: nothing to delete"),
+        ),
+        Err(error) => Err(error.into()),
+        Ok(()) => outcome(
+            json_output,
+            json!({ "deleted": name, "queues": queues }),
+            format!("deleted topic {name}"),
+        ),
+    }
 }

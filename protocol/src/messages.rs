@@ -747,6 +747,15 @@ messages! {
         pub timestamp_ms: i64,
         #[prost(uint64, tag = "5")]
         pub offset: u64,
+        /// When set, `spec` is ignored: each partition moves this many
+        /// records from its committed offset (its start if none), kept
+        /// within the partition's start and end.
+        #[prost(int64, optional, tag = "6")]
+        pub shift_by: Option<i64>,
+        /// Answer the offsets the reset would set, and set nothing (also
+        /// allowed while the group has live members).
+        #[prost(bool, tag = "7")]
+        pub dry_run: bool,
     }
 
     pub struct ResetOffsetsResponse {

@@ -511,35 +511,76 @@ fn reset_target(
     })
 }
 
+/// Where a reset moves each partition.
+#[derive(Debug, Clone, Copy)]
+enum ResetTo {
+    Spec(OffsetSpec),
+    /// From the committed offset (the start if none), within the partition.
+    ShiftBy(i64),
+}
+
+/// A partition's offset `shift` records from `from`, within `start..=end`.
+fn shifted(from: u64, shift: i64, start: u64, end: u64) -> u64 {
+    let moved = match shift.is_negative() {
+        true => from.saturating_sub(shift.unsigned_abs()),
+        false => from.saturating_add(shift.unsigned_abs()),
+    };
+    moved.clamp(start, end.max(start))
+}
+
 pub fn reset(broker: &Arc<Broker>, header: FrameHeader, request: ResetOffsetsRequest) -> Reply {
     blocking(broker, header, move |broker| {
         let group = GroupName::new(request.group)?;
-        let spec = offset_spec(request.spec, request.timestamp_ms, request.offset)?;
+        let to = match request.shift_by {
+            Some(shift) => ResetTo::ShiftBy(shift),
+            None => ResetTo::Spec(offset_spec(
+                request.spec,
+                request.timestamp_ms,
+                request.offset,
+            )?),
+        };
         topic(&request.topic)?;
-        refuse_live(broker, &group, "reset its offsets")?;
+        if !request.dry_run {
+            refuse_live(broker, &group, "reset its offsets")?;
+        }
         let topic = broker.topics.get(&request.topic)?;
         let name = topic.meta.name.to_string();
         let mut entries = Vec::with_capacity(topic.partitions.len());
         for (index, log) in topic.partitions.iter().enumerate() {
-            let offset = reset_target(log, &name, index, spec)?;
+            let offset = match to {
+                ResetTo::Spec(spec) => reset_target(log, &name, index, spec)?,
+                ResetTo::ShiftBy(shift) => {
+                    let (start, end) = (log.start_offset(), log.end_offset());
+                    let committed = broker.offsets.get(group.as_str(), &name, index as u32);
+                    shifted(committed.map_or(start, |c| c.offset), shift, start, end)
+                }
+            };
             entries.push((name.clone(), index as u32, offset, String::new()));
+        }
+        if request.dry_run {
+            return Ok(respond(header, &reset_response(&entries)));
         }
         adopt_stored(broker);
         broker.groups.admit_commit(&group, "", &[])?;
-        let offsets = entries
-            .iter()
-            .map(|(topic, partition, offset, _)| CommittedOffset {
-                topic: topic.clone(),
-                partition: *partition,
-                offset: Some(*offset),
-                metadata: String::new(),
-            })
-            .collect();
+        let response = reset_response(&entries);
         futures::executor::block_on(broker.offsets.commit(&group, entries)?)?;
-        let response = ResetOffsetsResponse {
-            offsets,
-            ..ResetOffsetsResponse::default()
-        };
         Ok(respond(header, &response))
     })
+}
+
+/// The answer to a reset: every partition's new offset.
+fn reset_response(entries: &[(String, u32, u64, String)]) -> ResetOffsetsResponse {
+    let offsets = entries
+        .iter()
+        .map(|(topic, partition, offset, _)| CommittedOffset {
+            topic: topic.clone(),
+            partition: *partition,
+            offset: Some(*offset),
+            metadata: String::new(),
+        })
+        .collect();
+    ResetOffsetsResponse {
+        offsets,
+        ..ResetOffsetsResponse::default()
+    }
 }

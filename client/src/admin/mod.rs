@@ -179,6 +179,24 @@ impl Client {
         topic: &str,
         to: SeekTo,
     ) -> Result<Vec<CommittedOffset>> {
+        self.reset_offsets_with(group, topic, ResetTarget::To(to), false)
+            .await
+    }
+
+    /// [`Client::reset_offsets`] to a [`ResetTarget`]; with `dry_run`, the
+    /// broker answers the offsets it would set and sets nothing (allowed
+    /// while the group has live members).
+    pub async fn reset_offsets_with(
+        &self,
+        group: &str,
+        topic: &str,
+        target: ResetTarget,
+        dry_run: bool,
+    ) -> Result<Vec<CommittedOffset>> {
+        let (to, shift_by) = match target {
+            ResetTarget::To(to) => (to, None),
+            ResetTarget::ShiftBy(shift) => (SeekTo::Earliest, Some(shift)),
+        };
         let (spec, timestamp_ms, offset) = convert::offset_spec(to);
         let request = ResetOffsetsRequest {
             group: group.to_string(),
@@ -186,6 +204,8 @@ impl Client {
             spec: spec as u32,
             timestamp_ms,
             offset,
+            shift_by,
+            dry_run,
         };
         let offsets = self.call(&request).await?.offsets;
         Ok(offsets.into_iter().map(convert::committed_offset).collect())
@@ -392,6 +412,17 @@ async fn stored_credentials(password: &str) -> Result<ScramCredentials> {
             reason: e.to_string(),
         })?;
     Ok(convert::scram_credentials(&stored))
+}
+
+/// Where [`Client::reset_offsets_with`] moves each partition of a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetTarget {
+    /// The same place in every partition.
+    To(SeekTo),
+    /// This many records from each partition's committed offset (its
+    /// start if it has none), kept within the partition: negative to
+    /// read again, positive to skip.
+    ShiftBy(i64),
 }
 
 /// `Ok(true)` for created, `Ok(false)` for the `exists` error.
