@@ -14,6 +14,7 @@ use ferry_client::{Client, Consumer, ConsumerConfig, ConsumerRecord};
 use crate::cli::ConsumeArgs;
 use crate::error::{CliError, CliResult};
 use crate::interrupt::Interrupt;
+use crate::progress::Progress;
 use crate::record_format::write_record;
 use crate::start_at::{bounds, seek_all};
 
@@ -46,6 +47,7 @@ pub async fn run(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResu
     let mut printed: u64 = 0;
     let mut last_record = tokio::time::Instant::now();
     let stdout = std::io::stdout();
+    let mut progress = Progress::on_terminal("read");
     loop {
         if let Some(ends) = ends.as_mut() {
             ends.close_reached(&consumer);
@@ -79,6 +81,9 @@ pub async fn run(client: Client, args: ConsumeArgs, json_lines: bool) -> CliResu
             printed += 1;
         }
         out.flush()?;
+        if let Some(progress) = progress.as_mut() {
+            progress.tick(printed);
+        }
     }
 }
 

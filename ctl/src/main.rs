@@ -21,6 +21,7 @@ mod output;
 mod password;
 mod produce;
 mod produce_input;
+mod progress;
 mod queue;
 mod quota;
 mod record_format;

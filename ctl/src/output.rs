@@ -24,7 +24,15 @@ pub fn print_json(value: serde_json::Value) -> CliResult {
     Ok(())
 }
 
-/// Prints rows as a table with aligned columns.
+/// Whether tables may use colour: stdout is a terminal and `NO_COLOR` is
+/// unset (<https://no-color.org>).
+fn colour_on_stdout() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// Prints rows as a table with aligned columns, the header in bold on a
+/// terminal.
 pub fn print_table(headers: &[&str], rows: &[Vec<String>]) -> CliResult {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in rows {
@@ -43,7 +51,11 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) -> CliResult {
             .trim_end()
             .to_string()
     };
-    writeln!(out, "{}", line(headers.to_vec()))?;
+    let header = line(headers.to_vec());
+    match colour_on_stdout() {
+        true => writeln!(out, "\x1b[1m{header}\x1b[0m")?,
+        false => writeln!(out, "{header}")?,
+    }
     for row in rows {
         writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
     }

@@ -17,6 +17,7 @@ use crate::cli::ProduceArgs;
 use crate::error::{CliError, CliResult};
 use crate::output::print_json;
 use crate::produce_input::read_messages;
+use crate::progress::Progress;
 
 /// Most records sent but not yet acked.
 const MAX_UNACKED: usize = 50_000;
@@ -70,6 +71,7 @@ async fn send_lines(
 ) -> (u64, CliResult) {
     let mut messages = read_messages(args);
     let mut sent: u64 = 0;
+    let mut progress = Progress::on_terminal("sent");
     while let Some(message) = messages.recv().await {
         let step = async {
             let record = record_for(message?, args, deliver_at);
@@ -82,6 +84,9 @@ async fn send_lines(
             return (sent, Err(error));
         }
         sent += 1;
+        if let Some(progress) = progress.as_mut() {
+            progress.tick(sent);
+        }
     }
     (sent, Ok(()))
 }

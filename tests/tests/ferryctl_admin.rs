@@ -172,3 +172,43 @@ fn completions_are_printed_for_each_shell_without_a_broker() {
         );
     }
 }
+
+/// Runs ferryctl under a pseudo-terminal (util-linux `script`), with
+/// `env`; its output as the terminal saw it. `None` without `script`.
+fn on_a_terminal(broker: &Broker, args: &str, env: &[(&str, &str)]) -> Option<String> {
+    let ferryctl = ferry_e2e::binary("ferryctl");
+    let line = format!("{} --broker {} {args}", ferryctl.display(), broker.addr);
+    let mut command = std::process::Command::new("script");
+    command
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("NO_COLOR");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().ok()?;
+    assert!(output.status.success(), "{line}");
+    Some(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[test]
+fn tables_are_bold_on_a_terminal_only_and_never_with_no_color() {
+    let broker = Broker::start();
+    ok(&broker, &["topic", "create", "c"]);
+    let piped = ok(&broker, &["topic", "list"]);
+    assert!(!piped.contains('\u{1b}'), "escapes in a pipe: {piped:?}");
+    let (_, _, stderr) = broker.ferryctl(&["produce", "c"], "a\nb\n");
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains("/s)"),
+        "{stderr:?}"
+    );
+    let Some(terminal) = on_a_terminal(&broker, "topic list", &[]) else {
+        eprintln!("skipped: no `script` to make a terminal");
+        return;
+    };
+    assert!(terminal.contains("\u{1b}[1mTOPIC"), "{terminal:?}");
+    let plain = on_a_terminal(&broker, "topic list", &[("NO_COLOR", "1")]).unwrap();
+    assert!(
+        plain.contains("TOPIC") && !plain.contains('\u{1b}'),
+        "{plain:?}"
+    );
+}
