@@ -389,7 +389,7 @@ impl<R: AsyncRead + Unpin> Connection<R> {
         let request = match Request::decode(&header, frame.body) {
             Ok(request) => request,
             Err((code, message)) => {
-                Metrics::add(&self.broker.metrics.request_errors, 1);
+                self.broker.metrics.count_error(code);
                 let out = cmd::protocol_error(header, code, message);
                 if !self.handshaken {
                     return Step::Close(out);

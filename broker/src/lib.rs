@@ -20,6 +20,7 @@ pub mod producer_ids;
 pub mod queues;
 pub mod security;
 pub mod server;
+pub mod state_metrics;
 pub mod statelog;
 pub mod tls;
 pub mod topics;
@@ -58,6 +59,7 @@ async fn start_metrics(
         let broker = scraped.get()?;
         let mut text = broker.metrics.render(broker.topics.fsyncs());
         metrics::render_quotas(&mut text, &broker.security.quotas.metrics());
+        state_metrics::render(&mut text, broker);
         Some(text)
     };
     let stop = tokio_util::sync::CancellationToken::new();

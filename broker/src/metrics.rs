@@ -1,6 +1,8 @@
-//! Counters users can scrape: kept as atomics on the request path and
-//! rendered in the Prometheus text format at `GET /metrics` on
-//! `--metrics-listen` (a deliberately tiny HTTP/1.0 responder).
+//! Counters users can scrape: kept as atomics on the request path (request
+//! counts and latency histograms by API, errors by code, bytes, records)
+//! and rendered in the Prometheus text format at `GET /metrics` on
+//! `--metrics-listen` (a deliberately tiny HTTP/1.0 responder). Gauges of
+//! the broker's state (partitions, groups, queues) are in `state_metrics`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_protocol::api::{ApiKey, API_COUNT};
+use ferry_protocol::ErrorCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -20,6 +23,60 @@ const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Scrapes answered at once; a connection past them is closed at once.
 pub const METRICS_CONNECTIONS_LIMIT: usize = 16;
+/// Upper bounds of the request latency buckets (µs), from a cached fetch
+/// to a long poll that waited its whole time.
+pub const LATENCY_BUCKETS_US: [u64; 16] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 5_000_000, 30_000_000,
+];
+const ERROR_CODE_COUNT: usize = ErrorCode::ALL.len();
+
+/// A latency histogram: a count per bucket (not cumulative: rendering adds
+/// them up), the total count and the sum.
+pub struct Histogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS_US.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Histogram {
+        Histogram {
+            buckets: std::array::from_fn(|_| AtomicU64::default()),
+            count: AtomicU64::default(),
+            sum_us: AtomicU64::default(),
+        }
+    }
+}
+
+impl Histogram {
+    pub fn observe(&self, elapsed: Duration) {
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        // Past the last bound only `+Inf` (the count) holds it.
+        if let Some(bucket) = LATENCY_BUCKETS_US.iter().position(|&bound| us <= bound) {
+            self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// The series of one histogram labelled `labels` (e.g. `api="fetch"`).
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (bound, bucket) in LATENCY_BUCKETS_US.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let le = *bound as f64 / 1e6;
+            out.push_str(&format!(
+                "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}\n"
+            ));
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        out.push_str(&format!("{name}_bucket{{{labels},le=\"+Inf\"}} {count}\n"));
+        out.push_str(&format!("{name}_sum{{{labels}}} {sum}\n"));
+        out.push_str(&format!("{name}_count{{{labels}}} {count}\n"));
+    }
+}
 
 pub struct Metrics {
     pub connections_open: AtomicU64,
@@ -30,6 +87,10 @@ pub struct Metrics {
     /// Frames pushed unasked (queue deliveries), indexed by [`ApiKey::index`].
     pub pushes: [AtomicU64; API_COUNT],
     pub request_errors: AtomicU64,
+    /// Errors answered, indexed like [`ErrorCode::ALL`].
+    pub errors_by_code: [AtomicU64; ERROR_CODE_COUNT],
+    /// Time from a request's dispatch to its answer, by API.
+    pub request_latency: [Histogram; API_COUNT],
     pub produce_records: AtomicU64,
     pub produce_bytes: AtomicU64,
     pub produce_duplicate_batches: AtomicU64,
@@ -48,6 +109,8 @@ impl Default for Metrics {
             requests: std::array::from_fn(|_| AtomicU64::default()),
             pushes: std::array::from_fn(|_| AtomicU64::default()),
             request_errors: AtomicU64::default(),
+            errors_by_code: std::array::from_fn(|_| AtomicU64::default()),
+            request_latency: std::array::from_fn(|_| Histogram::default()),
             produce_records: AtomicU64::default(),
             produce_bytes: AtomicU64::default(),
             produce_duplicate_batches: AtomicU64::default(),
@@ -70,6 +133,19 @@ impl Metrics {
 
     pub fn add(counter: &AtomicU64, value: u64) {
         counter.fetch_add(value, Ordering::Relaxed);
+    }
+
+    /// One error answered with `code` (counted in the total too).
+    pub fn count_error(&self, code: ErrorCode) {
+        self.request_errors.fetch_add(1, Ordering::Relaxed);
+        if let Some(index) = ErrorCode::ALL.iter().position(|c| *c == code) {
+            self.errors_by_code[index].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A request of `key` answered `elapsed` after dispatch.
+    pub fn observe_latency(&self, key: ApiKey, elapsed: Duration) {
+        self.request_latency[key.index()].observe(elapsed);
     }
 
     /// The scalar series: (name, help, type, value).
@@ -169,7 +245,35 @@ impl Metrics {
         let values = pushes.map(|key| (key, get(&self.pushes[key.index()])));
         let help = "Frames pushed to clients unasked, by API.";
         render_by_api(&mut out, "ferry_pushes_total", help, values);
+        self.render_errors_and_latency(&mut out);
         out
+    }
+
+    /// Errors by code, latency by API, and the build.
+    fn render_errors_and_latency(&self, out: &mut String) {
+        let name = "ferry_request_errors_by_code_total";
+        out.push_str(&format!(
+            "# HELP {name} Requests answered with an error, by code.\n# TYPE {name} counter\n"
+        ));
+        for (code, count) in ErrorCode::ALL.iter().zip(&self.errors_by_code) {
+            let count = count.load(Ordering::Relaxed);
+            let label = code.name().replace(' ', "_");
+            out.push_str(&format!("{name}{{code=\"{label}\"}} {count}\n"));
+        }
+        let name = "ferry_request_duration_seconds";
+        out.push_str(&format!("# HELP {name} Time from a request's dispatch to its answer (a long poll's wait included), by API.\n# TYPE {name} histogram\n"));
+        for key in ApiKey::ALL.into_iter().filter(|k| !k.row().push) {
+            let labels = format!("api=\"{}\"", key.name());
+            self.request_latency[key.index()].render(out, name, &labels);
+        }
+        let name = "ferry_build_info";
+        out.push_str(&format!(
+            "# HELP {name} The running build (always 1).\n# TYPE {name} gauge\n"
+        ));
+        out.push_str(&format!(
+            "{name}{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        ));
     }
 }
 

@@ -30,7 +30,6 @@ use tracing::Instrument;
 use crate::broker::Broker;
 use crate::domain::OffsetSpec;
 use crate::error::BrokerError;
-use crate::metrics::Metrics;
 use crate::security::authz::{self, Need};
 use crate::security::session::Session;
 use crate::security::{Operation, ResourceType};
@@ -92,6 +91,7 @@ pub fn dispatch(
 ) -> Reply {
     let key = request.api_key();
     broker.metrics.count_request(key);
+    let started = std::time::Instant::now();
     let span = tracing::debug_span!(
         "request",
         api = key.name(),
@@ -102,8 +102,19 @@ pub fn dispatch(
         Err(error) => Reply::Now(respond_error(broker, header, &error)),
     });
     match reply {
-        Reply::Later(future) => Reply::Later(future.instrument(span).boxed()),
-        other => other,
+        Reply::Later(future) => {
+            let broker = broker.clone();
+            let timed = async move {
+                let frame = future.await;
+                broker.metrics.observe_latency(key, started.elapsed());
+                frame
+            };
+            Reply::Later(timed.instrument(span).boxed())
+        }
+        other => {
+            broker.metrics.observe_latency(key, started.elapsed());
+            other
+        }
     }
 }
 
@@ -247,8 +258,8 @@ pub fn respond<M: prost::Message>(header: FrameHeader, message: &M) -> OutFrame 
 /// Every response message has `error_code = 1` and `error_message = 2`, so
 /// an error answer to any API is a `StatusResponse` with those two set.
 pub fn respond_error(broker: &Broker, header: FrameHeader, error: &BrokerError) -> OutFrame {
-    Metrics::add(&broker.metrics.request_errors, 1);
     let code = error.code();
+    broker.metrics.count_error(code);
     tracing::debug!(code = code.name(), %error, "request failed");
     respond(
         header,
