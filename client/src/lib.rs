@@ -94,7 +94,6 @@ mod seek;
 mod tls;
 pub mod wire;
 
-pub use admin::ResetTarget;
 pub use admin::{
     AclOperation, AclPermission, AclRule, AuthMethod, BrokerStatus, CommittedOffset, FsyncPolicy,
     GroupDescription, GroupInfo, GroupPartitionInfo, GroupState, MemberInfo, NewToken,
@@ -102,6 +101,7 @@ pub use admin::{
     QueueDescription, QueueId, QuotaSpec, ResourceType, StartFrom, TokenInfo, TopicConfig,
     TopicDescription, TopicInfo, UserInfo, WhoAmI, USER_ITERATIONS,
 };
+pub use admin::{PeekedMessage, ResetTarget};
 pub use auth::Credentials;
 pub use client::Client;
 pub use connection::BrokerInfo;

@@ -351,6 +351,21 @@ pub enum QueueCommand {
         /// The queue.
         queue: String,
     },
+    /// Show ready messages (the next to be delivered) without taking them:
+    /// they stay ready and nothing counts as a delivery.
+    Peek {
+        /// The topic the queue reads.
+        topic: String,
+        /// The queue.
+        queue: String,
+        /// At most this many (1-1000).
+        #[arg(short = 'n', long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        count: u32,
+        /// How to print each message: value, json, or a format string (as
+        /// for consume).
+        #[arg(short = 'f', long, default_value = "value", value_name = "FORMAT")]
+        format: RecordFormat,
+    },
     /// Delete a queue and its acknowledgements (the topic's data stays).
     Delete {
         /// The topic the queue reads.

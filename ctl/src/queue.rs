@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::cli::QueueCommand;
 use crate::error::{CliError, CliResult};
 use crate::output::{outcome, print_json, print_table};
+use crate::record_format::{write_record, RecordFormat};
 
 /// Runs one `queue` subcommand.
 pub async fn run(client: &Client, command: QueueCommand, json_output: bool) -> CliResult {
@@ -38,6 +39,12 @@ pub async fn run(client: &Client, command: QueueCommand, json_output: bool) -> C
         QueueCommand::Describe { topic, queue } => {
             describe(client, &topic, &queue, json_output).await
         }
+        QueueCommand::Peek {
+            topic,
+            queue,
+            count,
+            format,
+        } => peek(client, &topic, &queue, count, format, json_output).await,
         QueueCommand::Delete {
             topic,
             queue,
@@ -90,6 +97,30 @@ impl Create<'_> {
             format!("created queue {queue} on topic {topic}"),
         )
     }
+}
+
+/// Prints up to `count` ready messages; with --json each as JSON with its
+/// delivery count.
+async fn peek(
+    client: &Client,
+    topic: &str,
+    queue: &str,
+    count: u32,
+    format: RecordFormat,
+    json_output: bool,
+) -> CliResult {
+    let messages = client.peek_queue(topic, queue, count).await?;
+    let format = if json_output {
+        RecordFormat::Json
+    } else {
+        format
+    };
+    let mut out = std::io::stdout().lock();
+    for message in &messages {
+        write_record(&mut out, &message.record, &format)?;
+    }
+    std::io::Write::flush(&mut out)?;
+    Ok(())
 }
 
 async fn list(client: &Client, json_output: bool) -> CliResult {

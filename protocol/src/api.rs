@@ -208,6 +208,7 @@ api_table! {
         31 => DeleteQueue "delete_queue": DeleteQueueRequest => StatusResponse, retry = false;
         32 => ListQueues "list_queues": ListQueuesRequest => ListQueuesResponse, retry = true;
         33 => DescribeQueue "describe_queue": DescribeQueueRequest => DescribeQueueResponse, retry = true;
+        38 => PeekQueue "peek_queue": PeekQueueRequest => PeekQueueResponse, retry = true;
         34 => QueueSubscribe "queue_subscribe": QueueSubscribeRequest => QueueSubscribeResponse, retry = false;
         35 => Ack "ack": AckRequest => StatusResponse, retry = false;
         36 => Nack "nack": NackRequest => StatusResponse, retry = false;

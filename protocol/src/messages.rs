@@ -827,6 +827,34 @@ messages! {
         pub queue: String,
     }
 
+    /// Ready messages of a queue, as the next deliveries would carry them,
+    /// without delivering or changing anything.
+    pub struct PeekQueueRequest {
+        #[prost(string, tag = "1")]
+        pub topic: String,
+        #[prost(string, tag = "2")]
+        pub queue: String,
+        /// At most this many (the broker caps it at 1000, and at 4 MiB of
+        /// record data).
+        #[prost(uint32, tag = "3")]
+        pub max_messages: u32,
+    }
+
+    pub struct PeekQueueResponse {
+        #[prost(uint32, tag = "1")]
+        pub error_code: u32,
+        #[prost(string, tag = "2")]
+        pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
+        /// In delivery order; `delivery_id` is 0 (nothing was delivered),
+        /// `delivery_count` the deliveries so far.
+        #[prost(message, repeated, tag = "3")]
+        pub messages: Vec<Delivery>,
+    }
+
     pub struct QueueConsumerInfo {
         #[prost(uint64, tag = "1")]
         pub subscription_id: u64,

@@ -45,6 +45,7 @@ const ORDER: [ApiKey; API_COUNT] = [
     ApiKey::CreateQueue,
     ApiKey::ListQueues,
     ApiKey::DescribeQueue,
+    ApiKey::PeekQueue,
     ApiKey::QueueSubscribe,
     ApiKey::Deliver,
     ApiKey::Ack,
@@ -153,6 +154,7 @@ async fn exercise(client: &Client, key: ApiKey, kept: &mut Kept) {
         }
         ApiKey::ListQueues => assert_eq!(client.list_queues().await.unwrap().len(), 1),
         ApiKey::DescribeQueue => drop(client.describe_queue(TOPIC, "q").await.unwrap()),
+        ApiKey::PeekQueue => drop(client.peek_queue(TOPIC, "q", 10).await.unwrap()),
         ApiKey::QueueSubscribe => {
             *queue = Some(
                 QueueConsumer::subscribe(client, TOPIC, "q", 10)

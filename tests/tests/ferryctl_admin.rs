@@ -212,3 +212,44 @@ fn tables_are_bold_on_a_terminal_only_and_never_with_no_color() {
         "{plain:?}"
     );
 }
+
+#[test]
+fn queue_peek_shows_ready_messages_and_leaves_them_ready() {
+    let broker = Broker::start();
+    ok(&broker, &["topic", "create", "p", "--partitions", "2"]);
+    ok(&broker, &["queue", "create", "p", "q"]);
+    let (code, _, err) = broker.ferryctl(&["produce", "p"], "m0\nm1\nm2\nm3\nm4\n");
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = broker.ferryctl(&["produce", "p", "--deliver-at", "+600000"], "later\n");
+    assert_eq!(code, 0, "{err}");
+    let describe = || ok(&broker, &["queue", "describe", "p", "q"]);
+    let before = describe();
+
+    let three = ok(&broker, &["queue", "peek", "p", "q", "-n", "3"]);
+    assert_eq!(three.lines().count(), 3, "{three}");
+    let all = ok(&broker, &["queue", "peek", "p", "q", "-n", "100"]);
+    let mut values: Vec<&str> = all.lines().collect();
+    values.sort();
+    assert_eq!(
+        values,
+        ["m0", "m1", "m2", "m3", "m4"],
+        "not the scheduled one"
+    );
+    assert_eq!(describe(), before, "peeking changed nothing");
+
+    // Take two (acked): a peek shows the three left, never a taken one.
+    let taken = ok(&broker, &["consume", "p", "--queue", "q", "--count", "2"]);
+    let left = ok(&broker, &["queue", "peek", "p", "q", "-f", "%s\\n"]);
+    assert_eq!(left.lines().count(), 3, "{left}");
+    for value in taken.lines() {
+        assert!(!left.lines().any(|l| l == value), "{value} was acked");
+    }
+    let json = ok(&broker, &["queue", "peek", "p", "q", "--json", "-n", "1"]);
+    let parsed: serde_json::Value = serde_json::from_str(json.trim()).expect("JSON");
+    assert_eq!(parsed["topic"], "p");
+
+    let (code, _, _) = run(&broker, &["queue", "peek", "p", "nope"]);
+    assert_eq!(code, 1, "an unknown queue");
+    let (code, _, _) = run(&broker, &["queue", "peek", "p", "q", "-n", "0"]);
+    assert_eq!(code, 2, "-n 0 is a usage error");
+}

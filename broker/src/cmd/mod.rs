@@ -215,6 +215,7 @@ fn route(
             queue::list(broker, header, &visible)
         }
         Request::DescribeQueue(req) => queue::describe(broker, header, req),
+        Request::PeekQueue(req) => queue::peek(broker, header, req),
         Request::QueueSubscribe(req) => queue::subscribe(broker, header, req, context),
         Request::Ack(req) => queue::ack(broker, header, req),
         Request::Nack(req) => queue::nack(broker, header, req),

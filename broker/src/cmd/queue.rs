@@ -11,8 +11,8 @@ use ferry_protocol::frame::{
 use ferry_protocol::messages::{
     AckRequest, CreateQueueRequest, DeleteQueueRequest, DeliverBatch, Delivery, DeliveryHeader,
     DescribeQueueRequest, DescribeQueueResponse, InProgressRequest, ListQueuesResponse,
-    NackRequest, QueueConsumerInfo, QueueName as WireQueueName, QueueSubscribeRequest,
-    QueueSubscribeResponse, StatusResponse,
+    NackRequest, PeekQueueRequest, PeekQueueResponse, QueueConsumerInfo,
+    QueueName as WireQueueName, QueueSubscribeRequest, QueueSubscribeResponse, StatusResponse,
 };
 use ferry_protocol::ApiKey;
 use prost::Message as _;
@@ -118,6 +118,32 @@ pub fn describe(broker: &Arc<Broker>, header: FrameHeader, request: DescribeQueu
             Err(error) => respond_error(broker, header, &error),
         },
     )
+}
+
+/// PeekQueue: ready messages as they would be delivered; nothing changes.
+pub fn peek(broker: &Arc<Broker>, header: FrameHeader, request: PeekQueueRequest) -> Reply {
+    blocking(broker, header, move |broker| {
+        let now_ms = i64::try_from(ferry_storage::now_ms()).unwrap_or(i64::MAX);
+        let messages = broker
+            .queues
+            .peek(&request.topic, &request.queue, request.max_messages, now_ms)?
+            .into_iter()
+            .map(|message| {
+                to_delivery(Delivered {
+                    delivery_id: 0,
+                    partition: message.partition,
+                    offset: message.offset,
+                    delivery_count: message.deliveries,
+                    record: message.record,
+                })
+            })
+            .collect();
+        let response = PeekQueueResponse {
+            messages,
+            ..PeekQueueResponse::default()
+        };
+        Ok(respond(header, &response))
+    })
 }
 
 /// Deliveries of one subscription, pushed as `Deliver` frames on its

@@ -37,7 +37,7 @@ use crate::statelog::{Durable, StateLog};
 use crate::topics::Topics;
 use acks::{apply, key_string, AckOp, AckState, QueueAcks};
 pub use driver::drive;
-pub use queue::{DeliverySink, Handed, Queue, QueueDef};
+pub use queue::{DeliverySink, Handed, Message, Queue, QueueDef};
 use ranges::Settled;
 pub use state::{Delivered, Step, Subscriber, PREFETCH_LIMIT};
 
@@ -452,6 +452,20 @@ impl Queues {
             scheduled: state.scheduled_count() as u64,
             subscribers,
         })
+    }
+
+    /// Up to `max_messages` ready messages, as they would be delivered next
+    /// (see `state/peek.rs`); nothing is delivered or changed.
+    pub fn peek(
+        &self,
+        topic: &str,
+        name: &str,
+        max_messages: u32,
+        now_ms: i64,
+    ) -> Result<Vec<Message>> {
+        let queue = self.get(topic, name)?;
+        let state = queue.state.lock();
+        Ok(state.peek(&queue.logs, max_messages, now_ms))
     }
 
     /// Records dead-lettered messages as settled; resolves when durable.

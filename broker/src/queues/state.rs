@@ -700,5 +700,6 @@ fn delivered(delivery_id: u64, message: &Message) -> Delivered {
     }
 }
 
+mod peek;
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,7 @@
 //! | offset_fetch, describe_group | group describe |
 //! | delete_group, reset_offsets | group delete, group alter |
 //! | create/delete/describe queue | queue (`topic/queue`) create / delete / describe |
-//! | queue_subscribe, ack, nack, in_progress | queue read |
+//! | queue_subscribe, ack, nack, in_progress, peek_queue | queue read |
 //! | list_topics, list_groups, list_queues | nothing: the answer holds only what the caller may describe |
 //! | broker_status, list_users, list_tokens, list_acls, list_quotas | cluster describe |
 //! | create/delete user, create/revoke token, create/delete acl, set/delete quota | cluster alter |
@@ -68,6 +68,8 @@ pub fn need(key: ApiKey) -> Need {
         ApiKey::CreateQueue => On(Queue, Create),
         ApiKey::DeleteQueue => On(Queue, Delete),
         ApiKey::DescribeQueue => On(Queue, Describe),
+        // Message contents, like consuming: read, not describe.
+        ApiKey::PeekQueue => On(Queue, Read),
         ApiKey::QueueSubscribe | ApiKey::Ack | ApiKey::Nack | ApiKey::InProgress => On(Queue, Read),
         ApiKey::ListTopics => Filtered(Topic),
         ApiKey::ListGroups => Filtered(Group),
@@ -114,6 +116,7 @@ pub fn resource_name(request: &Request) -> Option<Cow<'_, str>> {
         Request::CreateQueue(r) => queue(&r.topic, &r.queue),
         Request::DeleteQueue(r) => queue(&r.topic, &r.queue),
         Request::DescribeQueue(r) => queue(&r.topic, &r.queue),
+        Request::PeekQueue(r) => queue(&r.topic, &r.queue),
         Request::QueueSubscribe(r) => queue(&r.topic, &r.queue),
         Request::Ack(r) => queue(&r.topic, &r.queue),
         Request::Nack(r) => queue(&r.topic, &r.queue),

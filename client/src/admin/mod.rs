@@ -15,7 +15,8 @@ use ferry_protocol::messages::{
     DescribeGroupRequest, DescribeQueueRequest, DescribeTopicRequest, InitProducerIdRequest,
     LeaveGroupRequest, ListAclsRequest, ListGroupsRequest, ListOffsetsRequest, ListQueuesRequest,
     ListQuotasRequest, ListTokensRequest, ListTopicsRequest, ListUsersRequest, OffsetFetchRequest,
-    ResetOffsetsRequest, RevokeTokenRequest, ScramCredentials, SetQuotaRequest, WhoAmIRequest,
+    PeekQueueRequest, ResetOffsetsRequest, RevokeTokenRequest, ScramCredentials, SetQuotaRequest,
+    WhoAmIRequest,
 };
 use ferry_protocol::scram::{StoredCredentials, ITERATIONS_MIN};
 use ferry_protocol::ErrorCode;
@@ -255,6 +256,45 @@ impl Client {
         Ok(convert::queue_description(self.call(&request).await?))
     }
 
+    /// Up to `max_messages` ready messages of a queue, in the order they
+    /// would be delivered, without delivering or changing anything (the
+    /// broker caps a peek at 1000 messages and 4 MiB).
+    pub async fn peek_queue(
+        &self,
+        topic: &str,
+        queue: &str,
+        max_messages: u32,
+    ) -> Result<Vec<PeekedMessage>> {
+        let request = PeekQueueRequest {
+            topic: topic.to_string(),
+            queue: queue.to_string(),
+            max_messages,
+        };
+        let messages = self.call(&request).await?.messages;
+        Ok(messages
+            .into_iter()
+            .map(|d| PeekedMessage {
+                deliveries: d.delivery_count,
+                record: crate::record::ConsumerRecord {
+                    topic: topic.to_string(),
+                    partition: d.partition,
+                    offset: d.offset,
+                    timestamp_ms: d.timestamp_ms,
+                    key: d.key,
+                    value: d.value,
+                    headers: d
+                        .headers
+                        .into_iter()
+                        .map(|h| ferry_protocol::batch::RecordHeader {
+                            key: h.key,
+                            value: h.value,
+                        })
+                        .collect(),
+                },
+            })
+            .collect())
+    }
+
     /// An idempotent producer's identity for writing `topic`: a new
     /// producer id at epoch 0, or, given `current`, the same id at the next
     /// epoch (the broker then fences batches of older epochs).
@@ -412,6 +452,15 @@ async fn stored_credentials(password: &str) -> Result<ScramCredentials> {
             reason: e.to_string(),
         })?;
     Ok(convert::scram_credentials(&stored))
+}
+
+/// A ready message of a queue, seen by [`Client::peek_queue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeekedMessage {
+    /// The record, as a consumer of the topic would read it.
+    pub record: crate::record::ConsumerRecord,
+    /// Deliveries so far (0: never delivered).
+    pub deliveries: u32,
 }
 
 /// Where [`Client::reset_offsets_with`] moves each partition of a topic.
