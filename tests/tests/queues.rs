@@ -497,3 +497,35 @@ async fn a_queue_and_a_group_on_one_topic_each_get_everything() {
     group.close().await.unwrap();
     assert_eq!(client.describe_queue("both", "q").await.unwrap().acked, 500);
 }
+
+/// `describe` counts scheduled messages apart from ready ones, also those
+/// further in the log than the read-ahead has gone (5,000 ready messages,
+/// more than the read-ahead holds, then three scheduled for an hour on).
+#[tokio::test]
+async fn describe_counts_scheduled_apart_from_ready_past_the_read_ahead() {
+    let broker = Broker::start();
+    let client = broker.client().await;
+    client.create_topic("sched", 1).await.unwrap();
+    client
+        .create_queue("sched", "q", &QueueConfig::default())
+        .await
+        .unwrap();
+    let producer = Producer::new(&client, "sched").await.unwrap();
+    let sends: Vec<_> = (0..5000)
+        .map(|i| producer.send(ProducerRecord::new(format!("r{i}"))))
+        .collect();
+    for sent in futures::future::join_all(sends).await {
+        sent.unwrap();
+    }
+    let in_an_hour = ferry_client::now_ms() + 3_600_000;
+    for i in 0..3 {
+        let record = ProducerRecord::new(format!("later{i}"));
+        producer.send_at(record, in_an_hour).await.unwrap();
+    }
+    let described = client.describe_queue("sched", "q").await.unwrap();
+    assert_eq!(
+        (described.ready, described.scheduled),
+        (5000, 3),
+        "{described:?}"
+    );
+}

@@ -111,13 +111,13 @@ fn describe_response(view: QueueView) -> DescribeQueueResponse {
     }
 }
 
+/// DescribeQueue, off the runtime: counting scheduled messages may read the
+/// log past the read-ahead.
 pub fn describe(broker: &Arc<Broker>, header: FrameHeader, request: DescribeQueueRequest) -> Reply {
-    Reply::Now(
-        match broker.queues.describe(&request.topic, &request.queue) {
-            Ok(view) => respond(header, &describe_response(view)),
-            Err(error) => respond_error(broker, header, &error),
-        },
-    )
+    blocking(broker, header, move |broker| {
+        let view = broker.queues.describe(&request.topic, &request.queue)?;
+        Ok(respond(header, &describe_response(view)))
+    })
 }
 
 /// PeekQueue: ready messages as they would be delivered; nothing changes.

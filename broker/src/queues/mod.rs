@@ -443,13 +443,19 @@ impl Queues {
                 delivered: c.delivered,
             })
             .collect();
+        // Scheduled messages are part of the backlog `ready_count` sees:
+        // those read ahead, and those further on in the log.
+        let now_ms = i64::try_from(ferry_storage::now_ms()).unwrap_or(i64::MAX);
+        let scheduled =
+            state.scheduled_count() as u64 + state.scheduled_past_read_ahead(&queue.logs, now_ms);
+        let backlog = state.ready_count(&queue.logs);
         Ok(QueueView {
             def: state.def.clone(),
-            ready: state.ready_count(&queue.logs),
+            ready: backlog.saturating_sub(scheduled),
             in_flight: state.in_flight_count() as u64,
             acked: state.acked,
             dead_lettered: state.dead_lettered,
-            scheduled: state.scheduled_count() as u64,
+            scheduled,
             subscribers,
         })
     }

@@ -1,10 +1,12 @@
-//! Peeking at a queue: the ready messages a consumer would get next,
-//! without delivering, settling or moving anything (RabbitMQ's management
-//! "get messages" with requeue, minus the requeue). First the messages read
-//! ahead in delivery order, then the log past the read-ahead, partition by
-//! partition, skipping settled and not-yet-due scheduled messages.
+//! Looking at a queue without changing it. `peek`: the ready messages a
+//! consumer would get next, without delivering, settling or moving
+//! anything (first the messages read ahead, in delivery order, then the log
+//! past the read-ahead, skipping settled and not-yet-due scheduled ones).
+//! `scheduled_past_read_ahead`: the scheduled messages the read-ahead has
+//! not reached, so that `describe` can count them apart from ready ones.
+//! Both walk the log past the read-ahead with a bounded number of reads.
 
-use ferry_protocol::batch::{BatchIter, RecordIter, BATCH_BYTES_LIMIT};
+use ferry_protocol::batch::{BatchIter, Record, RecordIter, BATCH_BYTES_LIMIT};
 use ferry_storage::{Isolation, Log};
 
 use super::{deliver_at, State};
@@ -15,11 +17,14 @@ pub const PEEK_MESSAGES_LIMIT: u32 = 1000;
 /// Most record bytes (keys, values, headers) one peek returns; the message
 /// that crosses it is the last.
 pub const PEEK_BYTES_LIMIT: usize = 4 * 1024 * 1024;
-/// Bytes read from a log per read while peeking past the read-ahead.
-const PEEK_READ_BYTES: usize = 1024 * 1024;
-/// Most log reads one peek makes (a log of settled messages could
-/// otherwise be walked to its end).
+/// Bytes read from a log per read past the read-ahead.
+const SCAN_READ_BYTES: usize = 1024 * 1024;
+/// Most log reads of one peek (a log of settled messages could otherwise
+/// be walked to its end).
 const PEEK_READS_LIMIT: usize = 64;
+/// Most log reads of one count of scheduled messages (`describe`): past
+/// them, scheduled messages further on count as ready.
+pub const SCHEDULED_SCAN_READS_LIMIT: usize = 16;
 
 impl State {
     /// Up to `max_messages` ready messages, in the order they would be
@@ -28,25 +33,68 @@ impl State {
         let wanted = max_messages.min(PEEK_MESSAGES_LIMIT) as usize;
         let mut found: Vec<Message> = Vec::with_capacity(wanted.min(64));
         let mut bytes = 0;
+        let full =
+            |found: &Vec<Message>, bytes: usize| found.len() == wanted || bytes >= PEEK_BYTES_LIMIT;
         for message in &self.ready {
-            if found.len() == wanted || bytes >= PEEK_BYTES_LIMIT {
+            if full(&found, bytes) {
                 return found;
             }
             if !self.settled[message.partition as usize].contains(message.offset) {
-                bytes += record_bytes(message);
+                bytes += record_bytes(&message.record);
                 found.push(message.clone());
             }
         }
+        self.scan_past_read_ahead(logs, PEEK_READS_LIMIT, |partition, record| {
+            if full(&found, bytes) {
+                return false;
+            }
+            if deliver_at(&record).is_none_or(|at| at <= now_ms) {
+                let deliveries = self.prior_attempts.get(&(partition, record.offset));
+                bytes += record_bytes(&record);
+                found.push(Message {
+                    partition,
+                    offset: record.offset,
+                    deliveries: deliveries.copied().unwrap_or(0),
+                    record,
+                });
+            }
+            true
+        });
+        found
+    }
+
+    /// Unsettled messages past the read-ahead whose delivery time is still
+    /// to come (up to `SCHEDULED_SCAN_READS_LIMIT` reads of the logs).
+    pub fn scheduled_past_read_ahead(&self, logs: &[Log], now_ms: i64) -> u64 {
+        let mut scheduled = 0;
+        self.scan_past_read_ahead(logs, SCHEDULED_SCAN_READS_LIMIT, |_, record| {
+            if deliver_at(&record).is_some_and(|at| at > now_ms) {
+                scheduled += 1;
+            }
+            true
+        });
+        scheduled
+    }
+
+    /// Hands `visit` each unsettled durable record past the read-ahead,
+    /// partition by partition, until it says stop or `reads_limit` reads
+    /// were made.
+    fn scan_past_read_ahead(
+        &self,
+        logs: &[Log],
+        reads_limit: usize,
+        mut visit: impl FnMut(u32, Record) -> bool,
+    ) {
         let mut reads = 0;
         for (index, log) in logs.iter().enumerate() {
             let mut position = self.read_position[index].max(log.start_offset());
             let end = log.readable_end(Isolation::Durable);
-            while position < end && found.len() < wanted && bytes < PEEK_BYTES_LIMIT {
-                if reads == PEEK_READS_LIMIT {
-                    return found;
+            while position < end {
+                if reads == reads_limit {
+                    return;
                 }
                 reads += 1;
-                let Ok(read) = log.read_isolated(position, PEEK_READ_BYTES, Isolation::Durable)
+                let Ok(read) = log.read_isolated(position, SCAN_READ_BYTES, Isolation::Durable)
                 else {
                     break;
                 };
@@ -54,34 +102,21 @@ impl State {
                 for item in BatchIter::new(read.data, BATCH_BYTES_LIMIT) {
                     let Ok((header, batch)) = item else { break };
                     for record in RecordIter::new(batch, header).flatten() {
-                        let skip = record.offset < position
-                            || record.offset >= end
-                            || self.settled[index].contains(record.offset)
-                            || deliver_at(&record).is_some_and(|at| at > now_ms);
-                        if skip || found.len() == wanted || bytes >= PEEK_BYTES_LIMIT {
-                            continue;
+                        let unsettled = (position..end).contains(&record.offset)
+                            && !self.settled[index].contains(record.offset);
+                        if unsettled && !visit(index as u32, record) {
+                            return;
                         }
-                        let deliveries = self.prior_attempts.get(&(index as u32, record.offset));
-                        let message = Message {
-                            partition: index as u32,
-                            offset: record.offset,
-                            deliveries: deliveries.copied().unwrap_or(0),
-                            record,
-                        };
-                        bytes += record_bytes(&message);
-                        found.push(message);
                     }
                 }
                 position = next;
             }
         }
-        found
     }
 }
 
-/// The bytes a message's record carries.
-fn record_bytes(message: &Message) -> usize {
-    let record = &message.record;
+/// The bytes a record carries (key, value, headers).
+fn record_bytes(record: &Record) -> usize {
     let header_bytes: usize = record
         .headers
         .iter()
