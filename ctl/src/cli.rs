@@ -351,6 +351,14 @@ pub enum QueueCommand {
         /// The queue.
         queue: String,
     },
+    /// Drop every ready message (messages in flight stay, and come back if
+    /// not acked).
+    Purge {
+        /// The topic the queue reads.
+        topic: String,
+        /// The queue.
+        queue: String,
+    },
     /// Show ready messages (the next to be delivered) without taking them:
     /// they stay ready and nothing counts as a delivery.
     Peek {

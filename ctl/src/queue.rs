@@ -39,6 +39,14 @@ pub async fn run(client: &Client, command: QueueCommand, json_output: bool) -> C
         QueueCommand::Describe { topic, queue } => {
             describe(client, &topic, &queue, json_output).await
         }
+        QueueCommand::Purge { topic, queue } => {
+            let purged = client.purge_queue(&topic, &queue).await?;
+            outcome(
+                json_output,
+                json!({"purged": purged, "topic": topic, "queue": queue}),
+                format!("purged {purged} message(s) from queue {queue} on topic {topic}"),
+            )
+        }
         QueueCommand::Peek {
             topic,
             queue,

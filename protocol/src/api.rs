@@ -208,6 +208,7 @@ api_table! {
         31 => DeleteQueue "delete_queue": DeleteQueueRequest => StatusResponse, retry = false;
         32 => ListQueues "list_queues": ListQueuesRequest => ListQueuesResponse, retry = true;
         33 => DescribeQueue "describe_queue": DescribeQueueRequest => DescribeQueueResponse, retry = true;
+        39 => PurgeQueue "purge_queue": PurgeQueueRequest => PurgeQueueResponse, retry = false;
         38 => PeekQueue "peek_queue": PeekQueueRequest => PeekQueueResponse, retry = true;
         34 => QueueSubscribe "queue_subscribe": QueueSubscribeRequest => QueueSubscribeResponse, retry = false;
         35 => Ack "ack": AckRequest => StatusResponse, retry = false;

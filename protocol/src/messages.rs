@@ -855,6 +855,29 @@ messages! {
         pub messages: Vec<Delivery>,
     }
 
+    /// Drops every ready message of a queue (not those in flight), like
+    /// RabbitMQ's queue.purge. Answered once the purge is durable.
+    pub struct PurgeQueueRequest {
+        #[prost(string, tag = "1")]
+        pub topic: String,
+        #[prost(string, tag = "2")]
+        pub queue: String,
+    }
+
+    pub struct PurgeQueueResponse {
+        #[prost(uint32, tag = "1")]
+        pub error_code: u32,
+        #[prost(string, tag = "2")]
+        pub error_message: String,
+        /// Time the broker held this connection back for a quota (0 when
+        /// not throttled); in every response.
+        #[prost(uint32, tag = "14")]
+        pub throttle_time_ms: u32,
+        /// Messages dropped.
+        #[prost(uint64, tag = "3")]
+        pub purged: u64,
+    }
+
     pub struct QueueConsumerInfo {
         #[prost(uint64, tag = "1")]
         pub subscription_id: u64,

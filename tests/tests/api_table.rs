@@ -51,6 +51,7 @@ const ORDER: [ApiKey; API_COUNT] = [
     ApiKey::Ack,
     ApiKey::Nack,
     ApiKey::InProgress,
+    ApiKey::PurgeQueue,
     ApiKey::DeleteQueue,
     ApiKey::DeleteTopic,
     ApiKey::CreateUser,
@@ -155,6 +156,7 @@ async fn exercise(client: &Client, key: ApiKey, kept: &mut Kept) {
         ApiKey::ListQueues => assert_eq!(client.list_queues().await.unwrap().len(), 1),
         ApiKey::DescribeQueue => drop(client.describe_queue(TOPIC, "q").await.unwrap()),
         ApiKey::PeekQueue => drop(client.peek_queue(TOPIC, "q", 10).await.unwrap()),
+        ApiKey::PurgeQueue => drop(client.purge_queue(TOPIC, "q").await.unwrap()),
         ApiKey::QueueSubscribe => {
             *queue = Some(
                 QueueConsumer::subscribe(client, TOPIC, "q", 10)

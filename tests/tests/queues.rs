@@ -529,3 +529,112 @@ async fn describe_counts_scheduled_apart_from_ready_past_the_read_ahead() {
         "{described:?}"
     );
 }
+
+/// A purge drops every ready message, scheduled ones too, leaves those in
+/// flight (an unacked one comes back), and holds across `kill -9`; what is
+/// produced afterwards is delivered as usual.
+#[tokio::test]
+async fn purge_drops_ready_messages_keeps_in_flight_ones_and_survives_kill_9() {
+    let mut broker = Broker::start();
+    let client = broker.client().await;
+    client.create_topic("purged", 2).await.unwrap();
+    client
+        .create_queue("purged", "q", &QueueConfig::default())
+        .await
+        .unwrap();
+    let producer = Producer::new(&client, "purged").await.unwrap();
+    for i in 0..10 {
+        producer
+            .send(ProducerRecord::new(format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    let later = ferry_client::now_ms() + 3_600_000;
+    producer
+        .send_at(ProducerRecord::new("scheduled"), later)
+        .await
+        .unwrap();
+    // Two acked, three held in flight (prefetch 3, never acked).
+    let mut taker = QueueConsumer::subscribe(&client, "purged", "q", 2)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let delivery = taker
+            .recv_timeout(Duration::from_secs(10))
+            .await
+            .unwrap()
+            .unwrap();
+        delivery.ack().await.unwrap();
+    }
+    drop(taker);
+    let holder_client = broker.client().await;
+    let mut holder = QueueConsumer::subscribe(&holder_client, "purged", "q", 3)
+        .await
+        .unwrap();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(
+            holder
+                .recv_timeout(Duration::from_secs(10))
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    let described = client.describe_queue("purged", "q").await.unwrap();
+    assert_eq!(
+        (described.in_flight, described.scheduled),
+        (3, 1),
+        "{described:?}"
+    );
+
+    let (code, out, err) = broker.ferryctl(&["queue", "purge", "purged", "q"], "");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("purged 6 message(s)"),
+        "5 ready and 1 scheduled: {out}"
+    );
+    let described = client.describe_queue("purged", "q").await.unwrap();
+    assert_eq!(
+        (described.ready, described.in_flight, described.scheduled),
+        (0, 3, 0),
+        "{described:?}"
+    );
+    assert!(client
+        .peek_queue("purged", "q", 100)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // After kill -9 the purge holds; the three never acked come back.
+    broker.kill9();
+    broker.restart();
+    let client = broker.client().await;
+    let described = client.describe_queue("purged", "q").await.unwrap();
+    assert_eq!(
+        (described.ready, described.scheduled),
+        (3, 0),
+        "{described:?}"
+    );
+    let mut values: Vec<String> = client
+        .peek_queue("purged", "q", 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| {
+            String::from_utf8_lossy(m.record.value.as_deref().unwrap_or_default()).into_owned()
+        })
+        .collect();
+    values.sort();
+    let mut expected: Vec<String> = held
+        .iter()
+        .map(|d| String::from_utf8_lossy(d.value.as_deref().unwrap_or_default()).into_owned())
+        .collect();
+    expected.sort();
+    assert_eq!(values, expected, "the ones in flight at the purge");
+    // New messages flow as usual.
+    let producer = Producer::new(&client, "purged").await.unwrap();
+    producer.send(ProducerRecord::new("after")).await.unwrap();
+    let described = client.describe_queue("purged", "q").await.unwrap();
+    assert_eq!(described.ready, 4, "{described:?}");
+}

@@ -216,6 +216,7 @@ fn route(
         }
         Request::DescribeQueue(req) => queue::describe(broker, header, req),
         Request::PeekQueue(req) => queue::peek(broker, header, req),
+        Request::PurgeQueue(req) => queue::purge(broker, header, req),
         Request::QueueSubscribe(req) => queue::subscribe(broker, header, req, context),
         Request::Ack(req) => queue::ack(broker, header, req),
         Request::Nack(req) => queue::nack(broker, header, req),

@@ -11,8 +11,9 @@ use ferry_protocol::frame::{
 use ferry_protocol::messages::{
     AckRequest, CreateQueueRequest, DeleteQueueRequest, DeliverBatch, Delivery, DeliveryHeader,
     DescribeQueueRequest, DescribeQueueResponse, InProgressRequest, ListQueuesResponse,
-    NackRequest, PeekQueueRequest, PeekQueueResponse, QueueConsumerInfo,
-    QueueName as WireQueueName, QueueSubscribeRequest, QueueSubscribeResponse, StatusResponse,
+    NackRequest, PeekQueueRequest, PeekQueueResponse, PurgeQueueRequest, PurgeQueueResponse,
+    QueueConsumerInfo, QueueName as WireQueueName, QueueSubscribeRequest, QueueSubscribeResponse,
+    StatusResponse,
 };
 use ferry_protocol::ApiKey;
 use prost::Message as _;
@@ -118,6 +119,20 @@ pub fn describe(broker: &Arc<Broker>, header: FrameHeader, request: DescribeQueu
         let view = broker.queues.describe(&request.topic, &request.queue)?;
         Ok(respond(header, &describe_response(view)))
     })
+}
+
+/// PurgeQueue: answered once the purge is durable in the ack log.
+pub fn purge(broker: &Arc<Broker>, header: FrameHeader, request: PurgeQueueRequest) -> Reply {
+    match broker.queues.purge(&request.topic, &request.queue) {
+        Ok((purged, durable)) => {
+            let response = PurgeQueueResponse {
+                purged,
+                ..PurgeQueueResponse::default()
+            };
+            when_durable(broker, header, durable, response)
+        }
+        Err(error) => Reply::Now(respond_error(broker, header, &error)),
+    }
 }
 
 /// PeekQueue: ready messages as they would be delivered; nothing changes.

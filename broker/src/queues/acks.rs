@@ -29,6 +29,14 @@ pub enum AckOp {
     Delete {
         q: String,
     },
+    /// A purge: every offset of partition `p` below `end` is settled but
+    /// those in `keep` (messages in flight at the purge).
+    Purge {
+        q: String,
+        p: u32,
+        end: u64,
+        keep: Vec<u64>,
+    },
     /// Delivery counts: (partition, offset, deliveries so far) of messages
     /// that came back unacked, and of every message in flight at a clean
     /// stop. Not waited on: durable with the next fsync of the ack log.
@@ -97,6 +105,19 @@ pub fn apply(state: &mut AckState, op: AckOp) {
         }
         AckOp::Delete { q } => {
             state.queues.remove(&q);
+        }
+        AckOp::Purge { q, p, end, keep } => {
+            let Some(acks) = state.queues.get_mut(&q) else {
+                return;
+            };
+            let Some(part) = acks.parts.get_mut(p as usize) else {
+                return;
+            };
+            let keep: std::collections::BTreeSet<u64> = keep.into_iter().collect();
+            part.settle_below_except(end, &keep);
+            if let Some(attempts) = acks.attempts.get_mut(&p) {
+                attempts.retain(|offset, _| *offset >= end || keep.contains(offset));
+            }
         }
         AckOp::Attempts { q, at } => {
             let Some(acks) = state.queues.get_mut(&q) else {

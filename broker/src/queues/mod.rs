@@ -474,6 +474,36 @@ impl Queues {
         Ok(state.peek(&queue.logs, max_messages, now_ms))
     }
 
+    /// Drops every ready message (not those in flight): settles each
+    /// partition up to its durable end as of now, in the ack log. Answers
+    /// how many messages were dropped, and when that is durable.
+    pub fn purge(&self, topic: &str, name: &str) -> Result<(u64, Durable)> {
+        let queue = self.get(topic, name)?;
+        let q = key_string(topic, name);
+        let (purged, durable) = {
+            let _order = self.ack_order.lock();
+            let mut state = queue.state.lock();
+            let ends: Vec<u64> = queue
+                .logs
+                .iter()
+                .map(|log| log.readable_end(ferry_storage::Isolation::Durable))
+                .collect();
+            let (parts, purged) = state.purge(&ends);
+            let ops: Vec<AckOp> = parts
+                .into_iter()
+                .map(|(p, end, keep)| AckOp::Purge {
+                    q: q.clone(),
+                    p,
+                    end,
+                    keep,
+                })
+                .collect();
+            (purged, self.acks.append(&ops)?)
+        };
+        queue.wake.notify_one();
+        Ok((purged, durable))
+    }
+
     /// Records dead-lettered messages as settled; resolves when durable.
     fn settle_dead(&self, queue: &Queue, messages: &[(u32, u64)]) -> Result<Durable> {
         let def = queue.def();

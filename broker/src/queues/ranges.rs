@@ -3,7 +3,7 @@
 //! settled ranges above it. Compact: its size is the number of gaps, i.e.
 //! of unsettled messages sitting between settled ones.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -75,6 +75,74 @@ impl Settled {
         }
         while let Some(end) = self.above.remove(&self.cursor) {
             self.cursor = end;
+        }
+    }
+
+    /// Marks every offset below `end` settled except those in `keep`
+    /// (unsettled offsets to leave as they are, such as messages in
+    /// flight); answers how many offsets were newly settled.
+    pub fn settle_below_except(&mut self, end: u64, keep: &BTreeSet<u64>) -> u64 {
+        if end <= self.cursor {
+            return 0;
+        }
+        let before = self.settled_in(self.cursor, end);
+        let keep: Vec<u64> = keep
+            .range(self.cursor..end)
+            .copied()
+            .filter(|&offset| !self.contains(offset))
+            .collect();
+        // Ranges reaching past `end` keep their part past it.
+        let mut above: BTreeMap<u64, u64> = BTreeMap::new();
+        for (&start, &stop) in &self.above {
+            if stop > end {
+                above.insert(start.max(end), stop);
+            }
+        }
+        let mut start = self.cursor;
+        for &kept in keep.iter().chain(std::iter::once(&end)) {
+            if start < kept {
+                above.insert(start, kept);
+            }
+            start = kept + 1;
+        }
+        let newly = (end - self.cursor) - keep.len() as u64 - before;
+        self.above = BTreeMap::new();
+        let cursor = self.cursor;
+        for (start, stop) in above {
+            self.insert_range(start, stop);
+        }
+        debug_assert!(self.cursor >= cursor);
+        newly
+    }
+
+    /// Settled offsets in `[start, end)` above the cursor.
+    fn settled_in(&self, start: u64, end: u64) -> u64 {
+        self.above
+            .iter()
+            .map(|(&s, &e)| e.min(end).saturating_sub(s.max(start)))
+            .sum()
+    }
+
+    /// Adds the settled range `[start, end)` (disjoint from those held),
+    /// merging it with its neighbours and the cursor.
+    fn insert_range(&mut self, mut start: u64, mut end: u64) {
+        if let Some((&s, &e)) = self.above.range(..start).next_back() {
+            if e == start {
+                start = s;
+                self.above.remove(&s);
+            }
+        }
+        if let Some(&e) = self.above.get(&end) {
+            self.above.remove(&end);
+            end = e;
+        }
+        if start <= self.cursor {
+            self.cursor = self.cursor.max(end);
+            while let Some(next) = self.above.remove(&self.cursor) {
+                self.cursor = next;
+            }
+        } else {
+            self.above.insert(start, end);
         }
     }
 

@@ -14,6 +14,7 @@
 //! | delete_group, reset_offsets | group delete, group alter |
 //! | create/delete/describe queue | queue (`topic/queue`) create / delete / describe |
 //! | queue_subscribe, ack, nack, in_progress, peek_queue | queue read |
+//! | purge_queue | queue delete |
 //! | list_topics, list_groups, list_queues | nothing: the answer holds only what the caller may describe |
 //! | broker_status, list_users, list_tokens, list_acls, list_quotas | cluster describe |
 //! | create/delete user, create/revoke token, create/delete acl, set/delete quota | cluster alter |
@@ -70,6 +71,8 @@ pub fn need(key: ApiKey) -> Need {
         ApiKey::DescribeQueue => On(Queue, Describe),
         // Message contents, like consuming: read, not describe.
         ApiKey::PeekQueue => On(Queue, Read),
+        // Destroys messages: as much as deleting the queue would.
+        ApiKey::PurgeQueue => On(Queue, Delete),
         ApiKey::QueueSubscribe | ApiKey::Ack | ApiKey::Nack | ApiKey::InProgress => On(Queue, Read),
         ApiKey::ListTopics => Filtered(Topic),
         ApiKey::ListGroups => Filtered(Group),
@@ -117,6 +120,7 @@ pub fn resource_name(request: &Request) -> Option<Cow<'_, str>> {
         Request::DeleteQueue(r) => queue(&r.topic, &r.queue),
         Request::DescribeQueue(r) => queue(&r.topic, &r.queue),
         Request::PeekQueue(r) => queue(&r.topic, &r.queue),
+        Request::PurgeQueue(r) => queue(&r.topic, &r.queue),
         Request::QueueSubscribe(r) => queue(&r.topic, &r.queue),
         Request::Ack(r) => queue(&r.topic, &r.queue),
         Request::Nack(r) => queue(&r.topic, &r.queue),

@@ -15,8 +15,8 @@ use ferry_protocol::messages::{
     DescribeGroupRequest, DescribeQueueRequest, DescribeTopicRequest, InitProducerIdRequest,
     LeaveGroupRequest, ListAclsRequest, ListGroupsRequest, ListOffsetsRequest, ListQueuesRequest,
     ListQuotasRequest, ListTokensRequest, ListTopicsRequest, ListUsersRequest, OffsetFetchRequest,
-    PeekQueueRequest, ResetOffsetsRequest, RevokeTokenRequest, ScramCredentials, SetQuotaRequest,
-    WhoAmIRequest,
+    PeekQueueRequest, PurgeQueueRequest, ResetOffsetsRequest, RevokeTokenRequest, ScramCredentials,
+    SetQuotaRequest, WhoAmIRequest,
 };
 use ferry_protocol::scram::{StoredCredentials, ITERATIONS_MIN};
 use ferry_protocol::ErrorCode;
@@ -254,6 +254,17 @@ impl Client {
             queue: queue.to_string(),
         };
         Ok(convert::queue_description(self.call(&request).await?))
+    }
+
+    /// Drops every ready message of a queue (those in flight stay: an
+    /// unacked one comes back as usual); answers how many were dropped,
+    /// once that is durable.
+    pub async fn purge_queue(&self, topic: &str, queue: &str) -> Result<u64> {
+        let request = PurgeQueueRequest {
+            topic: topic.to_string(),
+            queue: queue.to_string(),
+        };
+        Ok(self.call(&request).await?.purged)
     }
 
     /// Up to `max_messages` ready messages of a queue, in the order they

@@ -1,10 +1,14 @@
-//! Looking at a queue without changing it. `peek`: the ready messages a
+//! Looking at a queue without changing it, and purging it. `peek`: the ready messages a
 //! consumer would get next, without delivering, settling or moving
 //! anything (first the messages read ahead, in delivery order, then the log
 //! past the read-ahead, skipping settled and not-yet-due scheduled ones).
 //! `scheduled_past_read_ahead`: the scheduled messages the read-ahead has
 //! not reached, so that `describe` can count them apart from ready ones.
 //! Both walk the log past the read-ahead with a bounded number of reads.
+//! `purge`: drops every ready message (RabbitMQ's queue.purge), leaving
+//! those in flight.
+
+use std::collections::BTreeSet;
 
 use ferry_protocol::batch::{BatchIter, Record, RecordIter, BATCH_BYTES_LIMIT};
 use ferry_storage::{Isolation, Log};
@@ -112,6 +116,43 @@ impl State {
                 position = next;
             }
         }
+    }
+}
+
+impl State {
+    /// Drops every ready message: read ahead, delayed, scheduled, and
+    /// those in the logs below `ends` (each partition's durable end now).
+    /// Messages in flight stay. Answers, per partition, the offsets kept
+    /// (for the ack log) and how many messages were purged.
+    pub fn purge(&mut self, ends: &[u64]) -> (Vec<(u32, u64, Vec<u64>)>, u64) {
+        assert_eq!(ends.len(), self.settled.len(), "one end per partition");
+        let mut keep: Vec<BTreeSet<u64>> = vec![BTreeSet::new(); ends.len()];
+        for entry in self.in_flight.values() {
+            keep[entry.message.partition as usize].insert(entry.message.offset);
+        }
+        self.ready.clear();
+        self.ready_bytes = 0;
+        self.delayed.clear();
+        self.scheduled.clear();
+        let mut purged = 0;
+        let mut ops = Vec::with_capacity(ends.len());
+        for (index, &end) in ends.iter().enumerate() {
+            purged += self.settled[index].settle_below_except(end, &keep[index]);
+            self.read_position[index] = self.read_position[index].max(end);
+            let kept = &keep[index];
+            let partition = index as u32;
+            self.prior_attempts.retain(|&(p, offset), _| {
+                p != partition || offset >= end || kept.contains(&offset)
+            });
+            ops.push((partition, end, kept.iter().copied().collect()));
+        }
+        let in_flight = &self.in_flight;
+        self.pending_attempts.retain(|(p, offset, _)| {
+            in_flight
+                .values()
+                .any(|e| e.message.partition == *p && e.message.offset == *offset)
+        });
+        (ops, purged)
     }
 }
 
