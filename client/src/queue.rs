@@ -333,14 +333,7 @@ impl QueueConsumer {
                 timestamp_ms: d.timestamp_ms,
                 key: d.key,
                 value: d.value,
-                headers: d
-                    .headers
-                    .into_iter()
-                    .map(|h| RecordHeader {
-                        key: h.key,
-                        value: h.value,
-                    })
-                    .collect(),
+                headers: record_headers(d.headers),
                 settle: self.link.settle.clone(),
             });
         }
@@ -528,4 +521,17 @@ fn settle_request(
             }
         }
     })
+}
+
+/// The headers of a delivery, as a record's.
+pub(crate) fn record_headers(
+    headers: Vec<ferry_protocol::messages::DeliveryHeader>,
+) -> Vec<RecordHeader> {
+    headers
+        .into_iter()
+        .map(|h| RecordHeader {
+            key: h.key,
+            value: h.value,
+        })
+        .collect()
 }

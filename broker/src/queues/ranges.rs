@@ -38,23 +38,7 @@ impl Settled {
         if self.contains(offset) {
             return false;
         }
-        let mut start = offset;
-        let mut end = offset + 1;
-        if let Some((&s, &e)) = self.above.range(..offset).next_back() {
-            if e == offset {
-                start = s;
-                self.above.remove(&s);
-            }
-        }
-        if let Some(&e) = self.above.get(&end) {
-            self.above.remove(&end);
-            end = e;
-        }
-        if start == self.cursor {
-            self.cursor = end;
-        } else {
-            self.above.insert(start, end);
-        }
+        self.insert_range(offset, offset + 1);
         debug_assert!(self.above.keys().all(|s| *s > self.cursor));
         true
     }

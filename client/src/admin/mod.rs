@@ -293,14 +293,7 @@ impl Client {
                     timestamp_ms: d.timestamp_ms,
                     key: d.key,
                     value: d.value,
-                    headers: d
-                        .headers
-                        .into_iter()
-                        .map(|h| ferry_protocol::batch::RecordHeader {
-                            key: h.key,
-                            value: h.value,
-                        })
-                        .collect(),
+                    headers: crate::queue::record_headers(d.headers),
                 },
             })
             .collect())
