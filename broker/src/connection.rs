@@ -149,6 +149,7 @@ pub async fn serve_halves<R, W>(
     let writer = tokio::spawn(write_loop(writer, rx, push_rx, peer, broker.clone()));
     let mut connection = Connection {
         broker: broker.clone(),
+        gauge: StateGauge::new(&broker),
         reader,
         tx,
         buffer: BytesMut::with_capacity(READ_BUFFER_BYTES),
@@ -175,8 +176,43 @@ pub async fn serve_halves<R, W>(
     let _ = writer.await;
 }
 
+/// This connection's place in `Metrics::connections_by_state`, given back
+/// when it closes.
+struct StateGauge {
+    broker: Arc<Broker>,
+    state: usize,
+}
+
+impl StateGauge {
+    fn new(broker: &Arc<Broker>) -> StateGauge {
+        broker.metrics.connections_by_state[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        StateGauge {
+            broker: broker.clone(),
+            state: 0,
+        }
+    }
+
+    fn set(&mut self, state: usize) {
+        if state != self.state {
+            let gauges = &self.broker.metrics.connections_by_state;
+            gauges[self.state].fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            gauges[state].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.state = state;
+        }
+    }
+}
+
+impl Drop for StateGauge {
+    fn drop(&mut self) {
+        let gauges = &self.broker.metrics.connections_by_state;
+        gauges[self.state].fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 struct Connection<R> {
     broker: Arc<Broker>,
+    /// Handshaking, authenticating or serving, for the metrics.
+    gauge: StateGauge,
     reader: R,
     tx: mpsc::Sender<Outgoing>,
     buffer: BytesMut,
@@ -414,7 +450,12 @@ impl<R: AsyncRead + Unpin> Connection<R> {
             });
             return Step::Dispatched;
         }
-        self.dispatch_request(header, request, budget, frame_bytes, pending)
+        let step = self.dispatch_request(header, request, budget, frame_bytes, pending);
+        // The handshake and a SASL exchange move the connection on.
+        let authenticating =
+            self.broker.security.enforcing() && !self.context.session.authenticated();
+        self.gauge.set(if authenticating { 1 } else { 2 });
+        step
     }
 
     /// A refusal that closes the connection: no handshake first, versions

@@ -30,6 +30,9 @@ pub const LATENCY_BUCKETS_US: [u64; 16] = [
     1_000_000, 5_000_000, 30_000_000,
 ];
 const ERROR_CODE_COUNT: usize = ErrorCode::ALL.len();
+/// What a connection is doing: before its handshake, handshaken but not
+/// yet authenticated (with `--auth required`), serving requests.
+pub const CONNECTION_STATES: [&str; 3] = ["handshaking", "authenticating", "serving"];
 
 /// A latency histogram: a count per bucket (not cumulative: rendering adds
 /// them up), the total count and the sum.
@@ -87,6 +90,8 @@ pub struct Metrics {
     /// Frames pushed unasked (queue deliveries), indexed by [`ApiKey::index`].
     pub pushes: [AtomicU64; API_COUNT],
     pub request_errors: AtomicU64,
+    /// Open connections by [`CONNECTION_STATES`].
+    pub connections_by_state: [AtomicU64; CONNECTION_STATES.len()],
     /// Errors answered, indexed like [`ErrorCode::ALL`].
     pub errors_by_code: [AtomicU64; ERROR_CODE_COUNT],
     /// Time from a request's dispatch to its answer, by API.
@@ -109,6 +114,7 @@ impl Default for Metrics {
             requests: std::array::from_fn(|_| AtomicU64::default()),
             pushes: std::array::from_fn(|_| AtomicU64::default()),
             request_errors: AtomicU64::default(),
+            connections_by_state: std::array::from_fn(|_| AtomicU64::default()),
             errors_by_code: std::array::from_fn(|_| AtomicU64::default()),
             request_latency: std::array::from_fn(|_| Histogram::default()),
             produce_records: AtomicU64::default(),
@@ -249,8 +255,16 @@ impl Metrics {
         out
     }
 
-    /// Errors by code, latency by API, and the build.
+    /// Errors by code, latency by API, connections by state, the build.
     fn render_errors_and_latency(&self, out: &mut String) {
+        let name = "ferry_connections";
+        out.push_str(&format!(
+            "# HELP {name} Open connections by state.\n# TYPE {name} gauge\n"
+        ));
+        for (state, count) in CONNECTION_STATES.iter().zip(&self.connections_by_state) {
+            let count = count.load(Ordering::Relaxed);
+            out.push_str(&format!("{name}{{state=\"{state}\"}} {count}\n"));
+        }
         let name = "ferry_request_errors_by_code_total";
         out.push_str(&format!(
             "# HELP {name} Requests answered with an error, by code.\n# TYPE {name} counter\n"

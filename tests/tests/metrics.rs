@@ -2,8 +2,8 @@
 //! with an independent parser of the text format, every family has HELP
 //! and TYPE, names follow Prometheus conventions, and the series an
 //! operator looks for are there and true: build info, latency histograms
-//! and errors by code, per-partition offsets, per-group lag, per-queue
-//! counts.
+//! and errors by code, connections by state, per-partition offsets,
+//! per-group lag, per-queue counts.
 
 use std::collections::BTreeMap;
 
@@ -65,6 +65,8 @@ async fn the_exposition_parses_and_says_what_operators_look_for() {
     assert_eq!((code, out.lines().count()), (0, 6), "{err}");
     assert!(client.describe_topic("nope").await.is_err());
 
+    // A connection that has not said hello yet.
+    let _silent = tokio::net::TcpStream::connect(&broker.addr).await.unwrap();
     let text = scrape(&metrics_addr).await;
     let parsed = Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("parses");
 
@@ -134,4 +136,19 @@ async fn the_exposition_parses_and_says_what_operators_look_for() {
         ),
         0.0
     );
+    let connections = |state| value(&parsed, "ferry_connections", &[("state", state)]);
+    assert!(connections("serving") >= 1.0);
+    assert_eq!(connections("authenticating"), 0.0);
+    // The silent connection is counted once the broker has accepted it.
+    let mut handshaking = 0.0;
+    for _ in 0..200 {
+        let text = scrape(&metrics_addr).await;
+        let parsed = Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+        handshaking = value(&parsed, "ferry_connections", &[("state", "handshaking")]);
+        if handshaking == 1.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(handshaking, 1.0);
 }
