@@ -145,6 +145,9 @@ fn render_groups(out: &mut String, broker: &Broker) -> bool {
     let mut rows = Vec::new();
     let mut members = Vec::new();
     for group in broker.offsets.groups() {
+        if rows.len() == SERIES_PER_FAMILY_LIMIT || members.len() == SERIES_PER_FAMILY_LIMIT {
+            break;
+        }
         let live = broker
             .groups
             .describe(&group)
@@ -193,10 +196,10 @@ fn render_groups(out: &mut String, broker: &Broker) -> bool {
         "Live members of groups with committed offsets.",
         "gauge",
     );
-    for (group, live) in members.iter().take(SERIES_PER_FAMILY_LIMIT) {
+    for (group, live) in &members {
         out.push_str(&format!("{name}{{group=\"{group}\"}} {live}\n"));
     }
-    rows.len() < SERIES_PER_FAMILY_LIMIT && members.len() <= SERIES_PER_FAMILY_LIMIT
+    rows.len() < SERIES_PER_FAMILY_LIMIT && members.len() < SERIES_PER_FAMILY_LIMIT
 }
 
 /// Counts per queue.

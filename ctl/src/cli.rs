@@ -288,9 +288,13 @@ pub fn parse_principal(text: &str) -> Result<String, String> {
 
 /// `KEY=VALUE` of `-H`: the key non-empty (split at the first `=`, so the
 /// value may hold more), the value anything (even empty).
-fn parse_header(text: &str) -> Result<(String, String), String> {
+/// The value is kept as `Bytes`, so each message shares it.
+fn parse_header(text: &str) -> Result<(String, bytes::Bytes), String> {
     match text.split_once('=') {
-        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        Some((key, value)) if !key.is_empty() => Ok((
+            key.to_string(),
+            bytes::Bytes::copy_from_slice(value.as_bytes()),
+        )),
         _ => Err(format!("expected KEY=VALUE, not {text:?}")),
     }
 }
@@ -487,7 +491,7 @@ pub struct ProduceArgs {
     pub key_separator: Option<EscapedBytes>,
     /// Add this header to every message; repeatable (-H a=1 -H b=2).
     #[arg(short = 'H', long = "header", value_name = "KEY=VALUE", value_parser = parse_header)]
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(String, bytes::Bytes)>,
     /// Messages in standard input are separated by these bytes instead of
     /// newlines (escapes \n \t \r \0 \\ \xHH allowed). Empty: all of
     /// standard input is one message.

@@ -119,7 +119,7 @@ fn record_for(message: Bytes, args: &ProduceArgs, deliver_at: Option<i64>) -> Pr
         None => ProducerRecord::new(message),
     };
     for (key, value) in &args.headers {
-        record = record.with_header(key, Bytes::from(value.clone()));
+        record = record.with_header(key, value.clone());
     }
     if let Some(p) = args.partition {
         record = record.with_partition(p);

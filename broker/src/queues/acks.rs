@@ -80,45 +80,11 @@ pub fn apply(state: &mut AckState, op: AckOp) {
             p,
             offsets,
             dead,
-        } => {
-            let Some(acks) = state.queues.get_mut(&q) else {
-                return;
-            };
-            let Some(part) = acks.parts.get_mut(p as usize) else {
-                return;
-            };
-            let attempts = acks.attempts.get_mut(&p);
-            if let Some(attempts) = attempts {
-                for offset in &offsets {
-                    attempts.remove(offset);
-                }
-            }
-            for offset in offsets {
-                if part.insert(offset) {
-                    if dead {
-                        acks.dead_lettered += 1;
-                    } else {
-                        acks.acked += 1;
-                    }
-                }
-            }
-        }
+        } => apply_settle(state, &q, p, offsets, dead),
         AckOp::Delete { q } => {
             state.queues.remove(&q);
         }
-        AckOp::Purge { q, p, end, keep } => {
-            let Some(acks) = state.queues.get_mut(&q) else {
-                return;
-            };
-            let Some(part) = acks.parts.get_mut(p as usize) else {
-                return;
-            };
-            let keep: std::collections::BTreeSet<u64> = keep.into_iter().collect();
-            part.settle_below_except(end, &keep);
-            if let Some(attempts) = acks.attempts.get_mut(&p) {
-                attempts.retain(|offset, _| *offset >= end || keep.contains(offset));
-            }
-        }
+        AckOp::Purge { q, p, end, keep } => apply_purge(state, &q, p, end, keep),
         AckOp::Attempts { q, at } => {
             let Some(acks) = state.queues.get_mut(&q) else {
                 return;
@@ -136,6 +102,46 @@ pub fn apply(state: &mut AckState, op: AckOp) {
                 }
             }
         }
+    }
+}
+
+/// Settles `offsets` of partition `p`, counting them acked or dead.
+fn apply_settle(state: &mut AckState, q: &str, p: u32, offsets: Vec<u64>, dead: bool) {
+    let Some(acks) = state.queues.get_mut(q) else {
+        return;
+    };
+    let Some(part) = acks.parts.get_mut(p as usize) else {
+        return;
+    };
+    if let Some(attempts) = acks.attempts.get_mut(&p) {
+        for offset in &offsets {
+            attempts.remove(offset);
+        }
+    }
+    for offset in offsets {
+        if part.insert(offset) {
+            if dead {
+                acks.dead_lettered += 1;
+            } else {
+                acks.acked += 1;
+            }
+        }
+    }
+}
+
+/// Settles partition `p` below `end` but `keep`, and forgets the delivery
+/// counts of what it settled.
+fn apply_purge(state: &mut AckState, q: &str, p: u32, end: u64, keep: Vec<u64>) {
+    let Some(acks) = state.queues.get_mut(q) else {
+        return;
+    };
+    let Some(part) = acks.parts.get_mut(p as usize) else {
+        return;
+    };
+    let keep: std::collections::BTreeSet<u64> = keep.into_iter().collect();
+    part.settle_below_except(end, &keep);
+    if let Some(attempts) = acks.attempts.get_mut(&p) {
+        attempts.retain(|offset, _| *offset >= end || keep.contains(offset));
     }
 }
 
